@@ -1,0 +1,1 @@
+"""Measurement harness: training/inference probes on synthetic tensors (speed and peak memory)."""

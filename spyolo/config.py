@@ -1,0 +1,337 @@
+"""Typed configuration: YAML files loaded into dataclasses, with ``section.key=value`` overrides.
+
+A config has four sections, ``data``, ``model``, ``train`` and ``eval``, each a dataclass
+below. ``load_config("configs/spyv4_synthetic.yaml", ["train.epochs=3", "model.width=0.5"])``
+reads the file, applies the overrides and checks every key and type: an unknown or
+mistyped key is an error that lists the valid keys of its section.
+
+Override values are parsed as YAML (``train.lr=1e-3`` is a float, ``data.train_sets=[A:trainval,B:trainval]``
+a list, ``train.fptt_alpha_reg=null`` is None).
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "EvalConfig",
+    "Config",
+    "load_config",
+    "apply_overrides",
+    "config_to_dict",
+    "config_from_dict",
+    "save_config",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid."""
+
+
+@dataclass
+class DataConfig:
+    """Where the VOC-format data lives and how it is augmented."""
+
+    # Folder holding VOC year folders (a VOCdevkit, or the synthetic data's parent).
+    root: str = "data/synthetic"
+    # "YEAR_FOLDER:split" pairs relative to root (or absolute), e.g. VOC2007:trainval.
+    train_sets: list[str] = field(default_factory=lambda: ["SYNTH:trainval"])
+    test_sets: list[str] = field(default_factory=lambda: ["SYNTH:test"])
+    # classes.txt path; None: <first year folder>/classes.txt if present, else the 20 VOC names.
+    classes: Union[str, None] = None
+    img_size: int = 416
+    keep_difficult: bool = False  # keep difficult objects in *training* targets
+    skip_bad: bool = False  # skip (and report) bad samples instead of stopping
+    verify_images: bool = False  # decode every image at start-up
+    eval_resize: str = "stretch"  # "stretch" (the paper) or "letterbox"
+    mosaic: float = 0.0  # probability of a 4-image mosaic per training sample
+    scale_min: float = 0.25
+    scale_max: float = 2.0
+    aspect_jitter: float = 0.3
+    hflip: float = 0.5
+    hue: float = 0.1
+    saturation: float = 0.7
+    value: float = 0.4
+    workers: int = 2
+    # Generate the synthetic VOC-format set into root/<first train year folder> when missing.
+    synthetic_train: int = 0
+    synthetic_test: int = 0
+    synthetic_seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    """The detector: SPYv4 (LTC spiking) or its ANN twin."""
+
+    kind: str = "spyv4"  # "spyv4" | "ann"
+    width: float = 1.0
+    timesteps: int = 8
+    anchors: list[list[float]] = field(
+        default_factory=lambda: [[10, 14], [23, 27], [37, 58], [81, 82], [135, 169], [344, 319]]
+    )
+    # Anchors are given in pixels at anchor_ref_size and scaled to data.img_size.
+    anchor_ref_size: int = 416
+    masks: list[list[int]] = field(default_factory=lambda: [[3, 4, 5], [1, 2, 3]])
+    threshold: float = 1.0
+    state_init: str = "zero"  # "zero" | "uniform" (the release's U[0,1) draw)
+    state_seed: int = 0  # seed of the uniform draw at evaluation
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation: FPTT or BPTT, optimiser, schedule, run folder."""
+
+    name: str = "spyv4"
+    out_dir: str = "runs"
+    method: str = "fptt"  # "fptt" | "bptt" (ignored for model.kind=ann)
+    epochs: int = 100
+    batch_size: int = 16
+    optimizer: str = "adam"  # "adam" | "adamw" | "sgd"
+    lr: float = 1e-3
+    momentum: float = 0.937  # SGD momentum / Adam beta1
+    weight_decay: float = 0.0
+    scheduler: str = "cosine"  # "cosine" | "step" | "constant"
+    warmup_epochs: float = 1.0
+    min_lr_ratio: float = 0.01
+    step_milestones: list[float] = field(default_factory=lambda: [0.7, 0.9])  # fractions of training
+    step_gamma: float = 0.1
+    clip_norm: float = 1.0
+    label_smoothing: float = 0.0
+    ignore_thresh: float = 0.5
+    # FPTT (section 4 of the reference)
+    fptt_alpha: float = 0.5  # trace update alpha
+    fptt_alpha_reg: Union[float, None] = None  # regulariser alpha; None -> fptt_alpha
+    fptt_beta: float = 0.5
+    step_weighting: str = "uniform"  # "uniform" (the release) | "linear" (t/T)
+    update_every: int = 1  # FPTT: optimiser step every K timesteps
+    reset_to_average: str = "epoch"  # "epoch" | "never"
+    # Execution
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
+    amp: str = "auto"  # "auto" (bf16 on CUDA) | "bf16" | "off"
+    channels_last: str = "auto"  # "auto" (on CUDA) | "on" | "off"
+    compile: bool = False
+    seed: int = 0
+    deterministic: bool = False
+    eval_every: int = 1  # epochs between mAP evaluations (0: only at the end)
+    log_every: int = 10  # iterations between results logging in the progress bar
+    max_iters_per_epoch: int = 0  # 0: full epoch (a cap for smoke runs)
+
+
+@dataclass
+class EvalConfig:
+    """Post-processing and evaluation."""
+
+    conf_thresh: float = 0.001
+    nms_iou: float = 0.5
+    max_det: int = 300  # cap on boxes per image (0: no cap)
+    iou_threshold: float = 0.5  # VOC match threshold
+    metric: str = "voc07"  # headline metric for best.pt: "voc07" | "area"
+    batch_size: int = 16
+    max_images: int = 0  # 0: the whole test split
+    demo_conf: float = 0.25
+    demo_nms: float = 0.45
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+_SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "eval": EvalConfig}
+
+
+def _closest(name: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(name, valid, n=1)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check/convert ``value`` to the annotated type ``tp``; raise ConfigError naming ``where``."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is list:
+        (item_tp,) = typing.get_args(tp) or (Any,)
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "2e-4" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    raise ConfigError(f"{where}: unsupported type {tp}")
+
+
+_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("data", "eval_resize"): ("stretch", "letterbox"),
+    ("model", "kind"): ("spyv4", "ann"),
+    ("model", "state_init"): ("zero", "uniform"),
+    ("train", "method"): ("fptt", "bptt"),
+    ("train", "optimizer"): ("adam", "adamw", "sgd"),
+    ("train", "scheduler"): ("cosine", "step", "constant"),
+    ("train", "step_weighting"): ("uniform", "linear"),
+    ("train", "reset_to_average"): ("epoch", "never"),
+    ("train", "amp"): ("auto", "bf16", "off"),
+    ("train", "channels_last"): ("auto", "on", "off"),
+    ("eval", "metric"): ("voc07", "area"),
+}
+
+
+def _set_key(cfg: Config, section: str, key: str, value: Any, source: str) -> None:
+    if section not in _SECTION_TYPES:
+        raise ConfigError(
+            f"{source}: unknown section '{section}'.{_closest(section, list(_SECTION_TYPES))} "
+            f"Valid sections: {', '.join(_SECTION_TYPES)}"
+        )
+    sec = getattr(cfg, section)
+    hints = typing.get_type_hints(type(sec))
+    if key not in hints:
+        valid = [f.name for f in fields(sec)]
+        raise ConfigError(
+            f"{source}: unknown key '{section}.{key}'.{_closest(key, valid)} "
+            f"Valid keys of '{section}': {', '.join(valid)}"
+        )
+    value = _coerce(value, hints[key], f"{source}: {section}.{key}")
+    choices = _CHOICES.get((section, key))
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{source}: {section}.{key} must be one of {', '.join(choices)}; got {value!r}")
+    setattr(sec, key, value)
+
+
+def config_from_dict(d: dict, source: str = "<dict>") -> Config:
+    """Build a Config from a nested dict (sections of keys); every key is checked."""
+    cfg = Config()
+    if d is None:
+        return cfg
+    if not isinstance(d, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections, got {type(d).__name__}")
+    for section, values in d.items():
+        if section not in _SECTION_TYPES:
+            raise ConfigError(
+                f"{source}: unknown section '{section}'.{_closest(str(section), list(_SECTION_TYPES))} "
+                f"Valid sections: {', '.join(_SECTION_TYPES)}"
+            )
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: section '{section}' must be a mapping of key: value")
+        for key, value in values.items():
+            _set_key(cfg, section, str(key), value, source)
+    validate(cfg, source)
+    return cfg
+
+
+def validate(cfg: Config, source: str = "config") -> None:
+    """Cross-field checks that single-key typing cannot express."""
+    if cfg.data.img_size % 32 != 0 or cfg.data.img_size <= 0:
+        raise ConfigError(f"{source}: data.img_size must be a positive multiple of 32, got {cfg.data.img_size}")
+    if cfg.model.timesteps < 1:
+        raise ConfigError(f"{source}: model.timesteps must be >= 1")
+    if len(cfg.model.anchors) != 6 or any(len(a) != 2 for a in cfg.model.anchors):
+        raise ConfigError(f"{source}: model.anchors must be six [w, h] pairs")
+    if len(cfg.model.masks) != 2 or any(len(m) != 3 for m in cfg.model.masks):
+        raise ConfigError(f"{source}: model.masks must be two lists of three anchor indices")
+    if any(not 0 <= i < 6 for m in cfg.model.masks for i in m):
+        raise ConfigError(f"{source}: model.masks indices must be in 0..5")
+    if cfg.model.width <= 0:
+        raise ConfigError(f"{source}: model.width must be > 0")
+    if cfg.train.update_every < 1:
+        raise ConfigError(f"{source}: train.update_every must be >= 1")
+    if cfg.train.batch_size < 1 or cfg.train.epochs < 1:
+        raise ConfigError(f"{source}: train.batch_size and train.epochs must be >= 1")
+    if not cfg.data.train_sets or not cfg.data.test_sets:
+        raise ConfigError(f"{source}: data.train_sets and data.test_sets must not be empty")
+
+
+def apply_overrides(cfg: Config, overrides: list[str] | None) -> Config:
+    """Apply ``section.key=value`` strings (values parsed as YAML) to ``cfg`` in place."""
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}': expected section.key=value")
+        dotted, raw = item.split("=", 1)
+        if "." not in dotted:
+            raise ConfigError(
+                f"override '{item}': expected section.key=value with a section "
+                f"({', '.join(_SECTION_TYPES)})"
+            )
+        section, key = dotted.strip().split(".", 1)
+        try:
+            value = yaml.safe_load(raw) if raw.strip() != "" else ""
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override '{item}': cannot parse value: {e}") from None
+        _set_key(cfg, section, key, value, f"override '{item}'")
+    validate(cfg, "overrides")
+    return cfg
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config file (or the defaults when ``path`` is None) and apply overrides."""
+    if path is None:
+        cfg = Config()
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            d = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: invalid YAML: {e}") from None
+        cfg = config_from_dict(d, str(p))
+    return apply_overrides(cfg, overrides)
+
+
+def config_to_dict(cfg: Config) -> dict:
+    return asdict(cfg)
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+

@@ -1,0 +1,77 @@
+"""Build VOC datasets from a :class:`spyolo.config.DataConfig`.
+
+Only attribute access is used on the config, so any object with the fields listed in
+:func:`build_dataset` works.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from spyolo.data.transforms import build_eval_transform, build_train_transform
+from spyolo.data.voc import VOCDataset, load_class_names, parse_sets
+
+
+def ensure_synthetic(cfg: Any) -> None:
+    """Generate the synthetic VOC-style dataset when the config asks for one.
+
+    When ``cfg.synthetic_train > 0`` and the year folder of the first train set
+    (``cfg.root/<year>``) has no ``ImageSets/Main/trainval.txt``, call
+    :func:`spyolo.data.synthetic.generate_synthetic_voc` on it with
+    ``cfg.synthetic_train``, ``cfg.synthetic_test`` and ``cfg.synthetic_seed``, and
+    print one line saying so. Otherwise do nothing.
+    """
+    if cfg.synthetic_train <= 0:
+        return
+    year_dir, _ = parse_sets(cfg.train_sets, cfg.root)[0]
+    if (year_dir / "ImageSets" / "Main" / "trainval.txt").is_file():
+        return
+    from spyolo.data.synthetic import generate_synthetic_voc  # lazy: only needed here
+
+    generate_synthetic_voc(year_dir, cfg.synthetic_train, cfg.synthetic_test, cfg.synthetic_seed)
+    print(
+        f"spyolo: generated a synthetic VOC-style dataset in {year_dir} "
+        f"({cfg.synthetic_train} train, {cfg.synthetic_test} test images, seed {cfg.synthetic_seed})"
+    )
+
+
+def build_dataset(cfg: Any, train: bool) -> VOCDataset:
+    """The training (``train=True``) or test dataset described by ``cfg``.
+
+    Uses ``cfg.root``, ``cfg.train_sets`` / ``cfg.test_sets`` (``"<year>:<split>"``
+    specs), ``cfg.classes`` (a classes file or ``None``; else the first
+    ``classes.txt`` of the train then test year folders, else the 20 VOC classes, so
+    that train and test always agree), ``cfg.img_size``, ``cfg.keep_difficult``,
+    ``cfg.skip_bad``, ``cfg.verify_images``; for training the augmentation fields
+    ``scale_min``, ``scale_max``, ``aspect_jitter``, ``hflip``, ``hue``,
+    ``saturation``, ``value`` and ``mosaic`` (a probability); for testing
+    ``eval_resize`` (``"stretch"`` or ``"letterbox"``). Calls :func:`ensure_synthetic`
+    first.
+    """
+    ensure_synthetic(cfg)
+    train_sets = parse_sets(cfg.train_sets, cfg.root)
+    test_sets = parse_sets(cfg.test_sets, cfg.root)
+    year_dirs: list[Path] = [d for d, _ in train_sets + test_sets]
+    class_names = load_class_names(cfg.classes, year_dirs)
+    if train:
+        transform = build_train_transform(
+            cfg.img_size,
+            scale=(cfg.scale_min, cfg.scale_max),
+            aspect_jitter=cfg.aspect_jitter,
+            hflip=cfg.hflip,
+            hue=cfg.hue,
+            saturation=cfg.saturation,
+            value=cfg.value,
+        )
+    else:
+        transform = build_eval_transform(cfg.img_size, cfg.eval_resize)
+    return VOCDataset(
+        train_sets if train else test_sets,
+        class_names,
+        transform=transform,
+        keep_difficult=cfg.keep_difficult,
+        skip_bad=cfg.skip_bad,
+        verify_images=cfg.verify_images,
+        mosaic_prob=cfg.mosaic if train else 0.0,
+    )

@@ -1,0 +1,5 @@
+"""Training losses."""
+
+from spyolo.loss.yolo import HeadTargets, YOLOLoss, YOLOTargets
+
+__all__ = ["HeadTargets", "YOLOLoss", "YOLOTargets"]

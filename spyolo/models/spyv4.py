@@ -1,0 +1,378 @@
+"""SPYv4 (spiking YOLOv4-tiny with LTC neurons) and its ANN twin.
+
+Both networks are built by one topology class from a *layer factory*: SPYv4 uses
+:class:`~spyolo.snn.ltc.LTCConv2d` (one LTC neuron layer per Conv-BN-LeakyReLU of
+YOLOv4-tiny), the ANN twin uses :class:`ConvBNAct`. The topology is section 2 of
+the reference; at ``width=1`` and a 416x416 input:
+
+==========  ============================================  ============
+name        op                                            output
+==========  ============================================  ============
+conv1       3->32, 3x3, stride 2                          208x208x32
+conv2       32->64, 3x3, stride 2                         104x104x64
+block1      CSP block, c=64 (then 2x2 max-pool)           52x52x128
+block2      CSP block, c=128                              26x26x256
+block3      CSP block, c=256; feat1 = its c4 output       13x13x512
+conv3       512->512, 3x3                                 13x13x512
+conv_p5     512->256, 1x1 (P5)                            13x13x256
+neck1       256->512, 3x3                                 13x13x512
+head1       plain 1x1 conv 512->A*(5+C), with bias        13x13x75
+conv_up     256->128, 1x1, nearest x2 upsample            26x26x128
+neck2       cat[conv_up, feat1] 384->256, 3x3             26x26x256
+head2       plain 1x1 conv 256->A*(5+C), with bias        26x26x75
+==========  ============================================  ============
+
+A CSP block with ``c`` channels: ``c1`` 3x3 c->c (= route); the second half of
+its channels goes through ``c2`` 3x3 c/2->c/2 (= route1) and ``c3`` 3x3
+c/2->c/2; ``c4`` 1x1 c->c maps ``cat[c3, route1]`` to ``feat``; the block
+returns ``maxpool2x2(cat[route, feat])`` (2c channels) and ``feat``.
+
+The module names above are stable: checkpoints, firing-rate tables and SOP
+counts rely on them. Modules are registered in forward order.
+
+Width multiplier: every channel count is multiplied by ``width`` and rounded up
+to a multiple of 8 (minimum 8), which keeps CSP halves integral. The channel
+lists ``(conv1, conv2, block1, block2, block3 c, conv3, conv_p5, neck1, conv_up, neck2)``:
+
+* width 1.0:  32, 64, 64, 128, 256, 512, 256, 512, 128, 256
+* width 0.5:  16, 32, 32, 64, 128, 256, 128, 256, 64, 128
+* width 0.25: 8, 16, 16, 32, 64, 128, 64, 128, 32, 64
+
+Head output layout: ``(B, A*(5+C), H/s, W/s)`` reshapes to ``(B, A, 5+C, H/s, W/s)``
+with channels ``[tx, ty, tw, th, tobj, cls_0..cls_{C-1}]`` per anchor slot; slot
+``j`` of head ``k`` uses anchor ``masks[k][j]``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from spyolo.snn.ltc import LTCConv2d
+from spyolo.snn.state import reset_states
+
+__all__ = [
+    "DEFAULT_ANCHORS",
+    "DEFAULT_MASKS",
+    "MODEL_KINDS",
+    "ConvBNAct",
+    "SPYv4",
+    "YOLOv4Tiny",
+    "build_model",
+    "run_timesteps",
+    "scaled_channels",
+]
+
+DEFAULT_ANCHORS: tuple[tuple[float, float], ...] = ((10, 14), (23, 27), (37, 58), (81, 82), (135, 169), (344, 319))
+"""YOLOv4-tiny anchors ``(w, h)`` in pixels at a 416x416 input."""
+
+DEFAULT_MASKS: tuple[tuple[int, ...], ...] = ((3, 4, 5), (1, 2, 3))
+"""Anchor indices of the stride-32 head and the stride-16 head (upstream quirk:
+anchor 0 unused, anchor 3 shared; kept for parity with the release)."""
+
+MODEL_KINDS: tuple[str, ...] = ("spyv4", "ann")
+"""Valid ``ModelConfig.kind`` values for :func:`build_model`."""
+
+LayerFactory = Callable[..., nn.Module]
+"""``factory(in_channels, out_channels, kernel_size, stride=..., bias=..., upsample=...)``."""
+
+
+def scaled_channels(channels: int, width: float) -> int:
+    """Return ``channels * width`` rounded up to a multiple of 8, at least 8."""
+    if not width > 0:
+        raise ValueError(f"width multiplier must be positive, got {width}")
+    # The small epsilon keeps products such as 64 * 0.3 = 19.2000000001 from
+    # rounding up one step too far because of float error.
+    return max(8, 8 * math.ceil(channels * width / 8 - 1e-9))
+
+
+class ConvBNAct(nn.Module):
+    """Conv-BN-LeakyReLU(0.1), the stateless ANN counterpart of :class:`LTCConv2d`.
+
+    With ``upsample=True`` the nearest x2 upsampling is applied after BN and
+    before the activation, the position it has in the LTC layer (where it acts on
+    the current ``I``); nearest upsampling commutes with the elementwise
+    activation, so this equals upsampling the activated output.
+
+    Args:
+        in_channels: Input channels.
+        out_channels: Output channels.
+        kernel_size: Kernel size (odd); padding is ``kernel_size // 2``.
+        stride: Convolution stride.
+        bias: Whether the convolution has a bias.
+        upsample: Nearest x2 upsampling of the output.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        bias: bool = False,
+        upsample: bool = False,
+    ) -> None:
+        super().__init__()
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"ConvBNAct: kernel_size must be a positive odd integer, got {kernel_size}")
+        self.upsample = upsample
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2, bias=bias)
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.act = nn.LeakyReLU(0.1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply conv, BN, optional upsampling and LeakyReLU."""
+        y = self.bn(self.conv(x))
+        if self.upsample:
+            y = F.interpolate(y, scale_factor=2.0, mode="nearest")
+        return self.act(y)
+
+    def extra_repr(self) -> str:
+        return f"upsample={self.upsample}"
+
+
+class _CSPBlock(nn.Module):
+    """YOLOv4-tiny CSP block; ``forward`` returns ``(pooled 2c output, feat)``."""
+
+    def __init__(self, layer: LayerFactory, in_channels: int, channels: int) -> None:
+        super().__init__()
+        if channels % 2:
+            raise ValueError(f"CSP block needs an even channel count, got {channels}")
+        half = channels // 2
+        self.half = half
+        self.c1 = layer(in_channels, channels, 3, stride=1, bias=False, upsample=False)
+        self.c2 = layer(half, half, 3, stride=1, bias=False, upsample=False)
+        self.c3 = layer(half, half, 3, stride=1, bias=False, upsample=False)
+        self.c4 = layer(channels, channels, 1, stride=1, bias=False, upsample=False)
+        self.pool = nn.MaxPool2d(2, 2)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        route = self.c1(x)
+        route1 = self.c2(route[:, self.half :])
+        y = self.c3(route1)
+        feat = self.c4(torch.cat([y, route1], dim=1))
+        return self.pool(torch.cat([route, feat], dim=1)), feat
+
+
+class _YOLOv4TinyTopology(nn.Module):
+    """Shared YOLOv4-tiny topology; subclasses choose the layer factory.
+
+    Args:
+        layer: Factory called as ``layer(in, out, k, stride=, bias=, upsample=)``.
+        standalone_bias: Conv bias of the layers outside the CSP blocks.
+        num_classes: Number of object classes ``C``.
+        width: Channel multiplier (see the module docstring).
+        anchors: Anchor ``(w, h)`` pairs in pixels at ``anchor_ref_size``.
+        masks: Anchor indices per head: ``masks[0]`` for stride 32, ``masks[1]``
+            for stride 16.
+        anchor_ref_size: Input size at which ``anchors`` are given.
+    """
+
+    is_spiking: ClassVar[bool] = False
+    strides: tuple[int, int] = (32, 16)
+
+    def __init__(
+        self,
+        layer: LayerFactory,
+        standalone_bias: bool,
+        num_classes: int,
+        width: float,
+        anchors: Sequence[Sequence[float]],
+        masks: Sequence[Sequence[int]],
+        anchor_ref_size: int,
+    ) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        anchor_tensor = torch.tensor([[float(a) for a in pair] for pair in anchors], dtype=torch.float32)
+        if anchor_tensor.ndim != 2 or anchor_tensor.shape[1] != 2 or anchor_tensor.shape[0] == 0:
+            raise ValueError(f"anchors must be a non-empty list of (w, h) pairs, got {anchors!r}")
+        if len(masks) != 2 or any(len(m) == 0 for m in masks):
+            raise ValueError(
+                f"masks must hold two non-empty lists of anchor indices (stride 32, stride 16), got {masks!r}"
+            )
+        for head_mask in masks:
+            for index in head_mask:
+                if not 0 <= int(index) < anchor_tensor.shape[0]:
+                    raise ValueError(f"mask index {index} out of range for {anchor_tensor.shape[0]} anchors")
+        self.num_classes = int(num_classes)
+        self.width = float(width)
+        self.masks: tuple[tuple[int, ...], ...] = tuple(tuple(int(i) for i in m) for m in masks)
+        self.anchor_ref_size = int(anchor_ref_size)
+        self.register_buffer("anchors", anchor_tensor, persistent=False)
+
+        ch = [scaled_channels(c, width) for c in (32, 64, 64, 128, 256, 512, 256, 512, 128, 256)]
+        c_conv1, c_conv2, c_b1, c_b2, c_b3, c_conv3, c_p5, c_neck1, c_up, c_neck2 = ch
+        b = standalone_bias
+        outputs_per_slot = 5 + self.num_classes
+
+        self.conv1 = layer(3, c_conv1, 3, stride=2, bias=b, upsample=False)
+        self.conv2 = layer(c_conv1, c_conv2, 3, stride=2, bias=b, upsample=False)
+        self.block1 = _CSPBlock(layer, c_conv2, c_b1)
+        self.block2 = _CSPBlock(layer, 2 * c_b1, c_b2)
+        self.block3 = _CSPBlock(layer, 2 * c_b2, c_b3)
+        self.conv3 = layer(2 * c_b3, c_conv3, 3, stride=1, bias=b, upsample=False)
+        self.conv_p5 = layer(c_conv3, c_p5, 1, stride=1, bias=b, upsample=False)
+        self.neck1 = layer(c_p5, c_neck1, 3, stride=1, bias=b, upsample=False)
+        self.head1 = nn.Conv2d(c_neck1, len(self.masks[0]) * outputs_per_slot, 1, bias=True)
+        self.conv_up = layer(c_p5, c_up, 1, stride=1, bias=b, upsample=True)
+        self.neck2 = layer(c_up + c_b3, c_neck2, 3, stride=1, bias=b, upsample=False)
+        self.head2 = nn.Conv2d(c_neck2, len(self.masks[1]) * outputs_per_slot, 1, bias=True)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Run the network (one timestep for the spiking model).
+
+        Args:
+            x: Images ``(B, 3, H, W)`` with ``H`` and ``W`` multiples of 32.
+
+        Returns:
+            ``(out13, out26)`` of shapes ``(B, A0*(5+C), H/32, W/32)`` and
+            ``(B, A1*(5+C), H/16, W/16)``.
+        """
+        if x.ndim != 4 or x.shape[1] != 3 or x.shape[-1] % 32 or x.shape[-2] % 32:
+            raise ValueError(
+                f"{type(self).__name__} expects images (B, 3, H, W) with H and W multiples of 32, "
+                f"got shape {tuple(x.shape)}"
+            )
+        y = self.conv2(self.conv1(x))
+        y, _ = self.block1(y)
+        y, _ = self.block2(y)
+        y, feat1 = self.block3(y)
+        p5 = self.conv_p5(self.conv3(y))
+        out13 = self.head1(self.neck1(p5))
+        up = self.conv_up(p5)
+        out26 = self.head2(self.neck2(torch.cat([up, feat1], dim=1)))
+        return out13, out26
+
+    def run(
+        self,
+        x: Tensor,
+        timesteps: int,
+        return_all: bool = False,
+        init: str = "zero",
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor] | list[tuple[Tensor, Tensor]]:
+        """Shortcut for :func:`run_timesteps` ``(self, x, timesteps, ...)``."""
+        return run_timesteps(self, x, timesteps, return_all=return_all, init=init, generator=generator)
+
+
+class SPYv4(_YOLOv4TinyTopology):
+    """Spiking YOLOv4-tiny with LTC neurons (19 LTC layers, analog 1x1 heads).
+
+    Each ``forward`` call advances every neuron one timestep; use
+    :func:`run_timesteps` (or :meth:`run`) to reset the state and run ``T`` steps.
+    At ``num_classes=20`` and ``width=1`` it has 13,956,214 parameters.
+
+    Args:
+        num_classes: Number of object classes.
+        width: Channel multiplier.
+        anchors: Anchor ``(w, h)`` pairs in pixels at ``anchor_ref_size``.
+        masks: Anchor indices of the stride-32 and stride-16 heads.
+        threshold: Firing threshold of every LTC neuron.
+        anchor_ref_size: Input size at which ``anchors`` are given.
+    """
+
+    is_spiking: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        num_classes: int = 20,
+        width: float = 1.0,
+        anchors: Sequence[Sequence[float]] = DEFAULT_ANCHORS,
+        masks: Sequence[Sequence[int]] = DEFAULT_MASKS,
+        threshold: float = 1.0,
+        anchor_ref_size: int = 416,
+    ) -> None:
+        def ltc(
+            in_channels: int, out_channels: int, kernel_size: int, *, stride: int, bias: bool, upsample: bool
+        ) -> nn.Module:
+            return LTCConv2d(
+                in_channels, out_channels, kernel_size, stride=stride, bias=bias, upsample=upsample, threshold=threshold
+            )
+
+        super().__init__(ltc, True, num_classes, width, anchors, masks, anchor_ref_size)
+        self.threshold = float(threshold)
+
+
+class YOLOv4Tiny(_YOLOv4TinyTopology):
+    """The ANN twin of :class:`SPYv4`: same topology with Conv-BN-LeakyReLU layers.
+
+    All Conv-BN layers are bias-free, as in YOLOv4-tiny. ``threshold`` is
+    accepted for signature compatibility and ignored.
+    """
+
+    is_spiking: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        num_classes: int = 20,
+        width: float = 1.0,
+        anchors: Sequence[Sequence[float]] = DEFAULT_ANCHORS,
+        masks: Sequence[Sequence[int]] = DEFAULT_MASKS,
+        threshold: float = 1.0,
+        anchor_ref_size: int = 416,
+    ) -> None:
+        super().__init__(ConvBNAct, False, num_classes, width, anchors, masks, anchor_ref_size)
+
+
+def run_timesteps(
+    model: nn.Module,
+    x: Tensor,
+    timesteps: int,
+    return_all: bool = False,
+    init: str = "zero",
+    generator: torch.Generator | None = None,
+) -> Any:
+    """Reset the model's states and run it for ``timesteps`` steps on the same input.
+
+    Args:
+        model: A detector; if it has ``is_spiking`` False it is run once whatever
+            ``timesteps`` is.
+        x: Input batch, fed unchanged at every step.
+        timesteps: Number of steps ``T`` (>= 1).
+        return_all: Return the list of every step's outputs instead of the last.
+        init: Initial state, ``"zero"`` or ``"uniform"`` (see :func:`spyolo.snn.reset_states`).
+        generator: Generator for the uniform initial state.
+
+    Returns:
+        The last step's outputs, or a list with one entry per step run.
+    """
+    if timesteps < 1:
+        raise ValueError(f"timesteps must be >= 1, got {timesteps}")
+    reset_states(model, init=init, generator=generator)
+    steps = timesteps if getattr(model, "is_spiking", True) else 1
+    if return_all:
+        return [model(x) for _ in range(steps)]
+    for _ in range(steps - 1):
+        model(x)
+    return model(x)
+
+
+def build_model(cfg: Any, num_classes: int) -> nn.Module:
+    """Build the detector described by a ``spyolo.config.ModelConfig``.
+
+    Reads ``cfg.kind`` (``"spyv4"`` or ``"ann"``), ``cfg.width``, ``cfg.anchors``,
+    ``cfg.masks``, ``cfg.threshold`` and, if present, ``cfg.anchor_ref_size``.
+
+    Raises:
+        ValueError: for an unknown ``kind``.
+    """
+    kind = cfg.kind
+    kwargs: dict[str, Any] = dict(
+        num_classes=num_classes,
+        width=cfg.width,
+        anchors=[tuple(a) for a in cfg.anchors],
+        masks=[tuple(m) for m in cfg.masks],
+        threshold=cfg.threshold,
+        anchor_ref_size=getattr(cfg, "anchor_ref_size", 416),
+    )
+    if kind == "spyv4":
+        return SPYv4(**kwargs)
+    if kind == "ann":
+        return YOLOv4Tiny(**kwargs)
+    raise ValueError(f"unknown model kind {kind!r}; valid kinds are {list(MODEL_KINDS)}")

@@ -1,0 +1,69 @@
+"""Optimisers (Adam, AdamW, SGD) with no weight decay on BN and biases, and LR schedules."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+__all__ = ["build_optimizer", "build_scheduler", "LRSchedule"]
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for _name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        # Conv/linear weights decay; BN affine parameters and biases (1-D) do not.
+        (decay if p.ndim > 1 else no_decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def build_optimizer(model: nn.Module, name: str, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    """``name`` in adam | adamw | sgd. Uses the fused CUDA kernels when the model is on CUDA."""
+    groups = _param_groups(model, weight_decay)
+    on_cuda = next(model.parameters()).is_cuda
+    impl = {"fused": True} if on_cuda else {"foreach": True}
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=lr, betas=(momentum, 0.999), **impl)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, betas=(momentum, 0.999), **impl)
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True, **impl)
+    raise ValueError(f"unknown optimizer '{name}'; valid: adam, adamw, sgd")
+
+
+@dataclass
+class LRSchedule:
+    """LR multiplier per iteration: linear warm-up, then cosine, step or constant."""
+
+    total_iters: int
+    warmup_iters: int
+    kind: str = "cosine"
+    min_ratio: float = 0.01
+    milestones: tuple[float, ...] = (0.7, 0.9)
+    gamma: float = 0.1
+
+    def __call__(self, it: int) -> float:
+        if self.warmup_iters > 0 and it < self.warmup_iters:
+            return 0.01 + 0.99 * it / self.warmup_iters
+        if self.kind == "constant":
+            return 1.0
+        span = max(1, self.total_iters - self.warmup_iters)
+        progress = min(1.0, max(0.0, (it - self.warmup_iters) / span))
+        if self.kind == "cosine":
+            return self.min_ratio + (1.0 - self.min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        if self.kind == "step":
+            passed = sum(1 for m in self.milestones if it >= m * self.total_iters)
+            return self.gamma**passed
+        raise ValueError(f"unknown scheduler '{self.kind}'; valid: cosine, step, constant")
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, schedule: LRSchedule) -> torch.optim.lr_scheduler.LambdaLR:
+    """Stepped once per *batch* (not per FPTT optimiser step)."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)

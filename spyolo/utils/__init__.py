@@ -1,0 +1,1 @@
+"""Small shared utilities: devices, precision, seeding, atomic files."""

@@ -1,0 +1,65 @@
+"""Config loading: YAML -> typed dataclasses, overrides, and clear errors for bad keys."""
+
+from pathlib import Path
+
+import pytest
+
+from spyolo.config import ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "configs").glob("*.yaml")))
+def test_shipped_configs_load(name):
+    cfg = load_config(ROOT / "configs" / name)
+    assert cfg.data.img_size % 32 == 0
+    assert cfg.model.kind in ("spyv4", "ann")
+
+
+def test_voc_config_is_the_papers_setup():
+    cfg = load_config(ROOT / "configs" / "spyv4_voc.yaml")
+    assert cfg.data.train_sets == ["VOC2007:trainval", "VOC2012:trainval"]
+    assert cfg.data.test_sets == ["VOC2007:test"]
+    assert cfg.data.img_size == 416 and cfg.model.timesteps == 8
+    assert cfg.model.kind == "spyv4" and cfg.train.method == "fptt"
+
+
+def test_overrides_are_typed():
+    cfg = load_config(
+        ROOT / "configs" / "spyv4_voc.yaml",
+        ["train.epochs=3", "model.width=0.5", "train.lr=2e-4", "data.train_sets=[A:train,B:val]",
+         "train.fptt_alpha_reg=0.1", "data.keep_difficult=true", "data.classes=null"],
+    )
+    assert cfg.train.epochs == 3 and isinstance(cfg.train.epochs, int)
+    assert cfg.model.width == 0.5 and cfg.train.lr == pytest.approx(2e-4)
+    assert cfg.data.train_sets == ["A:train", "B:val"]
+    assert cfg.train.fptt_alpha_reg == pytest.approx(0.1)
+    assert cfg.data.keep_difficult is True and cfg.data.classes is None
+
+
+def test_unknown_key_lists_valid_keys():
+    with pytest.raises(ConfigError) as e:
+        load_config(None, ["train.epoch=3"])
+    msg = str(e.value)
+    assert "unknown key 'train.epoch'" in msg and "Did you mean 'epochs'" in msg
+    assert "Valid keys of 'train'" in msg and "batch_size" in msg
+
+
+def test_unknown_section_and_bad_values(tmp_path):
+    with pytest.raises(ConfigError, match="unknown section 'trian'.*Did you mean 'train'"):
+        load_config(None, ["trian.epochs=3"])
+    with pytest.raises(ConfigError, match="expected an integer"):
+        load_config(None, ["train.epochs=three"])
+    with pytest.raises(ConfigError, match="must be one of fptt, bptt"):
+        load_config(None, ["train.method=rtrl"])
+    with pytest.raises(ConfigError, match="expected section.key=value"):
+        load_config(None, ["epochs=3"])
+    with pytest.raises(ConfigError, match="multiple of 32"):
+        load_config(None, ["data.img_size=100"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  kind: spyv4\n  widht: 0.5\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(bad)
+    assert str(bad) in str(e.value) and "widht" in str(e.value) and "width" in str(e.value)
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "missing.yaml")

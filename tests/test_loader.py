@@ -1,0 +1,171 @@
+"""Collation, seeded data loaders, mosaic through the dataset, and build_dataset."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from spyolo.config import DataConfig
+from spyolo.data.build import build_dataset, ensure_synthetic
+from spyolo.data.loader import build_dataloader, collate_detection
+from spyolo.data.transforms import build_train_transform
+from spyolo.data.voc import VOC_CLASSES, VOCDataset
+
+torch.set_num_threads(1)
+
+
+def make_voc(year: Path, n: int, split: str = "train", seed: int = 0) -> None:
+    """n random 48x64 images, each with two objects, listed in `split`."""
+    rng = np.random.default_rng(seed)
+    for sub in ("JPEGImages", "Annotations", "ImageSets/Main"):
+        (year / sub).mkdir(parents=True, exist_ok=True)
+    ids = [f"{i:06d}" for i in range(n)]
+    for image_id in ids:
+        cv2.imwrite(str(year / "JPEGImages" / f"{image_id}.jpg"), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+        (year / "Annotations" / f"{image_id}.xml").write_text(
+            "<annotation><size><width>64</width><height>48</height><depth>3</depth></size>"
+            "<object><name>dog</name><difficult>0</difficult><bndbox><xmin>5</xmin><ymin>6</ymin>"
+            "<xmax>40</xmax><ymax>30</ymax></bndbox></object>"
+            "<object><name>car</name><difficult>0</difficult><bndbox><xmin>30</xmin><ymin>20</ymin>"
+            "<xmax>64</xmax><ymax>48</ymax></bndbox></object></annotation>"
+        )
+    (year / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(ids) + "\n")
+
+
+def test_collate_shapes_and_batch_index() -> None:
+    batch = [
+        (torch.zeros(3, 8, 8), torch.tensor([[1, 0.5, 0.5, 0.2, 0.2], [2, 0.1, 0.2, 0.3, 0.4]]), {"index": 0}),
+        (torch.ones(3, 8, 8), torch.zeros(0, 5), {"index": 1}),
+        (torch.full((3, 8, 8), 0.5), torch.tensor([[7, 0.9, 0.8, 0.1, 0.1]]), {"index": 2}),
+    ]
+    images, targets, metas = collate_detection(batch)
+    assert images.shape == (3, 3, 8, 8) and images.dtype == torch.float32
+    assert images[1].max() == 1 and images[2, 0, 0, 0] == 0.5
+    torch.testing.assert_close(
+        targets,
+        torch.tensor([[0, 1, 0.5, 0.5, 0.2, 0.2], [0, 2, 0.1, 0.2, 0.3, 0.4], [2, 7, 0.9, 0.8, 0.1, 0.1]]),
+    )
+    assert [m["index"] for m in metas] == [0, 1, 2]
+    empty_images, empty_targets, _ = collate_detection([batch[1]])
+    assert empty_images.shape == (1, 3, 8, 8) and empty_targets.shape == (0, 6)
+    with pytest.raises(ValueError, match="images of one size"):
+        collate_detection([batch[0], (torch.zeros(3, 4, 8), torch.zeros(0, 5), {})])
+
+
+def _epochs(loader, n_epochs: int = 2) -> list[tuple[torch.Tensor, torch.Tensor, list[int]]]:
+    out = []
+    for _ in range(n_epochs):
+        for images, targets, metas in loader:
+            out.append((images, targets, [m["index"] for m in metas]))
+    return out
+
+
+def _same(a, b) -> bool:
+    return len(a) == len(b) and all(
+        torch.equal(x[0], y[0]) and torch.equal(x[1], y[1]) and x[2] == y[2] for x, y in zip(a, b)
+    )
+
+
+def _train_dataset(year: Path, mosaic: float = 0.0) -> VOCDataset:
+    return VOCDataset([(year, "train")], VOC_CLASSES, transform=build_train_transform(64), mosaic_prob=mosaic)
+
+
+def test_loader_is_deterministic_for_a_seed(tmp_path: Path) -> None:
+    make_voc(tmp_path / "V", 6)
+    runs = []
+    for seed in (0, 0, 1):
+        loader = build_dataloader(_train_dataset(tmp_path / "V"), batch_size=4, shuffle=True, workers=0, seed=seed)
+        assert loader.pin_memory == torch.cuda.is_available()
+        runs.append(_epochs(loader))
+    assert _same(runs[0], runs[1])
+    assert not _same(runs[0], runs[2])
+    images, targets, indices = runs[0][0]
+    assert images.shape == (4, 3, 64, 64) and targets.shape[1] == 6
+    assert sorted(runs[0][0][2] + runs[0][1][2]) == list(range(6))  # one epoch covers every sample once
+    assert runs[0][0][2] != runs[0][2][2] or not torch.equal(runs[0][0][0], runs[0][2][0])  # epochs differ
+
+
+def test_loader_with_a_worker_is_deterministic(tmp_path: Path) -> None:
+    make_voc(tmp_path / "V", 4)
+    runs = []
+    for _ in range(2):
+        loader = build_dataloader(_train_dataset(tmp_path / "V"), batch_size=2, shuffle=True, workers=1, seed=3)
+        assert loader.persistent_workers and loader.prefetch_factor == 4
+        runs.append(_epochs(loader))
+        del loader
+    assert _same(runs[0], runs[1])
+
+
+def test_mosaic_through_the_dataset(tmp_path: Path) -> None:
+    make_voc(tmp_path / "V", 4)
+    ds = _train_dataset(tmp_path / "V", mosaic=1.0)
+    ds.set_seed(0)
+    for i in range(len(ds)):
+        image, target, meta = ds[i]
+        assert image.shape == (3, 64, 64) and meta["image_id"] == f"{i:06d}" and meta["letterbox"] is None
+        assert target.shape[1] == 5 and len(target) > 0
+        assert set(target[:, 0].tolist()) <= {VOC_CLASSES.index("dog"), VOC_CLASSES.index("car")}
+        assert target[:, 1:].min() >= 0 and target[:, 1:].max() <= 1
+
+
+def test_ensure_synthetic_and_build_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    calls = []
+
+    def fake_generate(out_dir, n_train, n_test, seed):
+        calls.append((Path(out_dir), n_train, n_test, seed))
+        make_voc(Path(out_dir), n_train, split="trainval", seed=seed)
+        names = [f"{i:06d}" for i in range(n_test)]
+        (Path(out_dir) / "ImageSets" / "Main" / "test.txt").write_text("\n".join(names) + "\n")
+        (Path(out_dir) / "classes.txt").write_text("\n".join(VOC_CLASSES) + "\n")
+        return Path(out_dir)
+
+    monkeypatch.setitem(sys.modules, "spyolo.data.synthetic", types.SimpleNamespace(generate_synthetic_voc=fake_generate))
+    cfg = dataclasses.replace(
+        DataConfig(),
+        root=str(tmp_path),
+        train_sets=["SYN:trainval"],
+        test_sets=["SYN:test"],
+        img_size=64,
+        synthetic_train=3,
+        synthetic_test=2,
+        synthetic_seed=7,
+    )
+    ensure_synthetic(cfg)
+    assert calls == [(tmp_path / "SYN", 3, 2, 7)]
+    assert "generated a synthetic VOC-style dataset in" in capsys.readouterr().out
+    ensure_synthetic(cfg)  # already there: not regenerated
+    assert len(calls) == 1
+
+    train = build_dataset(cfg, train=True)
+    test = build_dataset(cfg, train=False)
+    assert len(calls) == 1
+    assert (len(train), len(test)) == (3, 2)
+    assert train.transform.is_train and test.transform.mode == "stretch"
+    assert train.class_names == list(VOC_CLASSES)
+    image, target, meta = test[0]
+    assert image.shape == (3, 64, 64) and meta["letterbox"] is None
+    # dog VOC (5, 6, 40, 30) -> continuous (4, 5, 40, 30) in 64x48, stretched: normalised the same.
+    torch.testing.assert_close(target[0], torch.tensor([11, 22 / 64, 17.5 / 48, 36 / 64, 25 / 48]))
+
+    letterbox = build_dataset(dataclasses.replace(cfg, eval_resize="letterbox"), train=False)
+    assert letterbox[0][2]["letterbox"] == (1.0, 0, 8)
+
+
+def test_no_synthetic_when_not_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args):
+        raise AssertionError("generator must not be called")
+
+    monkeypatch.setitem(sys.modules, "spyolo.data.synthetic", types.SimpleNamespace(generate_synthetic_voc=fail))
+    make_voc(tmp_path / "VOC2007", 2, split="trainval")
+    cfg = dataclasses.replace(
+        DataConfig(), root=str(tmp_path), train_sets=["VOC2007:trainval"], test_sets=["VOC2007:trainval"]
+    )
+    ensure_synthetic(cfg)
+    assert len(build_dataset(cfg, train=True)) == 2
