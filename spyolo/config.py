@@ -86,6 +86,8 @@ class ModelConfig:
     threshold: float = 1.0
     state_init: str = "zero"  # "zero" | "uniform" (the release's U[0,1) draw)
     state_seed: int = 0  # seed of the uniform draw at evaluation
+    # Heads' objectness/class bias = logit(head_prior) at init (0: PyTorch default, as the release).
+    head_prior: float = 0.01
 
 
 @dataclass

@@ -70,8 +70,11 @@ def evaluate_model(
     bar = tqdm(total=total, desc=desc, unit="img", disable=not progress, leave=False, dynamic_ncols=True)
     try:
         for images, _targets, metas in loader:
-            if settings.max_images > 0 and seen >= settings.max_images:
-                break
+            if settings.max_images > 0:
+                if seen >= settings.max_images:
+                    break
+                keep = settings.max_images - seen  # exactly max_images, whatever the batch size
+                images, metas = images[:keep], metas[:keep]
             images = images.to(device, non_blocking=True)
             if channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)

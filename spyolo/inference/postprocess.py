@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torchvision.ops import batched_nms, box_convert
 
-from spyolo.models.decode import decode_head
+from spyolo.models.decode import decode_head, scale_anchors
 
-__all__ = ["Detections", "HeadSpec", "decode_outputs", "postprocess", "to_original_voc"]
+__all__ = ["Detections", "HeadSpec", "decode_outputs", "head_spec_for", "postprocess", "to_original_voc"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,22 @@ class HeadSpec:
     masks: tuple[tuple[int, ...], ...]  # anchor indices per head
     strides: tuple[int, ...]  # input pixels per cell per head
     num_classes: int
+
+
+def head_spec_for(model: torch.nn.Module, img_size: int, anchor_ref_size: int) -> HeadSpec:
+    """The decoder's view of ``model``'s heads at input size ``img_size``.
+
+    ``model`` may be wrapped (DistributedDataParallel: its ``.module`` is used). Anchors,
+    given in pixels at ``anchor_ref_size``, are scaled to ``img_size``.
+    """
+    core = model.module if hasattr(model, "module") else model
+    anchors = scale_anchors(core.anchors, img_size, anchor_ref_size)
+    return HeadSpec(
+        anchors_px=torch.as_tensor(anchors, dtype=torch.float32),
+        masks=tuple(tuple(int(i) for i in m) for m in core.masks),
+        strides=tuple(int(s) for s in core.strides),
+        num_classes=int(core.num_classes),
+    )
 
 
 @dataclass

@@ -249,6 +249,23 @@ class _YOLOv4TinyTopology(nn.Module):
         out26 = self.head2(self.neck2(torch.cat([up, feat1], dim=1)))
         return out13, out26
 
+    @torch.no_grad()
+    def init_head_priors(self, prior: float = 0.01) -> None:
+        """Set the heads' objectness and class biases to ``logit(prior)``.
+
+        The usual prior-probability initialisation of detection heads (Lin et al., RetinaNet):
+        at the start every slot predicts "no object" with probability ``1 - prior`` instead of
+        0.5, so the thousands of negative slots do not swamp the first updates. The released
+        SPYv4 keeps PyTorch's default head init (``model.head_prior=0`` reproduces that).
+        """
+        if not 0.0 < prior < 1.0:
+            raise ValueError(f"head prior must be in (0, 1), got {prior}")
+        logit = math.log(prior / (1.0 - prior))
+        per_slot = 5 + self.num_classes
+        for head in (self.head1, self.head2):
+            bias = head.bias.view(-1, per_slot)
+            bias[:, 4:].fill_(logit)
+
     def run(
         self,
         x: Tensor,
@@ -371,8 +388,10 @@ def build_model(cfg: Any, num_classes: int) -> nn.Module:
         threshold=cfg.threshold,
         anchor_ref_size=getattr(cfg, "anchor_ref_size", 416),
     )
-    if kind == "spyv4":
-        return SPYv4(**kwargs)
-    if kind == "ann":
-        return YOLOv4Tiny(**kwargs)
-    raise ValueError(f"unknown model kind {kind!r}; valid kinds are {list(MODEL_KINDS)}")
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; valid kinds are {list(MODEL_KINDS)}")
+    model = SPYv4(**kwargs) if kind == "spyv4" else YOLOv4Tiny(**kwargs)
+    prior = float(getattr(cfg, "head_prior", 0.0))
+    if prior > 0:
+        model.init_head_priors(prior)
+    return model

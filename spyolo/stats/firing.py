@@ -27,6 +27,7 @@ class FiringRateMonitor:
         self.enabled = True
         self._spikes: dict[str, torch.Tensor] = {}
         self._counts: dict[str, int] = {name: 0 for name, _ in self.layers}
+        self._samples: dict[str, int] = {name: 0 for name, _ in self.layers}
         self._handles = [m.register_forward_hook(self._make_hook(name)) for name, m in self.layers]
 
     def _make_hook(self, name: str):
@@ -37,12 +38,26 @@ class FiringRateMonitor:
             acc = self._spikes.get(name)
             self._spikes[name] = s if acc is None else acc + s
             self._counts[name] += output.numel()
+            self._samples[name] += int(output.shape[0])
 
         return hook
 
     def reset(self) -> None:
         self._spikes.clear()
         self._counts = {name: 0 for name, _ in self.layers}
+        self._samples = {name: 0 for name, _ in self.layers}
+
+    def totals(self) -> dict[str, tuple[float, int, int]]:
+        """Per layer ``(spikes, neuron_steps, image_steps)`` since the last reset; one host sync.
+
+        ``neuron_steps`` is the number of neuron updates observed (neurons x batch x steps)
+        and ``image_steps`` the number of (image, timestep) pairs, so ``neuron_steps /
+        image_steps`` is the layer's neuron count per image.
+        """
+        names = [n for n, _ in self.layers if n in self._spikes]
+        vals = torch.stack([self._spikes[n] for n in names]).cpu().tolist() if names else []
+        spikes = dict(zip(names, vals))
+        return {n: (float(spikes.get(n, 0.0)), self._counts[n], self._samples[n]) for n, _ in self.layers}
 
     def rates(self) -> dict[str, float]:
         """Per-layer firing rate (spikes per neuron per timestep); one host sync."""

@@ -28,11 +28,11 @@ from tqdm import tqdm
 
 from spyolo.config import Config, config_from_dict, config_to_dict, save_config
 from spyolo.data import build_dataloader, build_dataset
+from spyolo.data.loader import seed_dataset
 from spyolo.inference.evaluate import EvalSettings, evaluate_model
-from spyolo.inference.postprocess import HeadSpec
+from spyolo.inference.postprocess import head_spec_for
 from spyolo.loss import YOLOLoss
 from spyolo.models import build_model
-from spyolo.models.decode import scale_anchors
 from spyolo.stats.firing import FiringRateMonitor
 from spyolo.train.checkpoint import load_checkpoint, pack_rng, save_checkpoint, unpack_rng
 from spyolo.train.fptt import FPTT
@@ -44,24 +44,12 @@ __all__ = ["Trainer", "TrainingDiverged", "head_spec_for", "CSV_FIELDS"]
 
 CSV_FIELDS = [
     "epoch", "iterations", "lr", "loss", "box", "obj", "cls", "firing_rate",
-    "map_voc07", "map_area", "epoch_time_s", "images_per_s",
+    "map_voc07", "map_area", "epoch_time_s", "images_per_s", "peak_mem_mib",
 ]
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
-
-
-def head_spec_for(model: nn.Module, img_size: int, anchor_ref_size: int) -> HeadSpec:
-    """The decoder's view of ``model``'s heads at input size ``img_size``."""
-    core = model.module if hasattr(model, "module") else model
-    anchors = scale_anchors(core.anchors, img_size, anchor_ref_size)
-    return HeadSpec(
-        anchors_px=torch.as_tensor(anchors, dtype=torch.float32),
-        masks=tuple(tuple(int(i) for i in m) for m in core.masks),
-        strides=tuple(int(s) for s in core.strides),
-        num_classes=int(core.num_classes),
-    )
 
 
 @dataclass
@@ -165,6 +153,8 @@ class Trainer:
             self._resume(self.weights_dir / "last.pt")
         if self.dist.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            if not resume:  # a fresh run in a reused folder starts a fresh results table
+                (self.run_dir / "results.csv").unlink(missing_ok=True)
             save_config(cfg, self.run_dir / "args.yaml")
             from torch.utils.tensorboard import SummaryWriter
 
@@ -224,8 +214,10 @@ class Trainer:
         gen = getattr(self.train_loader, "generator", None)
         if gen is not None:
             gen.manual_seed(seed * 1000003 + epoch)
-        if hasattr(self.train_set, "set_epoch"):
-            self.train_set.set_epoch(epoch)
+        if self.cfg.data.workers == 0:
+            # In-process loading: the augmentation stream lives in this process's dataset.
+            # (With workers, each worker re-seeds from the loader's generator seeded above.)
+            seed_dataset(self.train_set, seed * 1000003 + epoch * 101 + self.dist.rank)
         if self.state_gen is not None:
             self.state_gen.manual_seed(seed * 1000003 + epoch * 7919 + self.dist.rank)
         torch.manual_seed(seed * 1000003 + epoch + 7 * self.dist.rank)
@@ -300,8 +292,17 @@ class Trainer:
             "firing_rate": self.monitor.mean_rate() if self.monitor is not None else float("nan"),
             "map_voc07": float("nan"), "map_area": float("nan"), "epoch_time_s": elapsed,
             "images_per_s": n_done * tc.batch_size / max(elapsed, 1e-9),
+            "peak_mem_mib": self._peak_memory() / 2**20,
         }
         return row
+
+    def _peak_memory(self) -> int:
+        """CUDA: max allocated bytes on this device; CPU: this process's peak RSS."""
+        if self.runtime.device.type == "cuda":
+            return int(torch.cuda.max_memory_allocated(self.runtime.device))
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
     def _write_results(self, row: dict) -> None:
         path = self.run_dir / "results.csv"
@@ -317,14 +318,19 @@ class Trainer:
                     self.tb.add_scalar(f"train/{k}" if not k.startswith("map") else f"val/{k}", v, row["epoch"])
             self.tb.flush()
 
-    def fit(self) -> dict:
-        """Train for ``train.epochs`` epochs; returns the last epoch's results row."""
+    def fit(self, stop_after: int | None = None) -> dict:
+        """Train up to ``train.epochs`` epochs; returns the last epoch's results row.
+
+        ``stop_after`` ends this call after that many epochs in total (as an interruption
+        would), leaving a run that ``resume`` continues.
+        """
         tc = self.cfg.train
         row: dict = {}
-        if self.start_epoch >= tc.epochs:
-            self._log(f"nothing to do: the run already finished {tc.epochs} epochs")
+        end = tc.epochs if stop_after is None else min(tc.epochs, stop_after)
+        if self.start_epoch >= end:
+            self._log(f"nothing to do: the run already finished {self.start_epoch} epochs")
             return self.history[-1] if self.history else {}
-        for epoch in range(self.start_epoch, tc.epochs):
+        for epoch in range(self.start_epoch, end):
             row = self.train_epoch(epoch)
             last = epoch == tc.epochs - 1
             do_eval = last or (tc.eval_every > 0 and (epoch + 1) % tc.eval_every == 0)
@@ -347,13 +353,16 @@ class Trainer:
                     self.best = headline
                     save_checkpoint(self.checkpoint(epoch), self.weights_dir / "best.pt")
                 save_checkpoint(self.checkpoint(epoch), self.weights_dir / "last.pt")
+            self.start_epoch = epoch + 1
             if self.dist.world > 1:
                 dist.barrier()
-        if self.tb is not None:
+        if self.tb is not None and end == tc.epochs:
             self.tb.close()
         return row
 
     def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
         if self.monitor is not None:
             self.monitor.close()
         if self.dist.world > 1 and dist.is_initialized():

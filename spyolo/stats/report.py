@@ -1,0 +1,300 @@
+"""Reports of inference statistics: the per-layer spike/operation table and anytime accuracy.
+
+:func:`build_spike_report` combines a :class:`~spyolo.stats.firing.FiringRateMonitor` and a
+:class:`~spyolo.stats.sops.SynOpCounter` that watched the same evaluation into a
+:class:`SpikeReport`: one row per LTC layer and per head, with figures *per image over all
+T timesteps* (neurons are per timestep), totals, and the energy of the spiking network
+beside its ANN twin. It prints as a table and writes JSON and CSV.
+
+:func:`format_per_timestep_table` and :func:`plot_map_per_timestep` present the mAP read
+at every timestep ``t = 1..T`` of one evaluation pass (anytime accuracy).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from spyolo.stats.energy import HOROWITZ_45NM, EnergyCosts
+from spyolo.stats.firing import FiringRateMonitor
+from spyolo.stats.sops import SynOpCounter
+
+__all__ = [
+    "LayerStats",
+    "SpikeReport",
+    "build_spike_report",
+    "format_per_timestep_table",
+    "plot_map_per_timestep",
+]
+
+CSV_COLUMNS = (
+    "layer", "kind", "neurons", "firing_rate", "spikes_per_image", "acs_per_image", "macs_per_image",
+    "energy_uj_per_image",
+)
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """One row of the spike report.
+
+    Attributes:
+        name: LTC layer (``"block2.c3"``) or head (``"head1"``) name.
+        kind: ``"ltc"`` or ``"head"``.
+        neurons: neurons per image (one timestep); 0 for a head.
+        firing_rate: spikes per neuron per timestep, ``None`` for a head.
+        spikes: spikes per image over all timesteps.
+        acs: accumulates per image over all timesteps (spike-driven synaptic convolution).
+        macs: multiply-accumulates per image over all timesteps (tau path; also the
+            synaptic convolution of the layer that reads pixels).
+    """
+
+    name: str
+    kind: str
+    neurons: int
+    firing_rate: float | None
+    spikes: float
+    acs: float
+    macs: float
+
+
+@dataclass(frozen=True)
+class SpikeReport:
+    """Per-layer spike statistics, operation counts and energy of one evaluation."""
+
+    layers: tuple[LayerStats, ...]
+    timesteps: int
+    num_images: int
+    img_size: int
+    ann_macs: float  # per image, one forward pass of the ANN twin
+    costs: EnergyCosts = HOROWITZ_45NM
+
+    # ---------------------------------------------------------------------- totals
+    @property
+    def total_neurons(self) -> int:
+        return sum(r.neurons for r in self.layers)
+
+    @property
+    def total_spikes(self) -> float:
+        return sum(r.spikes for r in self.layers)
+
+    @property
+    def mean_firing_rate(self) -> float:
+        """All spikes / all neuron updates (a neuron-weighted mean over layers)."""
+        steps = self.total_neurons * self.timesteps
+        return self.total_spikes / steps if steps else 0.0
+
+    @property
+    def total_acs(self) -> float:
+        return sum(r.acs for r in self.layers)
+
+    @property
+    def total_macs(self) -> float:
+        return sum(r.macs for r in self.layers)
+
+    @property
+    def energy_j(self) -> float:
+        """Energy per image (all timesteps) of the spiking network, joules."""
+        return self.costs.energy_j(self.total_acs, self.total_macs)
+
+    @property
+    def ann_energy_j(self) -> float:
+        """Energy per image of the ANN twin (one forward pass, all MACs), joules."""
+        return self.costs.energy_j(0.0, self.ann_macs)
+
+    # ---------------------------------------------------------------------- output
+    def format_table(self) -> str:
+        """The per-layer table, totals and the energy comparison as text."""
+        width = max(len("layer"), *(len(r.name) for r in self.layers))
+        header = (
+            f"{'layer':<{width}}  {'neurons':>9}  {'rate %':>7}  {'spikes/img':>10}  "
+            f"{'ACs/img':>9}  {'MACs/img':>9}  {'energy/img':>10}"
+        )
+        lines = [
+            f"Spike statistics: {self.num_images} images at {self.img_size}x{self.img_size}, T={self.timesteps}; "
+            "counts per image over all T timesteps (neurons per timestep)",
+            header,
+            "-" * len(header),
+        ]
+        for r in self.layers:
+            rate = "-" if r.firing_rate is None else f"{100 * r.firing_rate:.2f}"
+            neurons = "-" if r.kind == "head" else f"{r.neurons:d}"
+            spikes = "-" if r.kind == "head" else _si(r.spikes)
+            lines.append(
+                f"{r.name:<{width}}  {neurons:>9}  {rate:>7}  {spikes:>10}  {_si(r.acs):>9}  "
+                f"{_si(r.macs):>9}  {_joules(self.costs.energy_j(r.acs, r.macs)):>10}"
+            )
+        lines.append("-" * len(header))
+        lines.append(
+            f"{'total':<{width}}  {self.total_neurons:>9d}  {100 * self.mean_firing_rate:>7.2f}  "
+            f"{_si(self.total_spikes):>10}  {_si(self.total_acs):>9}  {_si(self.total_macs):>9}  "
+            f"{_joules(self.energy_j):>10}"
+        )
+        ratio = self.energy_j / self.ann_energy_j if self.ann_energy_j > 0 else float("nan")
+        lines += [
+            f"mean firing rate {100 * self.mean_firing_rate:.2f}% (spikes per neuron per timestep)",
+            f"SNN, T={self.timesteps}: {_si(self.total_acs)} ACs + {_si(self.total_macs)} MACs per image "
+            f"-> {_joules(self.energy_j)} per image",
+            f"ANN twin (YOLOv4-tiny, same width), 1 pass: {_si(self.ann_macs)} MACs per image "
+            f"-> {_joules(self.ann_energy_j)} per image",
+            f"energy SNN / ANN: {ratio:.3f}",
+            f"costs: {self.costs.ac_pj:g} pJ per AC, {self.costs.mac_pj:g} pJ per MAC ({self.costs.source})",
+        ]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything in the report, JSON-ready (per-image figures, joules)."""
+        return {
+            "timesteps": self.timesteps,
+            "num_images": self.num_images,
+            "img_size": self.img_size,
+            "units": "per image over all timesteps; neurons per timestep; energy in joules",
+            "layers": [asdict(r) for r in self.layers],
+            "totals": {
+                "neurons": self.total_neurons,
+                "spikes": self.total_spikes,
+                "mean_firing_rate": self.mean_firing_rate,
+                "acs": self.total_acs,
+                "macs": self.total_macs,
+                "energy_j": self.energy_j,
+            },
+            "ann_twin": {"macs": self.ann_macs, "energy_j": self.ann_energy_j},
+            "energy_ratio_snn_over_ann": self.energy_j / self.ann_energy_j if self.ann_energy_j > 0 else None,
+            "costs": {"ac_pj": self.costs.ac_pj, "mac_pj": self.costs.mac_pj, "source": self.costs.source},
+        }
+
+    def write_json(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        return path
+
+    def write_csv(self, path: str | Path) -> Path:
+        """One row per layer and a ``total`` row; columns :data:`CSV_COLUMNS`."""
+        path = Path(path)
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(CSV_COLUMNS)
+            for r in self.layers:
+                writer.writerow([
+                    r.name, r.kind, r.neurons, "" if r.firing_rate is None else f"{r.firing_rate:.6g}",
+                    f"{r.spikes:.6g}", r.acs, r.macs, f"{self.costs.energy_j(r.acs, r.macs) * 1e6:.6g}",
+                ])
+            writer.writerow([
+                "total", "", self.total_neurons, f"{self.mean_firing_rate:.6g}", f"{self.total_spikes:.6g}",
+                self.total_acs, self.total_macs, f"{self.energy_j * 1e6:.6g}",
+            ])
+        return path
+
+
+def _si(value: float) -> str:
+    """``1234567 -> '1.235M'``: three decimals with k/M/G/T prefixes."""
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3f}{prefix}"
+    return f"{value:.1f}" if value != int(value) else f"{int(value)}"
+
+
+def _joules(value: float) -> str:
+    for factor, unit in ((1.0, "J"), (1e-3, "mJ"), (1e-6, "uJ"), (1e-9, "nJ")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3f} {unit}"
+    return f"{value / 1e-12:.3f} pJ"
+
+
+def build_spike_report(
+    monitor: FiringRateMonitor,
+    counter: SynOpCounter,
+    timesteps: int,
+    img_size: int,
+    ann_macs: float,
+    costs: EnergyCosts = HOROWITZ_45NM,
+) -> SpikeReport:
+    """Combine the counts of a monitor and a counter that saw the same forward passes.
+
+    Per-image figures are the totals divided by the (image, timestep) pairs each layer saw,
+    times ``timesteps``. One host sync per source.
+
+    Raises:
+        ValueError: if nothing was counted, or the layers saw different numbers of
+            image-steps (the two were not attached for the same passes).
+    """
+    if timesteps < 1:
+        raise ValueError(f"timesteps must be >= 1, got {timesteps}")
+    firing = monitor.totals()
+    ops = counter.totals()
+    seen = {t.image_steps for t in ops.values()} | {f[2] for f in firing.values()}
+    if seen == {0}:
+        raise ValueError("no forward pass was counted (attach the monitor and counter before running the model)")
+    if len(seen) != 1:
+        raise ValueError(f"layers saw different numbers of image-steps {sorted(seen)}; attach both before the run")
+    image_steps = seen.pop()
+    scale = timesteps / image_steps  # totals -> per image over T steps
+    rows: list[LayerStats] = []
+    for site in counter.sites:
+        if any(r.name == site.layer for r in rows):
+            continue
+        acs = sum(ops[s.name].acs for s in counter.sites if s.layer == site.layer)
+        macs = sum(ops[s.name].macs for s in counter.sites if s.layer == site.layer)
+        if site.layer in firing:
+            spikes, neuron_steps, _ = firing[site.layer]
+            rows.append(LayerStats(
+                name=site.layer,
+                kind="ltc",
+                neurons=int(round(neuron_steps / image_steps)),
+                firing_rate=spikes / neuron_steps if neuron_steps else 0.0,
+                spikes=spikes * scale,
+                acs=acs * scale,
+                macs=macs * scale,
+            ))
+        else:
+            rows.append(LayerStats(site.layer, "head", 0, None, 0.0, acs * scale, macs * scale))
+    return SpikeReport(
+        layers=tuple(rows),
+        timesteps=int(timesteps),
+        num_images=int(round(image_steps / timesteps)),
+        img_size=int(img_size),
+        ann_macs=float(ann_macs),
+        costs=costs,
+    )
+
+
+# --------------------------------------------------------------- anytime accuracy
+
+
+def format_per_timestep_table(per_timestep: Sequence[Mapping[str, Any]]) -> str:
+    """mAP at every timestep (``evaluate_model(..., per_timestep=True)["per_timestep"]``)."""
+    lines = ["Anytime accuracy: mAP read at timestep t (one pass, same neuron states)",
+             f"{'t':>3}  {'mAP VOC2007 11-pt %':>19}  {'mAP area (VOC2010+) %':>21}"]
+    for row in per_timestep:
+        lines.append(f"{int(row['t']):>3}  {100 * row['map_voc07']:>19.2f}  {100 * row['map_area']:>21.2f}")
+    return "\n".join(lines)
+
+
+def plot_map_per_timestep(per_timestep: Sequence[Mapping[str, Any]], path: str | Path, title: str = "") -> Path:
+    """Write a PNG of mAP (both VOC metrics, %) against the timestep ``t``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not per_timestep:
+        raise ValueError("per_timestep is empty: nothing to plot")
+    ts = [int(r["t"]) for r in per_timestep]
+    fig = Figure(figsize=(5.5, 4.0))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(ts, [100 * r["map_voc07"] for r in per_timestep], "o-", label="VOC2007 11-point")
+    ax.plot(ts, [100 * r["map_area"] for r in per_timestep], "s--", label="area (VOC2010+)")
+    ax.set_xlabel("timestep t")
+    ax.set_ylabel("mAP (%)")
+    ax.set_xticks(ts)
+    top = max(max(100 * r["map_voc07"] for r in per_timestep), max(100 * r["map_area"] for r in per_timestep))
+    ax.set_ylim(0.0, max(1.0, 1.1 * top))
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right")
+    ax.set_title(title or "mAP against timestep (anytime accuracy)")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    return path

@@ -1,0 +1,41 @@
+"""FPTT's peak memory does not grow with T; BPTT's does (CPU, a fresh process per run).
+
+Each configuration runs in its own subprocess and reports the process's peak RSS after one
+warm-up and one timed training iteration (real SPYv4, real YOLO loss, real FPTT update).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def _peak(method: str, timesteps: int) -> int:
+    cmd = [
+        sys.executable, "-m", "spyolo.bench.probe", "--method", method, "--timesteps", str(timesteps),
+        "--batch", "8", "--img-size", "128", "--width", "0.5", "--warmup", "1", "--iters", "1",
+        "--device", "cpu", "--threads", "2",
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["peak_kind"] == "cpu_peak_rss"
+    return int(out["peak_bytes"])
+
+
+@pytest.fixture(scope="module")
+def peaks() -> dict:
+    return {(m, t): _peak(m, t) for m in ("fptt", "bptt") for t in (1, 8)}
+
+
+def test_fptt_memory_flat_in_T(peaks):
+    assert peaks[("fptt", 8)] <= 1.10 * peaks[("fptt", 1)], peaks
+
+
+def test_bptt_memory_grows_with_T(peaks):
+    # BPTT keeps all T steps' activations; at this size that is hundreds of MiB more.
+    assert peaks[("bptt", 8)] >= 1.3 * peaks[("bptt", 1)], peaks
+    assert peaks[("bptt", 8)] - peaks[("bptt", 1)] > 4 * abs(peaks[("fptt", 8)] - peaks[("fptt", 1)]), peaks

@@ -1,0 +1,102 @@
+"""Training engine: FPTT/BPTT/ANN runs, exact resume, non-finite stop, run folder contents."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from spyolo.train.checkpoint import load_checkpoint
+from spyolo.train.engine import Trainer, TrainingDiverged
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _rows(run_dir: Path) -> list[dict]:
+    with (run_dir / "results.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("over", [{"train.method": "fptt"}, {"train.method": "bptt"}, {"model.kind": "ann"}])
+def test_methods_train_and_write_a_run_folder(make_tiny_config, tmp_path, over):
+    cfg = make_tiny_config({**over, "train.epochs": 1})
+    tr = Trainer(cfg, tmp_path / "run", progress=False)
+    try:
+        before = [p.detach().clone() for p in tr.core.parameters()]
+        row = tr.fit()
+    finally:
+        tr.close()
+    assert tr.method == ("ann" if over.get("model.kind") == "ann" else over["train.method"])
+    run = tmp_path / "run"
+    for f in ("args.yaml", "results.csv", "weights/last.pt", "weights/best.pt"):
+        assert (run / f).is_file(), f
+    assert list(run.glob("events.out.tfevents.*")), "no TensorBoard events"
+    rows = _rows(run)
+    assert len(rows) == 1 and float(rows[0]["loss"]) > 0
+    assert 0.0 <= row["map_voc07"] <= 1.0 and 0.0 <= row["map_area"] <= 1.0
+    changed = sum(not torch.equal(a, b) for a, b in zip(before, tr.core.parameters()))
+    assert changed > 0.9 * len(before), "training did not update the parameters"
+    if tr.spiking:
+        assert 0.0 < row["firing_rate"] < 1.0
+    ckpt = load_checkpoint(run / "weights" / "last.pt")
+    assert ckpt["epoch"] == 0 and ckpt["class_names"] == tr.class_names
+    assert (ckpt["fptt"] is not None) == (tr.method == "fptt")
+
+
+def test_resume_continues_exactly(make_tiny_config, tmp_path):
+    cfg = make_tiny_config({"train.epochs": 3, "data.mosaic": 0.5})
+    straight = Trainer(cfg, tmp_path / "a", progress=False)
+    straight.fit()
+    straight.close()
+
+    first = Trainer(cfg, tmp_path / "b", progress=False)
+    first.fit(stop_after=1)  # "interrupted" after epoch 1
+    first.close()
+    resumed = Trainer(cfg, tmp_path / "b", resume=True, progress=False)
+    assert resumed.start_epoch == 1
+    resumed.fit()
+    resumed.close()
+
+    a, b = _rows(tmp_path / "a"), _rows(tmp_path / "b")
+    assert [r["epoch"] for r in b] == ["1", "2", "3"]
+    for ra, rb in zip(a, b):
+        for k in ("loss", "box", "obj", "cls", "firing_rate", "map_voc07", "map_area", "lr"):
+            assert float(ra[k]) == pytest.approx(float(rb[k]), rel=1e-5, abs=1e-7), (ra["epoch"], k)
+    for (name, pa), pb in zip(straight.core.state_dict().items(), resumed.core.state_dict().values()):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(make_tiny_config, tmp_path):
+    cfg = make_tiny_config({"train.epochs": 3})
+    tr = Trainer(cfg, tmp_path / "run", progress=False)
+    tr.fit(stop_after=1)
+    good = load_checkpoint(tmp_path / "run" / "weights" / "last.pt")
+    with torch.no_grad():
+        tr.core.conv1.bn.weight.fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match=r"non-finite loss .* at epoch 2, iteration 1"):
+        tr.fit()
+    tr.close()
+    after = load_checkpoint(tmp_path / "run" / "weights" / "last.pt")
+    assert after["epoch"] == good["epoch"] == 0
+    assert all(torch.isfinite(v).all() for v in after["model"].values() if v.is_floating_point())
+
+
+def test_train_cli_and_config_errors(tiny_voc_root, tmp_path):
+    cmd = [
+        sys.executable, str(ROOT / "tools" / "train.py"), "--config", str(ROOT / "configs" / "spyv4_synthetic.yaml"),
+        "--run-dir", str(tmp_path / "cli"), "--no-progress",
+        f"data.root={tiny_voc_root}", "data.img_size=64", "data.workers=0", "data.synthetic_train=0",
+        "model.width=0.25", "model.timesteps=2", "train.epochs=1", "train.batch_size=4",
+        "train.max_iters_per_epoch=2", "eval.max_images=4", "train.device=cpu",
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "mAP VOC2007 11-point" in r.stderr + r.stdout
+    assert (tmp_path / "cli" / "weights" / "best.pt").is_file()
+    bad = subprocess.run(cmd + ["train.epoch=2"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2
+    assert "unknown key 'train.epoch'" in bad.stderr and "Did you mean 'epochs'" in bad.stderr

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""The learning-quality benchmark: SPYv4-FPTT vs SPYv4-BPTT vs the ANN twin, side by side.
+
+    python tools/bench_quality.py --config configs/bench_synthetic_cpu.yaml   # CPU-sized
+    python tools/bench_quality.py --config configs/bench_synthetic.yaml       # full size (GPU)
+    python tools/bench_quality.py --config configs/bench_synthetic.yaml data.root=/data/VOCdevkit \\
+        data.train_sets=[VOC2007:trainval,VOC2012:trainval] data.test_sets=[VOC2007:test]  # real VOC
+
+Each of the three runs is a plain ``tools/train.py`` call with the same config (data, input
+size, epochs, schedule, seed) and one change (``train.method`` or ``model.kind``), followed by
+``tools/eval.py --weights .../last.pt --coco --spikes``. The table (markdown + JSON, in
+``--out``) gives VOC2007 11-point mAP, area mAP, COCO mAP@[.5:.95], mean firing rate, energy per
+image (45 nm figures, docs/spike_stats.md), training wall time and images/s, peak memory, the
+machine, and the exact commands. Targets: FPTT >= 0.95 x BPTT and >= 0.85 x ANN (VOC2007 mAP);
+the difficulty guard wants the ANN twin between 0.6 and 0.9.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import _bootstrap  # noqa: F401
+
+from spyolo.config import load_config
+
+TOOLS = Path(__file__).resolve().parent
+RUNS = {
+    "spyv4_fptt": ["model.kind=spyv4", "train.method=fptt"],
+    "spyv4_bptt": ["model.kind=spyv4", "train.method=bptt"],
+    "ann_twin": ["model.kind=ann"],
+}
+
+
+def _run(cmd: list[str], log: Path) -> float:
+    print("$ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
+    t0 = time.perf_counter()
+    with log.open("w") as f:
+        r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT)
+    dt = time.perf_counter() - t0
+    if r.returncode != 0:
+        tail = log.read_text()[-3000:]
+        sys.exit(f"bench_quality: command failed (exit {r.returncode}), log {log}:\n{tail}")
+    return dt
+
+
+def machine() -> dict:
+    import torch
+
+    info = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+            "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def summarise(name: str, run_dir: Path, eval_json: Path, spikes_json: Path | None, train_s: float) -> dict:
+    with (run_dir / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    res = json.loads(eval_json.read_text())
+    coco = res.get("coco") or {}
+    out = {
+        "run": name,
+        "map_voc07": res["map_voc07"],
+        "map_area": res["map_area"],
+        "map_coco": coco.get("map_coco", res.get("map_coco")),
+        "train_wall_s": train_s,
+        "train_images_per_s": sum(float(r["images_per_s"]) for r in rows) / len(rows),
+        "peak_mem_mib": max(float(r["peak_mem_mib"]) for r in rows),
+        "epochs": len(rows),
+        "final_loss": float(rows[-1]["loss"]),
+    }
+    if spikes_json is not None and spikes_json.is_file():
+        sp = json.loads(spikes_json.read_text())
+        out["firing_rate"] = sp["totals"]["mean_firing_rate"]
+        out["energy_uj"] = 1e6 * sp["totals"]["energy_j"]
+        out["ann_twin_energy_uj"] = 1e6 * sp["ann_twin"]["energy_j"]
+    return out
+
+
+def fmt(v, pct=False, digits=2) -> str:
+    if v is None:
+        return "-"
+    return f"{100 * v:.{digits}f}" if pct else f"{v:.{digits}f}"
+
+
+def markdown(rows: list[dict], meta: dict) -> str:
+    lines = [
+        f"Benchmark `{meta['config']}` on {meta['machine'].get('gpu') or meta['machine']['cpu']} "
+        f"(torch {meta['machine']['torch']}), {meta['date']}",
+        "",
+        "| run | VOC2007 mAP (11-pt) | area mAP | COCO mAP@[.5:.95] | firing rate | energy/image (µJ) | train wall (s) | train img/s | peak mem (MiB) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        energy = r.get("energy_uj")
+        if r["run"] == "ann_twin":
+            energy = next((x.get("ann_twin_energy_uj") for x in rows if x.get("ann_twin_energy_uj")), None)
+        lines.append(
+            f"| {r['run']} | {fmt(r['map_voc07'], True)} | {fmt(r['map_area'], True)} | {fmt(r['map_coco'], True)} | "
+            f"{fmt(r.get('firing_rate'), digits=4)} | {fmt(energy, digits=1)} | {r['train_wall_s']:.0f} | "
+            f"{r['train_images_per_s']:.1f} | {r['peak_mem_mib']:.0f} |"
+        )
+    t = meta["targets"]
+    lines += [
+        "",
+        f"FPTT / BPTT (VOC2007 mAP): {fmt(t['fptt_over_bptt'])} (target >= 0.95); "
+        f"FPTT / ANN: {fmt(t['fptt_over_ann'])} (target >= 0.85); "
+        f"ANN twin in [0.6, 0.9]: {t['ann_in_band']}.",
+        "",
+        "Peak memory: CUDA max allocated (GPU) or the training process's peak RSS (CPU). Energy: "
+        "0.9 pJ per accumulate, 4.6 pJ per multiply-accumulate (45 nm; docs/spike_stats.md); the ANN "
+        "twin's figure is its multiply-accumulates at the same input size.",
+        "",
+        "Commands:",
+        "",
+        *[f"    {c}" for c in meta["commands"]],
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="configs/bench_synthetic_cpu.yaml")
+    p.add_argument("--out", default=None, help="output folder (default runs/<train.name>_quality)")
+    p.add_argument("--runs", default=",".join(RUNS), help=f"subset of {','.join(RUNS)}")
+    p.add_argument("overrides", nargs="*", help="section.key=value overrides applied to every run")
+    args = p.parse_args()
+    cfg = load_config(args.config, args.overrides)  # validates the overrides once, up front
+    out = Path(args.out or f"runs/{cfg.train.name}_quality")
+    out.mkdir(parents=True, exist_ok=True)
+    py = sys.executable
+    rows, commands = [], [" ".join(shlex.quote(a) for a in [py, *sys.argv])]
+    for name in args.runs.split(","):
+        if name not in RUNS:
+            sys.exit(f"bench_quality: unknown run '{name}'; valid: {', '.join(RUNS)}")
+        run_dir = out / name
+        train_cmd = [py, str(TOOLS / "train.py"), "--config", args.config, "--run-dir", str(run_dir), "--exist-ok",
+                     "--no-progress", *args.overrides, *RUNS[name], "train.eval_every=0"]
+        train_s = _run(train_cmd, out / f"{name}_train.log")
+        eval_json = run_dir / "eval" / "metrics.json"
+        eval_cmd = [py, str(TOOLS / "eval.py"), "--weights", str(run_dir / "weights" / "last.pt"), "--coco",
+                    "--json", str(eval_json), "--out", str(run_dir / "eval"), "--no-progress", *args.overrides]
+        spiking = name != "ann_twin"
+        if spiking:
+            eval_cmd.append("--spikes")
+        _run(eval_cmd, out / f"{name}_eval.log")
+        commands += [" ".join(shlex.quote(c) for c in train_cmd), " ".join(shlex.quote(c) for c in eval_cmd)]
+        rows.append(summarise(name, run_dir, eval_json, run_dir / "eval" / "spike_stats.json" if spiking else None, train_s))
+        print(json.dumps(rows[-1]), flush=True)
+    by = {r["run"]: r for r in rows}
+
+    def ratio(a, b):
+        return by[a]["map_voc07"] / by[b]["map_voc07"] if a in by and b in by and by[b]["map_voc07"] > 0 else None
+
+    ann = by.get("ann_twin", {}).get("map_voc07")
+    meta = {
+        "config": args.config, "overrides": args.overrides, "machine": machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commands": commands,
+        "seeds": {"data": cfg.data.synthetic_seed, "train": cfg.train.seed},
+        "targets": {"fptt_over_bptt": ratio("spyv4_fptt", "spyv4_bptt"), "fptt_over_ann": ratio("spyv4_fptt", "ann_twin"),
+                    "ann_in_band": (None if ann is None else 0.6 <= ann <= 0.9)},
+    }
+    (out / "table.json").write_text(json.dumps({"rows": rows, **meta}, indent=2))
+    md = markdown(rows, meta)
+    (out / "table.md").write_text(md)
+    print("\n" + md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
