@@ -123,6 +123,9 @@ class TrainConfig:
     amp: str = "auto"  # "auto" (bf16 on CUDA) | "bf16" | "off"
     channels_last: str = "auto"  # "auto" (on CUDA) | "on" | "off"
     compile: bool = False
+    # Elementwise LTC update: "reference" (plain PyTorch) or "fused" (spyolo/snn/fused.py,
+    # torch.compile'd kernels; Triton on CUDA, C++ on CPU).
+    ltc_backend: str = "reference"
     seed: int = 0
     deterministic: bool = False
     eval_every: int = 1  # epochs between mAP evaluations (0: only at the end)
@@ -223,6 +226,7 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("train", "reset_to_average"): ("epoch", "never"),
     ("train", "amp"): ("auto", "bf16", "off"),
     ("train", "channels_last"): ("auto", "on", "off"),
+    ("train", "ltc_backend"): ("reference", "fused", "fused-eager"),
     ("eval", "metric"): ("voc07", "area"),
 }
 

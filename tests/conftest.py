@@ -13,9 +13,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _few_threads():
-    # Keep the 2-core CI machine responsive; results do not depend on it.
-    torch.set_num_threads(2)
+def _one_thread():
+    """The tests run many tiny ops: one thread avoids OpenMP oversubscription on the shared
+    2-core machines (two threads made tiny models up to 100x slower there); results do not
+    depend on it."""
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

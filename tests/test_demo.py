@@ -29,14 +29,6 @@ CLASSES = ["cat", "dog", "bird"]
 CONF = "0.05"  # low enough for the untrained tiny model to produce boxes
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models: one intra-op thread is fastest and avoids spinning on a busy 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def make_checkpoint(path: Path, timesteps: int = 2, seed: int = 0) -> Path:
     """A tiny untrained SPYv4 checkpoint (64 px, width 0.25) with BN statistics from random images."""

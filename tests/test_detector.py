@@ -57,14 +57,6 @@ def make_checkpoint(path: Path, kind: str = "spyv4", timesteps: int = 2, seed: i
     return path
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models: one intra-op thread is fastest and avoids spinning on a busy 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory) -> Path:

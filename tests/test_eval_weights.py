@@ -29,13 +29,6 @@ TOOL = REPO / "tools" / "eval.py"
 SYNTH_CLASSES = ["circle", "square", "triangle", "star", "hexagon", "cross", "ring", "arrow"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def tiny_cfg(root: Path, kind: str = "spyv4") -> Config:
     cfg = Config()

@@ -18,9 +18,6 @@ from spyolo.data.loader import build_dataloader, collate_detection
 from spyolo.data.transforms import build_train_transform
 from spyolo.data.voc import VOC_CLASSES, VOCDataset
 
-torch.set_num_threads(1)
-
-
 def make_voc(year: Path, n: int, split: str = "train", seed: int = 0) -> None:
     """n random 48x64 images, each with two objects, listed in `split`."""
     rng = np.random.default_rng(seed)

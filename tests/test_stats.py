@@ -31,13 +31,6 @@ from spyolo.stats import (
 T = 2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def calibrated_spyv4(num_classes: int = 3, seed: int = 0) -> SPYv4:
     """A tiny SPYv4 (width 0.25) whose BN statistics come from random images, in eval mode."""

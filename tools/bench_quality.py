@@ -38,6 +38,13 @@ RUNS = {
     "spyv4_bptt": ["model.kind=spyv4", "train.method=bptt"],
     "ann_twin": ["model.kind=ann"],
 }
+# Optional ablations of the FPTT recipe (--runs spyv4_fptt,spyv4_fptt_noavg,...).
+ABLATIONS = {
+    "spyv4_fptt_noavg": ["model.kind=spyv4", "train.method=fptt", "train.reset_to_average=never"],
+    "spyv4_fptt_linear": ["model.kind=spyv4", "train.method=fptt", "train.step_weighting=linear"],
+    "spyv4_fptt_release_alpha": ["model.kind=spyv4", "train.method=fptt", "train.fptt_alpha_reg=0.1"],
+}
+ALL_RUNS = {**RUNS, **ABLATIONS}
 
 
 def _run(cmd: list[str], log: Path) -> float:
@@ -138,7 +145,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="configs/bench_synthetic_cpu.yaml")
     p.add_argument("--out", default=None, help="output folder (default runs/<train.name>_quality)")
-    p.add_argument("--runs", default=",".join(RUNS), help=f"subset of {','.join(RUNS)}")
+    p.add_argument("--runs", default=",".join(RUNS), help=f"comma list from {','.join(ALL_RUNS)}")
     p.add_argument("overrides", nargs="*", help="section.key=value overrides applied to every run")
     args = p.parse_args()
     cfg = load_config(args.config, args.overrides)  # validates the overrides once, up front
@@ -147,11 +154,11 @@ def main() -> int:
     py = sys.executable
     rows, commands = [], [" ".join(shlex.quote(a) for a in [py, *sys.argv])]
     for name in args.runs.split(","):
-        if name not in RUNS:
-            sys.exit(f"bench_quality: unknown run '{name}'; valid: {', '.join(RUNS)}")
+        if name not in ALL_RUNS:
+            sys.exit(f"bench_quality: unknown run '{name}'; valid: {', '.join(ALL_RUNS)}")
         run_dir = out / name
         train_cmd = [py, str(TOOLS / "train.py"), "--config", args.config, "--run-dir", str(run_dir), "--exist-ok",
-                     "--no-progress", *args.overrides, *RUNS[name], "train.eval_every=0"]
+                     "--no-progress", *args.overrides, *ALL_RUNS[name], "train.eval_every=0"]
         train_s = _run(train_cmd, out / f"{name}_train.log")
         eval_json = run_dir / "eval" / "metrics.json"
         eval_cmd = [py, str(TOOLS / "eval.py"), "--weights", str(run_dir / "weights" / "last.pt"), "--coco",

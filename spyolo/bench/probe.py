@@ -2,40 +2,99 @@
 
 ``python -m spyolo.bench.probe --method fptt --timesteps 8 --batch 4 --img-size 160 --width 0.5``
 prints one JSON line: seconds per iteration (median of the timed iterations), images/s, ms per
-image-timestep, and peak memory (CUDA: ``torch.cuda.max_memory_allocated``; CPU: the process's
-peak RSS, so run one configuration per fresh process to compare peaks).
+image-timestep, and peak memory (CUDA: ``torch.cuda.max_memory_allocated`` over the timed
+iterations; CPU: the process's peak RSS, so run one configuration per fresh process to compare
+peaks).
 
 It runs the real :class:`~spyolo.train.steps.TrainStep` (real YOLO loss, real FPTT update) on
-random images with a few random boxes each, so it needs no dataset.
+random images with a few random boxes each, so it needs no dataset. ``method="infer"`` runs
+``T`` no-grad steps of the model in eval mode instead.
+
+One iteration is one batch: ``T`` timesteps for FPTT, BPTT and inference, one step for the ANN
+twin. Timing is synchronised (``torch.cuda.synchronize`` before reading the clock) and follows
+``warmup`` untimed iterations (which include any compilation).
+
+:class:`ProbeSession` builds the model, data and optimiser once and measures several ``T``
+on them, so a compiled model is compiled once per input shape and reused across ``T``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
 
 import torch
+from torch import nn
 
+from spyolo.bench.flops import forward_flops_per_image
+from spyolo.bench.syncs import host_sync_error
 from spyolo.loss import YOLOLoss
 from spyolo.models import SPYv4, YOLOv4Tiny
 from spyolo.models.decode import scale_anchors
 from spyolo.snn import reset_states
+from spyolo.snn.ltc import StateLayout, init_states, set_ltc_backend, state_layouts
 from spyolo.train.fptt import FPTT
 from spyolo.train.optim import build_optimizer
 from spyolo.train.steps import StepSettings, TrainStep
-from spyolo.utils.runtime import resolve_runtime
+from spyolo.utils.runtime import Runtime, resolve_runtime
 
-__all__ = ["ProbeConfig", "run_probe", "random_batch", "peak_rss_bytes"]
+__all__ = [
+    "METHODS",
+    "ProbeConfig",
+    "ProbeSession",
+    "configure_compiler",
+    "peak_rss_bytes",
+    "random_batch",
+    "run_probe",
+]
+
+METHODS: tuple[str, ...] = ("fptt", "bptt", "ann", "infer")
+"""Valid values of :attr:`ProbeConfig.method`."""
+
+COMPILE_MODES: tuple[str, ...] = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+"""Valid values of :attr:`ProbeConfig.compile_mode` (``torch.compile``'s ``mode``)."""
 
 
 @dataclass
 class ProbeConfig:
-    method: str = "fptt"  # fptt | bptt | ann | infer
+    """One measured configuration.
+
+    Attributes:
+        method: ``"fptt"``, ``"bptt"``, ``"ann"`` (ANN-twin training step) or ``"infer"``
+            (``T`` no-grad steps of SPYv4).
+        timesteps: ``T`` (ignored for ``"ann"``).
+        batch: Images per batch.
+        img_size: Square input size in pixels (a multiple of 32).
+        width: Channel multiplier of the model.
+        num_classes: Number of classes of the heads and the loss.
+        boxes_per_image: Random ground-truth boxes per image.
+        warmup: Untimed iterations first (compilation happens here; at least 2 when compiled).
+        iters: Timed iterations; the median is reported.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+        amp: ``"auto"`` (bf16 on CUDA, off on CPU), ``"bf16"`` or ``"off"``.
+        channels_last: ``"auto"`` (on CUDA), ``"on"`` or ``"off"``.
+        compile: ``torch.compile`` the model's per-timestep forward.
+        compile_mode: ``torch.compile`` mode (see :data:`COMPILE_MODES`).
+        compile_loss: Also ``torch.compile`` the YOLO loss (training methods).
+        ltc_backend: ``"auto"`` (``"fused"`` on CUDA, ``"reference"`` on CPU) or one of
+            :data:`spyolo.snn.ltc.LTC_BACKENDS`.
+        flops: Count the forward FLOPs of one timestep (``FlopCounterMode``) and report
+            the achieved TFLOP/s.
+        sync_check: After timing, run one more iteration's time loop with
+            ``torch.cuda.set_sync_debug_mode("error")`` (CUDA only) and report whether
+            it synchronised.
+        seed: Seed of the weights and the random batch.
+        threads: CPU threads (0: torch's default).
+    """
+
+    method: str = "fptt"
     timesteps: int = 8
     batch: int = 4
     img_size: int = 160
@@ -48,8 +107,27 @@ class ProbeConfig:
     amp: str = "auto"
     channels_last: str = "auto"
     compile: bool = False
+    compile_mode: str = "default"
+    compile_loss: bool = False
+    ltc_backend: str = "auto"
+    flops: bool = False
+    sync_check: bool = False
     seed: int = 0
-    threads: int = 0  # CPU threads (0: torch default)
+    threads: int = 0
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first invalid field."""
+        if self.method not in METHODS:
+            raise ValueError(f"ProbeConfig.method must be one of {list(METHODS)}, got {self.method!r}")
+        if self.timesteps < 1 or self.batch < 1 or self.warmup < 0 or self.iters < 1:
+            raise ValueError(
+                f"ProbeConfig: need timesteps >= 1, batch >= 1, warmup >= 0, iters >= 1; got timesteps="
+                f"{self.timesteps}, batch={self.batch}, warmup={self.warmup}, iters={self.iters}"
+            )
+        if self.img_size < 32 or self.img_size % 32:
+            raise ValueError(f"ProbeConfig.img_size must be a positive multiple of 32, got {self.img_size}")
+        if self.compile_mode not in COMPILE_MODES:
+            raise ValueError(f"ProbeConfig.compile_mode must be one of {list(COMPILE_MODES)}, got {self.compile_mode!r}")
 
 
 def peak_rss_bytes() -> int:
@@ -58,6 +136,7 @@ def peak_rss_bytes() -> int:
 
 
 def random_batch(cfg: ProbeConfig, device: torch.device, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random images ``(B, 3, S, S)`` in [0, 1) and ``boxes_per_image`` random target rows per image."""
     images = torch.rand(cfg.batch, 3, cfg.img_size, cfg.img_size, generator=generator).to(device)
     n = cfg.batch * cfg.boxes_per_image
     wh = 0.05 + 0.4 * torch.rand(n, 2, generator=generator)
@@ -74,86 +153,243 @@ def random_batch(cfg: ProbeConfig, device: torch.device, generator: torch.Genera
     return images, rows.to(device)
 
 
+def configure_compiler(recompile_limit: int = 64) -> None:
+    """Raise dynamo's recompile limit so that a benchmark never silently falls back to eager.
+
+    The benchmark compiles several models and step variants in one process; with the default
+    limit (8 graphs per code object) later ones could run uncompiled without notice.
+    """
+    config = torch._dynamo.config
+    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+    setattr(config, name, max(int(getattr(config, name)), recompile_limit))
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def run_probe(cfg: ProbeConfig) -> dict:
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    rt = resolve_runtime(cfg.device, cfg.amp, cfg.channels_last)
-    dev = rt.device
-    spiking = cfg.method != "ann"
-    model_cls = SPYv4 if spiking else YOLOv4Tiny
-    model = model_cls(num_classes=cfg.num_classes, width=cfg.width).to(dev)
-    if rt.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    images, targets = random_batch(cfg, dev, gen)
-    if rt.channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-    run_model = torch.compile(model) if cfg.compile else model
-    steps = cfg.timesteps if spiking else 1
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
-    if cfg.method == "infer":
-        model.eval()
 
-        def one_iter():
-            with torch.no_grad():
-                reset_states(model)
-                for _ in range(steps):
-                    with rt.autocast():
-                        run_model(images)
-    else:
-        anchors = scale_anchors(model.anchors, cfg.img_size, 416)
-        loss_fn = YOLOLoss(anchors, model.masks, cfg.num_classes, strides=model.strides).to(dev)
-        opt = build_optimizer(model, "adam", 1e-4, 0.9, 0.0)
-        fptt = FPTT(model.parameters()) if cfg.method == "fptt" else None
-        step = TrainStep(
-            run_model, loss_fn, opt, StepSettings(cfg.method, cfg.timesteps), rt, fptt=fptt
+class _Inference:
+    """``T`` no-grad steps of a spiking model, states created before the first step when known."""
+
+    def __init__(self, model: nn.Module, run_model: nn.Module, runtime: Runtime) -> None:
+        self.model = model
+        self.run_model = run_model
+        self.runtime = runtime
+        self.layouts: tuple[StateLayout, ...] | None = None
+
+    def __call__(self, images: torch.Tensor, timesteps: int) -> None:
+        self.prepare(images)
+        self.time_loop(images, timesteps)
+
+    def prepare(self, images: torch.Tensor) -> None:
+        if self.layouts is None:
+            reset_states(self.model)
+        else:
+            init_states(self.model, self.layouts, images.device)
+
+    @torch.no_grad()
+    def time_loop(self, images: torch.Tensor, timesteps: int) -> None:
+        with self.runtime.autocast():
+            for t in range(timesteps):
+                if t == 0 and self.layouts is None:
+                    self.model(images)  # lazily created states: uncompiled, then record the layouts
+                    self.layouts = state_layouts(self.model)
+                else:
+                    self.run_model(images)
+
+
+class ProbeSession:
+    """Model, data, loss and optimiser of one configuration, measured at one or more ``T``.
+
+    Args:
+        cfg: The configuration; ``cfg.timesteps`` is the default ``T`` of :meth:`measure`.
+    """
+
+    def __init__(self, cfg: ProbeConfig) -> None:
+        cfg.validate()
+        self.cfg = cfg
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        if cfg.compile:
+            configure_compiler()
+        torch.manual_seed(cfg.seed)
+        self.runtime = resolve_runtime(cfg.device, cfg.amp, cfg.channels_last)
+        dev = self.runtime.device
+        self.spiking = cfg.method != "ann"
+        model: nn.Module = (SPYv4 if self.spiking else YOLOv4Tiny)(num_classes=cfg.num_classes, width=cfg.width)
+        self.ltc_backend = ("fused" if dev.type == "cuda" else "reference") if cfg.ltc_backend == "auto" else cfg.ltc_backend
+        if self.spiking:
+            set_ltc_backend(model, self.ltc_backend)
+        model = model.to(dev)
+        if self.runtime.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        gen = torch.Generator().manual_seed(cfg.seed)
+        self.images, self.targets = random_batch(cfg, dev, gen)
+        if self.runtime.channels_last:
+            self.images = self.images.contiguous(memory_format=torch.channels_last)
+        self.flops_per_image_step = (
+            forward_flops_per_image(model, cfg.img_size, dev, self.runtime.channels_last) if cfg.flops else None
+        )
+        mode = None if cfg.compile_mode == "default" else cfg.compile_mode
+        self.run_model: nn.Module = torch.compile(model, mode=mode) if cfg.compile else model
+        self.loss_fn: YOLOLoss | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.fptt: FPTT | None = None
+        if cfg.method == "infer":
+            model.eval()
+            self.inference = _Inference(model, self.run_model, self.runtime)
+        else:
+            anchors = scale_anchors(model.anchors, cfg.img_size, 416)
+            loss_fn = YOLOLoss(anchors, model.masks, cfg.num_classes, strides=model.strides).to(dev)
+            self.loss_fn = torch.compile(loss_fn, mode=mode) if cfg.compile_loss else loss_fn  # type: ignore[assignment]
+            self.optimizer = build_optimizer(model, "adam", 1e-4, 0.9, 0.0)
+            self.fptt = FPTT(model.parameters()) if cfg.method == "fptt" else None
+
+    def _train_step(self, timesteps: int) -> TrainStep:
+        assert self.loss_fn is not None and self.optimizer is not None
+        return TrainStep(
+            self.run_model, self.loss_fn, self.optimizer, StepSettings(self.cfg.method, timesteps),
+            self.runtime, fptt=self.fptt,
         )
 
-        def one_iter():
+    def iteration_fns(self, timesteps: int) -> tuple[Callable[[], None], Callable[[], None]]:
+        """``(one_iter, sync_checked_iter)``: closures running one iteration at ``T = timesteps``.
+
+        ``sync_checked_iter`` runs the per-batch preparation normally and the time loop under
+        :func:`spyolo.bench.syncs.host_sync_error`.
+        """
+        images, targets = self.images, self.targets
+        if self.cfg.method == "infer":
+            inference = self.inference
+
+            def one_infer() -> None:
+                inference(images, timesteps)
+
+            def checked_infer() -> None:
+                inference.prepare(images)
+                with host_sync_error(images.device):
+                    inference.time_loop(images, timesteps)
+
+            return one_infer, checked_infer
+        step = self._train_step(timesteps)
+
+        def one_train() -> None:
             step(images, targets)
 
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-    for _ in range(cfg.warmup):
-        one_iter()
-    _sync(dev)
-    times = []
-    for _ in range(cfg.iters):
+        def checked_train() -> None:
+            built = step.prepare(images, targets)
+            _sync(images.device)
+            with host_sync_error(images.device):
+                step.time_loop(images, built)
+
+        return one_train, checked_train
+
+    def measure(self, timesteps: int | None = None, warmup: int | None = None, iters: int | None = None) -> dict:
+        """Warm up, time ``iters`` iterations at ``T = timesteps`` and return the result row."""
+        cfg = replace(
+            self.cfg,
+            timesteps=self.cfg.timesteps if timesteps is None else timesteps,
+            warmup=self.cfg.warmup if warmup is None else warmup,
+            iters=self.cfg.iters if iters is None else iters,
+        )
+        cfg.validate()
+        dev = self.runtime.device
+        one_iter, checked_iter = self.iteration_fns(cfg.timesteps)
+        # A new step records the state layouts in its first iteration (step 0 uncompiled); a
+        # compiled model can meet a new graph in the second one (e.g. T = 1, or BPTT's step 0).
+        warmup = max(cfg.warmup, 2) if cfg.compile else cfg.warmup
         t0 = time.perf_counter()
-        one_iter()
+        for _ in range(warmup):
+            one_iter()
         _sync(dev)
-        times.append(time.perf_counter() - t0)
-    sec = statistics.median(times)
-    out = {
-        **asdict(cfg),
-        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-        "torch": torch.__version__,
-        "sec_per_iter": sec,
-        "images_per_s": cfg.batch / sec,
-        "ms_per_image_timestep": 1000 * sec / (cfg.batch * steps),
-        "peak_bytes": (torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else peak_rss_bytes()),
-        "peak_kind": "cuda_max_allocated" if dev.type == "cuda" else "cpu_peak_rss",
-    }
-    return out
+        warmup_s = time.perf_counter() - t0
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+        times = []
+        for _ in range(cfg.iters):
+            _sync(dev)
+            t0 = time.perf_counter()
+            one_iter()
+            _sync(dev)
+            times.append(time.perf_counter() - t0)
+        peak = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else peak_rss_bytes()
+        sync_free: bool | None = None
+        sync_error = ""
+        if cfg.sync_check and dev.type == "cuda":
+            try:
+                checked_iter()
+                _sync(dev)
+                sync_free = True
+            except RuntimeError as e:  # raised by the sync debug mode
+                sync_free = False
+                sync_error = str(e).splitlines()[0][:300]
+        return self._row(cfg, times, warmup_s, peak, sync_free, sync_error)
+
+    def _row(
+        self, cfg: ProbeConfig, times: list[float], warmup_s: float, peak: int, sync_free: bool | None, sync_error: str
+    ) -> dict:
+        dev = self.runtime.device
+        steps = cfg.timesteps if self.spiking else 1
+        sec = statistics.median(times)
+        flops = self.flops_per_image_step
+        # Training: forward + backward = 3 x forward FLOPs; inference: the forward alone.
+        factor = 1 if cfg.method == "infer" else 3
+        tflops = None if flops is None else factor * flops * cfg.batch * steps / sec / 1e12
+        row = {
+            **asdict(cfg),
+            "ltc_backend": self.ltc_backend if self.spiking else "n/a",
+            "amp_dtype": str(self.runtime.amp_dtype).replace("torch.", "") if self.runtime.amp_dtype else "off",
+            "channels_last_on": self.runtime.channels_last,
+            "device_name": _device_name(dev),
+            "torch": torch.__version__,
+            "sec_per_iter": sec,
+            "sec_per_iter_all": times,
+            "warmup_s": warmup_s,
+            "images_per_s": cfg.batch / sec,
+            "ms_per_image_timestep": 1000 * sec / (cfg.batch * steps),
+            "peak_bytes": peak,
+            "peak_gib": peak / 2**30,
+            "peak_kind": "cuda_max_allocated" if dev.type == "cuda" else "cpu_peak_rss",
+            "gflops_per_image_timestep": None if flops is None else flops / 1e9,
+            "tflops_achieved": tflops,
+            "sync_free": sync_free,
+            "sync_error": sync_error,
+        }
+        if tflops is not None and not math.isfinite(tflops):
+            row["tflops_achieved"] = None
+        return row
+
+
+def run_probe(cfg: ProbeConfig) -> dict:
+    """Build a :class:`ProbeSession` for ``cfg`` and measure it at ``cfg.timesteps``."""
+    return ProbeSession(cfg).measure()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """One flag per :class:`ProbeConfig` field (``--img-size``; booleans as ``--compile/--no-compile``)."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in fields(ProbeConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kind = str(f.type)
+        if kind in ("bool", "<class 'bool'>"):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
+        else:
+            typ = {"int": int, "float": float, "str": str}.get(kind, str)
+            p.add_argument(flag, type=typ, default=f.default)
+    p.add_argument("--config-json", help="a ProbeConfig as a JSON object (overrides the other flags)")
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for f in ProbeConfig.__dataclass_fields__.values():
-        flag = "--" + f.name.replace("_", "-")
-        if f.type in ("bool", bool):
-            p.add_argument(flag, action="store_true")
-        else:
-            typ = {"int": int, "float": float, "str": str}.get(str(f.type), str)
-            p.add_argument(flag, type=typ, default=f.default)
-    args = p.parse_args(argv)
-    cfg = ProbeConfig(**vars(args))
+    args = vars(build_parser().parse_args(argv))
+    config_json = args.pop("config_json")
+    cfg = ProbeConfig(**json.loads(config_json)) if config_json else ProbeConfig(**args)
     print(json.dumps(run_probe(cfg)))
     return 0
 

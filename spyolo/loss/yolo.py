@@ -39,6 +39,9 @@ class HeadTargets:
             input pixels.
         box_weight: ``(P,)`` the box-term weight ``2 - w * h`` (``w, h`` in [0, 1]).
         cls: ``(P,)`` int64 class index of each positive.
+        cls_target: ``(P, C)`` float32 class targets (one-hot, label smoothing applied),
+            built here once per batch: ``F.one_hot`` validates its input with a host
+            synchronisation on CUDA, which must not happen inside the time loop.
     """
 
     grid_size: tuple[int, int]
@@ -47,6 +50,7 @@ class HeadTargets:
     box_xyxy: torch.Tensor
     box_weight: torch.Tensor
     cls: torch.Tensor
+    cls_target: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -280,6 +284,7 @@ class YOLOLoss(nn.Module):
                     box_xyxy=px_xyxy[keep_rows],
                     box_weight=box_weight[keep_rows],
                     cls=cls[keep_rows],
+                    cls_target=self._class_targets(cls[keep_rows]),
                 )
             )
 
@@ -305,6 +310,13 @@ class YOLOLoss(nn.Module):
             batch_size=int(batch_size),
             img_size=(img_h, img_w),
         )
+
+    def _class_targets(self, cls: torch.Tensor) -> torch.Tensor:
+        """One-hot class targets ``(P, C)`` with label smoothing ``y(1-eps) + eps/C``."""
+        target = F.one_hot(cls, self.num_classes).to(torch.float32)
+        if self.label_smoothing > 0:
+            target = target * (1.0 - self.label_smoothing) + self.label_smoothing / self.num_classes
+        return target
 
     def forward(
         self, outputs: Sequence[torch.Tensor], built: YOLOTargets
@@ -368,9 +380,7 @@ class YOLOLoss(nn.Module):
             )
             box_sum = box_sum + (ciou_loss * head_targets.box_weight.to(dtype)).sum()
 
-            cls_target = F.one_hot(head_targets.cls, self.num_classes).to(dtype)
-            if self.label_smoothing > 0:
-                cls_target = cls_target * (1.0 - self.label_smoothing) + self.label_smoothing / self.num_classes
+            cls_target = head_targets.cls_target.to(dtype)
             cls_sum = cls_sum + F.binary_cross_entropy_with_logits(pos_logits[:, 5:], cls_target, reduction="sum")
 
         normaliser = built.num_pos.clamp(min=1).to(dtype)

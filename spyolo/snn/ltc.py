@@ -9,18 +9,55 @@ One :class:`LTCConv2d` call advances one timestep (reference section 1)::
     u     = u' * (1 - s)                           hard reset, kept in the graph
 
 The membrane ``u`` is the layer's state ``v`` (see :mod:`spyolo.snn.state`).
+
+The elementwise part of the step runs through one of :data:`LTC_BACKENDS`, chosen per
+layer with :func:`set_ltc_backend`: the pure-PyTorch reference :func:`ltc_update`
+(the default) or the fused kernels of :mod:`spyolo.snn.fused`.
+
+States are created lazily at the first step after a reset. To create them before the
+first step instead (so that a compiled model sees the same kind of input at every
+step), read their layouts once with :func:`state_layouts` and recreate them with
+:func:`init_states` at the start of every later sequence of the same input shape.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import MappingProxyType
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from spyolo.snn.state import StatefulModule
+from spyolo.snn.fused import fused_ltc_update
+from spyolo.snn.state import StatefulModule, reset_states
 from spyolo.snn.surrogate import spike_fn
 
-__all__ = ["LTCConv2d", "ltc_layers", "ltc_update"]
+__all__ = [
+    "LTC_BACKENDS",
+    "LTCConv2d",
+    "StateLayout",
+    "init_states",
+    "ltc_layers",
+    "ltc_update",
+    "set_ltc_backend",
+    "state_layouts",
+    "truncated_states",
+]
+
+LTC_BACKENDS: tuple[str, ...] = ("reference", "fused", "fused-eager")
+"""Implementations of the elementwise LTC update, selectable per layer:
+
+* ``"reference"``: :func:`ltc_update`, plain PyTorch with autograd (the default);
+* ``"fused"``: :func:`spyolo.snn.fused.fused_ltc_update` with ``torch.compile``'d
+  kernels (Triton on CUDA; C++ on CPU, which needs a compiler);
+* ``"fused-eager"``: the same fused autograd function run op by op (no compiler).
+"""
+
+_FUSED_KERNELS_OF_BACKEND = MappingProxyType({"fused": "inductor", "fused-eager": "eager"})
+"""``fused_ltc_update`` kernel mode of each fused backend."""
 
 
 def ltc_update(z: Tensor, current: Tensor, u_prev: Tensor, threshold: float) -> tuple[Tensor, Tensor]:
@@ -70,6 +107,15 @@ class LTCConv2d(StatefulModule):
         bias: Whether the synaptic convolution has a bias.
         upsample: Apply nearest x2 upsampling to ``I`` before the neurons.
         threshold: Firing threshold ``theta``.
+
+    Attributes:
+        ltc_backend: Implementation of the elementwise update, one of
+            :data:`LTC_BACKENDS` (``"reference"`` by default; see :func:`set_ltc_backend`).
+        detach_state: Store the new membrane detached from the graph (default ``False``).
+            Under one-step truncation (FPTT) the stored membrane is detached before it is
+            used again anyway; detaching it at once frees its part of the graph right away
+            and spares a compiled step a gradient output per layer (see
+            :func:`truncated_states`).
     """
 
     def __init__(
@@ -95,8 +141,16 @@ class LTCConv2d(StatefulModule):
         self.bn = nn.BatchNorm2d(out_channels)
         self.tau_conv = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=True)
         self.tau_bn = nn.BatchNorm2d(out_channels)
+        self.ltc_backend: str = "reference"
+        self.detach_state: bool = False
         self.register_memory("v", None)
         self.reset_parameters()
+
+    def __setstate__(self, state: dict) -> None:
+        """Unpickling support: modules pickled before these attributes existed get their defaults."""
+        state.setdefault("ltc_backend", "reference")
+        state.setdefault("detach_state", False)
+        super().__setstate__(state)
 
     def reset_parameters(self) -> None:
         """Xavier-normal weights and zero biases for both convolutions (as the release)."""
@@ -123,15 +177,24 @@ class LTCConv2d(StatefulModule):
                 f"{tuple(current.shape)}; call spyolo.snn.reset_states(model) before changing batch size or resolution"
             )
         z = self.tau_bn(self.tau_conv(current + u_prev))
-        spikes, u_new = ltc_update(z.to(state_dtype), current.to(state_dtype), u_prev, self.threshold)
-        self.v = u_new
-        return spikes.to(current.dtype)
+        if self.ltc_backend == "reference":
+            spikes, u_new = ltc_update(z.to(state_dtype), current.to(state_dtype), u_prev, self.threshold)
+            spikes = spikes.to(current.dtype)
+        else:
+            kernels = _FUSED_KERNELS_OF_BACKEND.get(self.ltc_backend)
+            if kernels is None:
+                raise ValueError(
+                    f"LTCConv2d: unknown ltc_backend {self.ltc_backend!r}; valid values are {list(LTC_BACKENDS)}"
+                )
+            spikes, u_new = fused_ltc_update(z, current, u_prev, self.threshold, kernels=kernels)
+        self.v = u_new.detach() if self.detach_state else u_new
+        return spikes
 
     def extra_repr(self) -> str:
         state = "None" if self.v is None else str(tuple(self.v.shape))
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-            f"upsample={self.upsample}, threshold={self.threshold}, v={state}"
+            f"upsample={self.upsample}, threshold={self.threshold}, backend={self.ltc_backend}, v={state}"
         )
 
 
@@ -142,3 +205,112 @@ def ltc_layers(model: nn.Module) -> list[tuple[str, LTCConv2d]]:
     of :mod:`spyolo.models` register their layers in forward order.
     """
     return [(name, module) for name, module in model.named_modules() if isinstance(module, LTCConv2d)]
+
+
+def set_ltc_backend(model: nn.Module, backend: str) -> int:
+    """Choose the implementation of the elementwise update for every LTC layer of ``model``.
+
+    Args:
+        model: Any module (wrappers such as DDP or ``torch.compile`` included: their
+            submodules are the wrapped model's).
+        backend: One of :data:`LTC_BACKENDS`.
+
+    Returns:
+        The number of layers set.
+
+    Raises:
+        ValueError: for an unknown backend.
+    """
+    if backend not in LTC_BACKENDS:
+        raise ValueError(f"unknown LTC backend {backend!r}; valid values are {list(LTC_BACKENDS)}")
+    layers = ltc_layers(model)
+    for _name, layer in layers:
+        layer.ltc_backend = backend
+    return len(layers)
+
+
+@contextmanager
+def truncated_states(model: nn.Module, enabled: bool = True) -> Iterator[None]:
+    """Within the block, every LTC layer of ``model`` stores its new membrane detached.
+
+    For one-step truncated training (FPTT), where the membranes are detached before every
+    step anyway: the results are unchanged, but each step's graph ends at the spikes. The
+    layers' previous ``detach_state`` values are restored on exit.
+
+    Args:
+        model: The model (wrappers included).
+        enabled: ``False`` makes the block a no-op (convenient for BPTT).
+    """
+    layers = [layer for _name, layer in ltc_layers(model)] if enabled else []
+    previous = [layer.detach_state for layer in layers]
+    for layer in layers:
+        layer.detach_state = True
+    try:
+        yield
+    finally:
+        for layer, value in zip(layers, previous):
+            layer.detach_state = value
+
+
+@dataclass(frozen=True)
+class StateLayout:
+    """Shape, dtype and memory layout of one LTC layer's membrane."""
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+    channels_last: bool
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """``torch.channels_last`` or ``torch.contiguous_format``."""
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+
+def state_layouts(model: nn.Module) -> tuple[StateLayout, ...] | None:
+    """Layouts of the current membranes of ``model``'s LTC layers, in :func:`ltc_layers` order.
+
+    Returns ``None`` if some layer has no membrane yet (no step since the last reset),
+    and an empty tuple for a model without LTC layers.
+    """
+    layouts = []
+    for _name, layer in ltc_layers(model):
+        v = layer.v
+        if v is None:
+            return None
+        channels_last = v.dim() == 4 and v.is_contiguous(memory_format=torch.channels_last) and not v.is_contiguous()
+        layouts.append(StateLayout(tuple(v.shape), v.dtype, channels_last))
+    return tuple(layouts)
+
+
+def init_states(
+    model: nn.Module,
+    layouts: tuple[StateLayout, ...],
+    device: torch.device,
+    init: str = "zero",
+    generator: torch.Generator | None = None,
+) -> None:
+    """Reset ``model`` and create every LTC membrane now instead of at the first step.
+
+    Equivalent to ``reset_states(model, init, generator)`` followed by a first step
+    whose layers find states of the given layouts: the first step then runs exactly
+    like every later one (no ``None`` state), which keeps a compiled model to one graph.
+    Uniform draws are consumed in :func:`ltc_layers` order, which for the models of
+    :mod:`spyolo.models` is the forward order, so the initial states equal those of
+    the lazy path for the same generator state.
+
+    Args:
+        model: The model (wrappers included).
+        layouts: From :func:`state_layouts` after a step on inputs of the same shape.
+        device: Device of the states.
+        init: ``"zero"`` or ``"uniform"``.
+        generator: Generator of the uniform draws.
+
+    Raises:
+        ValueError: if ``layouts`` does not have one entry per LTC layer.
+    """
+    layers = ltc_layers(model)
+    if len(layouts) != len(layers):
+        raise ValueError(f"init_states: got {len(layouts)} state layouts for {len(layers)} LTC layers")
+    reset_states(model, init=init, generator=generator)
+    for (_name, layer), layout in zip(layers, layouts):
+        layer.v = layer.new_memory(layout.shape, device, layout.dtype, layout.memory_format)

@@ -33,6 +33,7 @@ from spyolo.inference.evaluate import EvalSettings, evaluate_model
 from spyolo.inference.postprocess import head_spec_for
 from spyolo.loss import YOLOLoss
 from spyolo.models import build_model
+from spyolo.snn.ltc import set_ltc_backend
 from spyolo.stats.firing import FiringRateMonitor
 from spyolo.train.checkpoint import load_checkpoint, pack_rng, save_checkpoint, unpack_rng
 from spyolo.train.fptt import FPTT
@@ -111,6 +112,8 @@ class Trainer:
         model = build_model(cfg.model, num_classes=len(self.class_names)).to(self.runtime.device)
         if self.runtime.channels_last:
             model = model.to(memory_format=torch.channels_last)
+        if self.cfg.model.kind == "spyv4":
+            set_ltc_backend(model, tc.ltc_backend)
         self.core = model
         self.spiking = bool(getattr(model, "is_spiking", False))
         self.method = tc.method if self.spiking else "ann"
@@ -243,7 +246,7 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> dict:
-        cfg, tc = self.cfg, self.cfg.train
+        tc = self.cfg.train
         self.model.train()
         self._set_epoch(epoch)
         iters = self._iters_per_epoch()

@@ -7,8 +7,19 @@ step, trace update. Memory holds one step's graph, whatever T is.
 
 BPTT: the same per-step losses summed over T, one backward through all steps, one update.
 
-The targets are built once per batch and reused at every timestep. Nothing here reads a
-value back to the host: the returned loss parts are device tensors.
+A call is two phases, also available separately (:meth:`TrainStep.prepare`,
+:meth:`TrainStep.time_loop`):
+
+* ``prepare`` builds the targets once per batch (the only place that reads values back to
+  the host, to size tensors), clears the gradients and resets the neuron states;
+* ``time_loop`` runs the T timesteps and the updates without any host-device
+  synchronisation: the returned loss parts are device tensors.
+
+States are created before the first step (:func:`spyolo.snn.ltc.init_states`) once their
+layouts for an input shape are known: the first batch of each new input shape runs its first
+step (BPTT: all its steps) with lazily created states through the uncompiled model and records
+the layouts. A compiled model therefore sees a state tensor at every step it runs and needs one
+graph per input shape (BPTT: two, the first step's state needing no gradient), whatever T is.
 """
 
 from __future__ import annotations
@@ -19,7 +30,9 @@ import torch
 from torch import nn
 
 from spyolo.loss import YOLOLoss
+from spyolo.loss.yolo import YOLOTargets
 from spyolo.snn import detach_states, reset_states
+from spyolo.snn.ltc import StateLayout, init_states, state_layouts, truncated_states
 from spyolo.train.fptt import FPTT
 from spyolo.utils.runtime import Runtime
 
@@ -28,18 +41,39 @@ __all__ = ["StepSettings", "TrainStep"]
 
 @dataclass
 class StepSettings:
+    """What one :class:`TrainStep` call does.
+
+    Attributes:
+        method: ``"fptt"``, ``"bptt"`` or ``"ann"``.
+        timesteps: ``T`` (ignored for ``"ann"``).
+        step_weighting: ``"uniform"`` (every step 1, the release) or ``"linear"`` (step t by t/T).
+        update_every: FPTT: optimiser update every K steps (and at the last step).
+        clip_norm: Global gradient-norm clip (0 disables).
+        state_init: Initial membrane, ``"zero"`` or ``"uniform"``.
+        eager_states: Create the states before the first step once their layouts are known
+            (same values as lazy creation; keeps a compiled model to one graph).
+    """
+
     method: str  # "fptt" | "bptt" | "ann"
     timesteps: int
     step_weighting: str = "uniform"  # "uniform" | "linear"
     update_every: int = 1
     clip_norm: float = 1.0
     state_init: str = "zero"
+    eager_states: bool = True
+
+
+_LayoutKey = tuple[tuple[int, ...], torch.dtype, torch.device, bool, torch.dtype | None, torch.dtype]
 
 
 class TrainStep:
     """Callable running one batch; returns device tensors ``{"loss","box","obj","cls","num_pos"}``.
 
     ``loss`` is the mean over timesteps of the (unweighted) per-step YOLO loss, for logging.
+
+    ``model`` may be the plain model, a ``torch.compile`` wrapper of it, or DDP (compiled or
+    not); the wrapper's ``_orig_mod`` is used for the uncompiled first steps described in the
+    module docstring.
     """
 
     def __init__(
@@ -56,7 +90,10 @@ class TrainStep:
             raise ValueError("method 'fptt' needs an FPTT instance")
         if settings.method not in ("fptt", "bptt", "ann"):
             raise ValueError(f"unknown training method '{settings.method}'; valid: fptt, bptt, ann")
+        if settings.method != "ann" and settings.timesteps < 1:
+            raise ValueError(f"timesteps must be >= 1, got {settings.timesteps}")
         self.model = model
+        self.eager_model: nn.Module = getattr(model, "_orig_mod", model)
         self.loss_fn = loss_fn
         self.optimizer = optimizer
         self.settings = settings
@@ -71,11 +108,14 @@ class TrainStep:
             self.weights = [1.0] * steps
         else:
             raise ValueError(f"unknown step weighting '{settings.step_weighting}'; valid: uniform, linear")
+        self._layouts: dict[_LayoutKey, tuple[StateLayout, ...]] = {}
+        self._record_key: _LayoutKey | None = None
+        self._lazy_batch = False
 
     # -- helpers -------------------------------------------------------------------------
-    def _forward_loss(self, images: torch.Tensor, built) -> tuple[torch.Tensor, dict]:
+    def _forward_loss(self, model: nn.Module, images: torch.Tensor, built: YOLOTargets) -> tuple[torch.Tensor, dict]:
         with self.runtime.autocast():
-            outs = self.model(images)
+            outs = model(images)
         return self.loss_fn(outs, built)
 
     def _update(self) -> None:
@@ -94,35 +134,96 @@ class TrainStep:
             [loss.detach().float(), parts["box"].float(), parts["obj"].float(), parts["cls"].float(), parts["num_pos"].float()]
         )
 
-    # -- the step ------------------------------------------------------------------------
-    def __call__(self, images: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _layout_key(self, images: torch.Tensor) -> _LayoutKey:
+        channels_last = images.dim() == 4 and images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous()
+        param_dtype = self.params[0].dtype if self.params else torch.float32
+        return (tuple(images.shape), images.dtype, images.device, channels_last, self.runtime.amp_dtype, param_dtype)
+
+    def _reset_states(self, images: torch.Tensor) -> None:
+        """Reset the neuron states; create them now if their layouts for this input are known."""
         s = self.settings
+        key = self._layout_key(images)
+        layouts = self._layouts.get(key) if s.eager_states else None
+        if layouts is None:
+            reset_states(self.model, init=s.state_init, generator=self.state_generator)
+            self._record_key = key if s.eager_states else None
+        else:
+            init_states(self.eager_model, layouts, images.device, init=s.state_init, generator=self.state_generator)
+            self._record_key = None
+        self._lazy_batch = self._record_key is not None
+
+    def _step_model(self, t: int) -> nn.Module:
+        """The model for step ``t``: uncompiled for a first step with lazily created states.
+
+        BPTT runs the whole of such a batch uncompiled: one backward pass must not span
+        uncompiled and compiled BatchNorm steps (the compiled ones update the running
+        statistics with in-place copies, which invalidates what the uncompiled ones saved).
+        """
+        if self._lazy_batch and (t == 0 or self.settings.method == "bptt"):
+            return self.eager_model
+        return self.model
+
+    def _record_layouts(self) -> None:
+        """After the first lazily-created step: remember the state layouts for this input."""
+        if self._record_key is not None:
+            layouts = state_layouts(self.eager_model)
+            if layouts is not None:
+                self._layouts[self._record_key] = layouts
+            self._record_key = None
+
+    # -- the step ------------------------------------------------------------------------
+    def prepare(self, images: torch.Tensor, targets: torch.Tensor) -> YOLOTargets:
+        """Per-batch set-up before the time loop: build targets, clear gradients, reset states.
+
+        Building the targets reads a few values back to the host (to size tensors); nothing
+        after this does.
+        """
         h, w = images.shape[-2:]
         built = self.loss_fn.build_targets(targets, images.shape[0], [(h // 32, w // 32), (h // 16, w // 16)], (h, w))
         self.optimizer.zero_grad(set_to_none=True)
+        if self.settings.method != "ann":
+            self._reset_states(images)
+        return built
+
+    def time_loop(self, images: torch.Tensor, built: YOLOTargets) -> torch.Tensor:
+        """Run the timesteps and updates of one batch after :meth:`prepare`; no host sync.
+
+        Returns:
+            A device tensor ``[loss, box, obj, cls, num_pos]``, each the mean over timesteps.
+        """
+        s = self.settings
         if s.method == "ann":
-            loss, parts = self._forward_loss(images, built)
+            loss, parts = self._forward_loss(self.model, images, built)
             loss.backward()
             self._update()
-            acc = self._stack(loss, parts)
-        else:
-            reset_states(self.model, init=s.state_init, generator=self.state_generator)
-            acc = torch.zeros(5, device=images.device)
-            if s.method == "fptt":
+            return self._stack(loss, parts)
+        acc = torch.zeros(5, device=images.device)
+        if s.method == "fptt":
+            # Each step's graph ends at the spikes: the membranes are stored detached
+            # (detach_states keeps this true for any other stateful module).
+            with truncated_states(self.eager_model):
                 for t in range(s.timesteps):
-                    detach_states(self.model)
-                    loss, parts = self._forward_loss(images, built)
-                    (loss * self.weights[t]).backward()
+                    detach_states(self.eager_model)
+                    loss, parts = self._forward_loss(self._step_model(t), images, built)
+                    self._record_layouts()
+                    weight = self.weights[t]
+                    (loss if weight == 1.0 else loss * weight).backward()
                     if (t + 1) % s.update_every == 0 or t == s.timesteps - 1:
                         self._update()
                     acc += self._stack(loss, parts)
-            else:  # bptt
-                total = None
-                for t in range(s.timesteps):
-                    loss, parts = self._forward_loss(images, built)
-                    total = loss * self.weights[t] if total is None else total + loss * self.weights[t]
-                    acc += self._stack(loss, parts)
-                total.backward()
-                self._update()
-            acc /= s.timesteps
+        else:  # bptt
+            total = None
+            for t in range(s.timesteps):
+                loss, parts = self._forward_loss(self._step_model(t), images, built)
+                self._record_layouts()
+                total = loss * self.weights[t] if total is None else total + loss * self.weights[t]
+                acc += self._stack(loss, parts)
+            total.backward()
+            self._update()
+        acc /= s.timesteps
+        return acc
+
+    def __call__(self, images: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        built = self.prepare(images, targets)
+        acc = self.time_loop(images, built)
         return {"loss": acc[0], "box": acc[1], "obj": acc[2], "cls": acc[3], "num_pos": acc[4]}

@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""Measure spyolo's training (FPTT, BPTT, ANN twin) and inference speed and memory.
+
+    # a grid of configurations (GPU: the issue's targets)
+    python tools/benchmark.py --methods fptt,bptt,ann,infer --timesteps 2,8,16 --batch 64 \\
+        --img-size 416 --width 1.0 --device cuda --compile --amp bf16 --out runs/bench_gpu
+
+    # CPU: one FPTT timestep vs one ANN-twin training step, side by side
+    python tools/benchmark.py --cpu-ratio --threads 1 --out runs/bench_cpu
+
+    # the training data loader's images/s (synthetic dataset, 416 px)
+    python tools/benchmark.py --loader --workers 0,2,4 --batch 64 --img-size 416
+
+Every configuration runs the real YOLO loss and, for FPTT, the real FPTT update on random
+images (3 random boxes each). Results go to ``<out>/<stem>.json`` (every number) and
+``<out>/<stem>.md`` (tables with the machine, the torch version and this command); both are
+rewritten after every configuration, so an interrupted run keeps what it measured.
+
+Defaults depend on the device: on CUDA batch 64, 416 px, width 1.0, T = 2,8,16, compile on,
+bf16 autocast and channels_last; on CPU batch 8, 160 px, width 0.5, T = 2,4, compile off,
+float32. On CPU each configuration runs in a fresh subprocess (its peak RSS is the
+configuration's); on CUDA they run in one process and ``max_memory_allocated`` is reset per
+measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import _bootstrap  # noqa: F401  (repo root on sys.path)
+
+import torch
+
+from spyolo.bench.machine import machine_info
+from spyolo.bench.probe import COMPILE_MODES, METHODS, ProbeConfig
+from spyolo.bench.report import write_report
+from spyolo.bench.suite import expand_grid, run_configs
+
+CPU_DEFAULTS = {"batch": "8", "img_size": "160", "width": 0.5, "timesteps": "2,4"}
+CUDA_DEFAULTS = {"batch": "64", "img_size": "416", "width": 1.0, "timesteps": "2,8,16"}
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected at least one integer, got {text!r}")
+    return values
+
+
+def _methods(text: str) -> list[str]:
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    bad = [v for v in values if v not in METHODS]
+    if bad or not values:
+        raise argparse.ArgumentTypeError(f"unknown method(s) {bad or text!r}; valid: {','.join(METHODS)}")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("grid")
+    g.add_argument("--methods", type=_methods, default=None, help="comma list of fptt,bptt,ann,infer (default: all)")
+    g.add_argument("--timesteps", default=None, help="comma list of T (CPU default 2,4; CUDA 2,8,16)")
+    g.add_argument("--batch", default=None, help="comma list of batch sizes (CPU default 8; CUDA 64)")
+    g.add_argument("--img-size", default=None, help="comma list of input sizes (CPU default 160; CUDA 416)")
+    g.add_argument("--width", type=float, default=None, help="channel multiplier (CPU default 0.5; CUDA 1.0)")
+    g.add_argument("--num-classes", type=int, default=20)
+    g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the per-timestep forward (default: on for CUDA, off for CPU)")
+    g.add_argument("--compile-mode", default="default", choices=COMPILE_MODES)
+    g.add_argument("--compile-loss", action=argparse.BooleanOptionalAction, default=False,
+                   help="also torch.compile the YOLO loss")
+    g.add_argument("--amp", default="auto", choices=("auto", "bf16", "off"), help="auto: bf16 on CUDA, off on CPU")
+    g.add_argument("--channels-last", default="auto", choices=("auto", "on", "off"))
+    g.add_argument("--ltc-backend", default="auto", choices=("auto", "reference", "fused", "fused-eager"),
+                   help="LTC elementwise update (auto: fused on CUDA, reference on CPU)")
+    g.add_argument("--repeats", type=int, default=3, help="timed iterations per configuration (median reported)")
+    g.add_argument("--warmup", type=int, default=None, help="untimed iterations first (default 2 with compile, else 1)")
+    g.add_argument("--flops", action=argparse.BooleanOptionalAction, default=True,
+                   help="count forward FLOPs per timestep and report TFLOP/s")
+    g.add_argument("--sync-check", action=argparse.BooleanOptionalAction, default=None,
+                   help="check the time loop for host syncs after timing (CUDA; default on there)")
+    g.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
+    g.add_argument("--timeout", type=float, default=1800.0, help="per-configuration limit in s (CPU subprocesses)")
+    g.add_argument("--budget-s", type=float, default=None, help="skip configurations once this many s have passed")
+    r = p.add_argument_group("CPU ratio mode")
+    r.add_argument("--cpu-ratio", action="store_true",
+                   help="measure an FPTT timestep vs an ANN-twin step side by side on CPU (batch 8, 160 px, "
+                        "width 0.5, T=4 unless --batch/--img-size/--width/--timesteps say otherwise)")
+    r.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the ratio (median reported)")
+    r.add_argument("--ratio-target", type=float, default=3.0)
+    ld = p.add_argument_group("loader mode")
+    ld.add_argument("--loader", action="store_true", help="measure the training DataLoader's images/s")
+    ld.add_argument("--workers", type=_int_list, default=[2], help="comma list of worker counts")
+    ld.add_argument("--loader-batches", type=int, default=10, help="batches timed per worker count")
+    ld.add_argument("--config", default="configs/spyv4_synthetic.yaml", help="config whose data section is used")
+    ld.add_argument("--data-override", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra config override for the loader, e.g. data.root=/data/VOCdevkit (repeatable)")
+    o = p.add_argument_group("output")
+    o.add_argument("--out", default="runs/benchmark", help="output folder")
+    o.add_argument("--stem", default="benchmark", help="file name stem of the JSON and markdown reports")
+    return p
+
+
+def _resolved_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)  # here too, so that the report's machine line says so
+    start = time.monotonic()
+    deadline = None if args.budget_s is None else start + args.budget_s
+    device = _resolved_device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print(f"benchmark: --device {args.device} but CUDA is not available", file=sys.stderr)
+        return 2
+    run_grid = args.methods is not None or not (args.cpu_ratio or args.loader)
+    report: dict = {
+        "command": "python tools/benchmark.py " + " ".join(shlex.quote(a) for a in argv),
+        "machine": machine_info(),
+        "results": [],
+    }
+    out = Path(args.out)
+
+    def save() -> None:
+        json_path, md_path = write_report(out, report, args.stem)
+        report["files"] = [str(json_path), str(md_path)]
+
+    save()
+    if args.cpu_ratio:
+        from spyolo.bench.ratio import RatioConfig, measure_cpu_ratio
+
+        ratio_cfg = RatioConfig(
+            batch=_int_list(args.batch)[0] if args.batch else 8,
+            img_size=_int_list(args.img_size)[0] if args.img_size else 160,
+            width=args.width if args.width is not None else 0.5,
+            timesteps=_int_list(args.timesteps)[0] if args.timesteps else 4,
+            rounds=args.rounds,
+            warmup=1 if args.warmup is None else args.warmup,
+            threads=args.threads,
+            ltc_backend="reference" if args.ltc_backend == "auto" else args.ltc_backend,
+            target=args.ratio_target,
+        )
+        ratio = measure_cpu_ratio(ratio_cfg)
+        report["cpu_ratio"] = ratio
+        save()
+        verdict = "met" if ratio["ratio"] <= ratio["target"] else "NOT met"
+        print(
+            f"CPU ratio (batch {ratio['batch']}, {ratio['img_size']} px, width {ratio['width']}, T={ratio['timesteps']}): "
+            f"FPTT timestep {ratio['fptt_step_s']:.3f} s, ANN step {ratio['ann_step_s']:.3f} s, "
+            f"ratio {ratio['ratio']:.2f} (target <= {ratio['target']}: {verdict}); FLOP ratio {ratio['flops_ratio']:.2f}"
+        )
+    if args.loader:
+        from spyolo.bench.loader import LoaderConfig, measure_loader
+
+        loader_cfg = LoaderConfig(
+            config=args.config,
+            img_size=_int_list(args.img_size)[0] if args.img_size else 416,
+            workers=args.workers,
+            batch=_int_list(args.batch)[0] if args.batch else 64,
+            batches=args.loader_batches,
+            overrides=args.data_override,
+        )
+        report["loader"] = measure_loader(loader_cfg)
+        save()
+        for row in report["loader"]:
+            print(f"loader: workers {row['workers']}, batch {row['batch']}, {row['img_size']} px: "
+                  f"{row['images_per_s']:.1f} images/s")
+    if run_grid:
+        defaults = CUDA_DEFAULTS if device.type == "cuda" else CPU_DEFAULTS
+        compile_on = (device.type == "cuda") if args.compile is None else args.compile
+        base = ProbeConfig(
+            width=args.width if args.width is not None else defaults["width"],
+            num_classes=args.num_classes,
+            warmup=(2 if compile_on else 1) if args.warmup is None else args.warmup,
+            iters=args.repeats,
+            device=str(device),
+            amp=args.amp,
+            channels_last=args.channels_last,
+            compile=compile_on,
+            compile_mode=args.compile_mode,
+            compile_loss=args.compile_loss,
+            ltc_backend=args.ltc_backend,
+            flops=args.flops,
+            sync_check=(device.type == "cuda") if args.sync_check is None else args.sync_check,
+            threads=args.threads,
+        )
+        configs = expand_grid(
+            base,
+            args.methods or list(METHODS),
+            _int_list(args.timesteps or defaults["timesteps"]),
+            _int_list(args.batch or defaults["batch"]),
+            _int_list(args.img_size or defaults["img_size"]),
+        )
+        report["grid_base"] = asdict(base)
+
+        def on_row(row: dict) -> None:
+            report["results"].append(row)
+            save()
+            if row.get("error"):
+                print(f"{row['method']} T={row['timesteps']} batch {row['batch']} {row['img_size']} px: {row['error']}")
+            else:
+                print(
+                    f"{row['method']} T={row['timesteps']} batch {row['batch']} {row['img_size']} px: "
+                    f"{row['images_per_s']:.2f} images/s, {row['ms_per_image_timestep']:.2f} ms/image-step, "
+                    f"peak {row['peak_gib']:.2f} GiB ({row['peak_kind']})"
+                    + (f", {row['tflops_achieved']:.3g} TFLOP/s" if row.get("tflops_achieved") else "")
+                    + ("" if row.get("sync_free") is None else f", sync-free: {row['sync_free']}"),
+                    flush=True,
+                )
+
+        run_configs(configs, fresh_process=device.type == "cpu", on_row=on_row, timeout_s=args.timeout, deadline=deadline)
+    save()
+    print(f"wrote {report['files'][0]} and {report['files'][1]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
