@@ -166,8 +166,8 @@ def test_table_and_json_from_api(tiny: tuple[Path, Path], tmp_path: Path) -> Non
     assert json.loads(path.read_text())["iou_threshold"] == 0.5
     with pytest.raises(ValueError, match="overwrite"):
         write_json(res, path, extra={"map_area": 0.0})
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        write_json(res, tmp_path / "nope" / "out.json")
+    write_json(res, tmp_path / "new" / "dir" / "out.json")  # missing folders are created
+    assert json.loads((tmp_path / "new" / "dir" / "out.json").read_text())["map_area"] == res["map_area"]
 
 
 def test_cli_on_released_model_fixture(tmp_path: Path) -> None:

@@ -95,8 +95,7 @@ def write_json(
             raise ValueError(f"extra keys would overwrite standard keys: {sorted(clash)}")
         data.update(extra)
     dest = Path(path)
-    if not dest.parent.is_dir():
-        raise FileNotFoundError(f"folder of the JSON output does not exist: {dest.parent}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
