@@ -68,6 +68,13 @@ class DataConfig:
     synthetic_train: int = 0
     synthetic_test: int = 0
     synthetic_seed: int = 0
+    # Generator settings (spyolo.data.synthetic): class subset (empty: all eight shapes),
+    # image side range in pixels, and difficulty knobs (SyntheticSpec fields, e.g.
+    # {distractors: [0, 2], objects_per_image: [1, 3]}; unset knobs keep their defaults).
+    synthetic_classes: list[str] = field(default_factory=list)
+    synthetic_min_side: int = 300
+    synthetic_max_side: int = 500
+    synthetic_spec: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -84,6 +91,11 @@ class ModelConfig:
     anchor_ref_size: int = 416
     masks: list[list[int]] = field(default_factory=lambda: [[3, 4, 5], [1, 2, 3]])
     threshold: float = 1.0
+    # Multi-Gaussian surrogate gradient dS/dv (reference section 1): width s, side-lobe height h,
+    # scale gamma. Defaults are the paper's; height 0 gives a plain Gaussian of area gamma.
+    surrogate_sigma: float = 0.3
+    surrogate_height: float = 0.15
+    surrogate_gamma: float = 0.5
     state_init: str = "zero"  # "zero" | "uniform" (the release's U[0,1) draw)
     state_seed: int = 0  # seed of the uniform draw at evaluation
     # Heads' objectness/class bias = logit(head_prior) at init (0: PyTorch default, as the release).
@@ -180,6 +192,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             except ConfigError as e:
                 errors.append(str(e))
         raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping of key: value, got {value!r}")
+        key_tp, val_tp = typing.get_args(tp) or (str, Any)
+        return {_coerce(k, key_tp, where): _coerce(v, val_tp, f"{where}.{k}") for k, v in value.items()}
     if origin is list:
         (item_tp,) = typing.get_args(tp) or (Any,)
         if isinstance(value, tuple):
@@ -289,12 +306,26 @@ def validate(cfg: Config, source: str = "config") -> None:
         raise ConfigError(f"{source}: model.masks indices must be in 0..5")
     if cfg.model.width <= 0:
         raise ConfigError(f"{source}: model.width must be > 0")
+    if cfg.model.threshold <= 0:
+        raise ConfigError(f"{source}: model.threshold must be > 0")
+    if cfg.model.surrogate_sigma <= 0 or cfg.model.surrogate_gamma <= 0 or cfg.model.surrogate_height < 0:
+        raise ConfigError(
+            f"{source}: the surrogate needs model.surrogate_sigma > 0, model.surrogate_gamma > 0 and "
+            f"model.surrogate_height >= 0"
+        )
     if cfg.train.update_every < 1:
         raise ConfigError(f"{source}: train.update_every must be >= 1")
     if cfg.train.batch_size < 1 or cfg.train.epochs < 1:
         raise ConfigError(f"{source}: train.batch_size and train.epochs must be >= 1")
     if not cfg.data.train_sets or not cfg.data.test_sets:
         raise ConfigError(f"{source}: data.train_sets and data.test_sets must not be empty")
+    if cfg.data.synthetic_train > 0 or cfg.data.synthetic_spec or cfg.data.synthetic_classes:
+        from spyolo.data.synthetic import synthetic_settings  # lazy: needs OpenCV
+
+        try:
+            synthetic_settings(cfg.data)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{source}: {e}") from None
 
 
 def apply_overrides(cfg: Config, overrides: list[str] | None) -> Config:

@@ -278,3 +278,149 @@ def test_loader_throughput_on_a_small_synthetic_set(tmp_path):
         measure_loader(replace(cfg, batch=16, workers=[0]))
     with pytest.raises(FileNotFoundError, match="nope.yaml: config file not found"):
         measure_loader(replace(cfg, config=str(tmp_path / "nope.yaml")))
+
+
+PROFILE_TINY = dict(batch=2, img_size=64, width=0.125, num_classes=4, device="cpu", warmup=1, iters=1, threads=1)
+
+
+def test_profile_probe_on_cpu_sums_and_ranks(tmp_path):
+    from spyolo.bench.profile import CATEGORIES, profile_probe
+
+    trace = tmp_path / "t.trace.json"
+    prof = profile_probe(ProbeConfig(method="fptt", timesteps=2, **PROFILE_TINY), iters=1, trace_path=trace,
+                         row_limit=10)
+    json.dumps(prof)  # JSON-able as it is
+    assert prof["metric"] == "self CPU time" and prof["iters"] == 1 and prof["top_kernels"] == []
+    assert prof["config_name"] == "fptt_T2_b2_64px" and prof["ltc_backend"] == "reference"
+    assert prof["total_ms"] > 0 and prof["wall_ms_per_iter"] > 0 and prof["total_ms_per_iter"] == prof["total_ms"]
+    ops = prof["top_ops"]
+    assert 0 < len(ops) <= 10
+    assert all(op["self_ms"] > 0 and op["calls"] >= 1 and op["category"] in CATEGORIES for op in ops)
+    assert [op["self_ms"] for op in ops] == sorted((op["self_ms"] for op in ops), reverse=True)
+    assert ops[0]["percent"] == pytest.approx(100 * ops[0]["self_ms"] / prof["total_ms"])
+    cats = {c["category"]: c for c in prof["categories"]}
+    assert list(cats) == list(CATEGORIES)
+    assert sum(c["ms"] for c in cats.values()) == pytest.approx(prof["total_ms"], rel=1e-6)
+    assert sum(c["percent"] for c in cats.values()) == pytest.approx(100.0)
+    for name in ("convolution", "batch_norm", "elementwise", "optimizer", "loss"):
+        assert cats[name]["ms"] > 0, name  # every part of an FPTT step is seen
+    assert trace.is_file() and trace.stat().st_size > 0
+
+
+def test_profile_categories_by_name_chain():
+    from spyolo.bench.profile import LABEL_ITERATION, LABEL_LOSS, LABEL_UPDATE, classify
+
+    cases = {
+        ("aten::mkldnn_convolution", "aten::_convolution", "aten::convolution", "aten::conv2d"): "convolution",
+        ("aten::convolution_backward", "autograd::engine::evaluate_function: ConvolutionBackward0"): "convolution",
+        ("aten::cudnn_convolution", "aten::conv2d", "sm90_xmma_fprop_implicit_gemm_bf16"): "convolution",
+        ("aten::native_batch_norm", "aten::_batch_norm_impl_index", "aten::batch_norm"): "batch_norm",
+        ("triton_red_fused__native_batch_norm_legit_functional_3", "CompiledFunction"): "batch_norm",
+        ("aten::sigmoid", LABEL_ITERATION): "elementwise",
+        ("aten::mul", "MultiGaussianSpikeBackward"): "elementwise",
+        ("aten::_to_copy", "aten::to", "MultiGaussianSpike"): "elementwise",  # the surrogate's own cast
+        ("triton_poi_fused_add_convert_element_type_mul_sigmoid_0", "CompiledFunction"): "elementwise",
+        ("autograd::engine::evaluate_function: LeakyReluBackward0",): "elementwise",
+        ("aten::mul", LABEL_LOSS, LABEL_ITERATION): "loss",
+        ("aten::sigmoid", "aten::binary_cross_entropy_with_logits_backward",
+         "autograd::engine::evaluate_function: BinaryCrossEntropyWithLogitsBackward0"): "loss",
+        ("aten::add_", "aten::_foreach_add_", "Optimizer.step#Adam.step", LABEL_UPDATE): "optimizer",
+        ("aten::linalg_vector_norm", "aten::_foreach_norm"): "optimizer",
+        ("aten::_to_copy", "aten::to", "aten::conv2d"): "memory",  # autocast's weight cast
+        ("aten::copy_", "cudaMemcpyAsync", "Memcpy HtoD (Pageable -> Device)"): "memory",
+        ("aten::cat", LABEL_ITERATION): "memory",
+        (LABEL_ITERATION,): "host",
+        ("aten::max_pool2d_with_indices", "aten::max_pool2d", LABEL_ITERATION): "other",
+        ("autograd::engine::evaluate_function: ExpandBackward0",): "other",
+    }
+    for chain, expected in cases.items():
+        assert classify(chain) == expected, chain
+
+
+def test_profile_summary_attributes_device_time_to_kernels():
+    """The CUDA path on fake events: kernels through their operators, annotations left out."""
+    from types import SimpleNamespace
+
+    from torch.autograd import DeviceType
+
+    from spyolo.bench.profile import summarize_events
+
+    def cpu(name, parent=None, kernels=(), self_us=5.0):
+        return SimpleNamespace(name=name, device_type=DeviceType.CPU, is_async=False, cpu_parent=parent,
+                               self_cpu_time_total=self_us,
+                               kernels=[SimpleNamespace(name=k, duration=d) for k, d in kernels])
+
+    def gpu(name, us, annotation=False):
+        return SimpleNamespace(name=name, device_type=DeviceType.CUDA, is_async=False, is_user_annotation=annotation,
+                               time_range=SimpleNamespace(elapsed_us=lambda: us))
+
+    it = cpu("spyolo::iteration")
+    loss = cpu("spyolo::loss", it)
+    events = [
+        it, loss,
+        cpu("aten::cudnn_convolution", it, [("sm90_xmma_fprop", 600.0)]),
+        cpu("aten::cudnn_convolution", it, [("sm90_xmma_fprop", 200.0)]),
+        cpu("aten::mul", loss, [("vectorized_elementwise_kernel", 100.0), ("spyolo::loss", 300.0)]),
+        cpu("aten::copy_", it, [("Memcpy HtoD (Pageable -> Device)", 50.0)]),
+        gpu("sm90_xmma_fprop", 600.0), gpu("sm90_xmma_fprop", 200.0), gpu("vectorized_elementwise_kernel", 100.0),
+        gpu("Memcpy HtoD (Pageable -> Device)", 50.0), gpu("orphan_kernel", 50.0),
+        gpu("spyolo::loss", 300.0, annotation=True), gpu("spyolo::iteration", 2000.0, annotation=True),
+    ]
+    out = summarize_events(events, on_device=True, iters=2, row_limit=3)
+    assert out["total_ms"] == pytest.approx(1.0) and out["total_ms_per_iter"] == pytest.approx(0.5)
+    assert out["unattributed_device_ms"] == pytest.approx(0.05) and out["cpu_total_ms"] == pytest.approx(0.03)
+    cats = {c["category"]: c["ms"] for c in out["categories"]}
+    assert cats == pytest.approx({"convolution": 0.8, "batch_norm": 0, "elementwise": 0, "optimizer": 0, "loss": 0.1,
+                                  "memory": 0.05, "host": 0, "other": 0.05})
+    top = out["top_ops"]
+    assert [(r["name"], r["calls"]) for r in top] == [("aten::cudnn_convolution", 2), ("aten::mul", 1),
+                                                        ("aten::copy_", 1)]
+    assert top[0]["self_ms_per_iter"] == pytest.approx(0.4) and top[0]["percent"] == pytest.approx(80.0)
+    assert [r["name"] for r in out["top_kernels"]] == ["sm90_xmma_fprop", "vectorized_elementwise_kernel",
+                                                       "Memcpy HtoD (Pageable -> Device)"]
+    assert out["top_kernels"][1]["category"] == "loss"
+
+
+def test_benchmark_cli_profile_writes_reports(tmp_path):
+    bench = _load_tool("benchmark")
+    out = tmp_path / "prof"
+    rc = bench.main(["--profile", "--device", "cpu", "--methods", "infer", "--timesteps", "2", "--batch", "2",
+                     "--img-size", "64", "--width", "0.125", "--num-classes", "4", "--threads", "1",
+                     "--profile-iters", "1", "--profile-rows", "5", "--trace", "--out", str(out), "--stem", "p"])
+    assert rc == 0
+    report = json.loads((out / "p_profile.json").read_text())
+    assert report["command"].startswith("python tools/benchmark.py --profile")
+    assert report["machine"]["torch"] == torch.__version__
+    [row] = report["profiles"]
+    assert row["method"] == "infer" and row["timesteps"] == 2 and not row.get("error")
+    assert 0 < len(row["top_ops"]) <= 5 and row["top_ops"][0]["self_ms"] > 0
+    assert (out / "p_infer_T2_b2_64px.trace.json").is_file()
+    md = (out / "p_profile.md").read_text()
+    assert "# spyolo profile" in md and "## infer T=2, batch 2, 64 px, width 0.125" in md
+    assert "| category | ms / iter | % |" in md and "| op | category | calls |" in md
+    assert not (out / "p.json").exists()  # profile mode writes no timing report
+    with pytest.raises(SystemExit):
+        bench.main(["--trace", "--out", str(out)])  # --trace needs --profile
+
+
+def test_gpu_check_profile_part():
+    gpu_check = _load_tool("gpu_check")
+    parts = gpu_check.build_parts("cuda", tiny=False)
+    names = [p.name for p in parts]
+    assert names.index("profile_fptt") == names.index("bench_infer") + 1
+    part = parts[names.index("profile_fptt")]
+    assert part.profile and not part.bench and part.limit_s <= 60
+    argv = part.argv
+
+    def value(flag, args=argv):
+        return args[args.index(flag) + 1]
+
+    assert "--profile" in argv and value("--methods") == "fptt" and value("--timesteps") == "8"
+    assert (value("--batch"), value("--img-size"), value("--width")) == ("64", "416", "1.0")
+    assert value("--amp") == "bf16" and value("--channels-last") == "on" and "--no-compile" in argv
+    assert part.compile_after == ("bench_fptt" if gpu_check.PROFILE_COMPILED else None)
+    compiled = gpu_check.part_argv(gpu_check.Part("p", 60, 30, argv, profile=True, compile_after="bench_fptt"),
+                                   {"bench_fptt"})
+    assert "--compile" in compiled and "--no-compile" not in compiled and value("--ltc-backend", compiled) == "auto"
+    eager = gpu_check.part_argv(gpu_check.Part("p", 60, 30, argv, profile=True, compile_after="bench_fptt"), set())
+    assert eager == argv

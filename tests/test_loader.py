@@ -112,18 +112,32 @@ def test_mosaic_through_the_dataset(tmp_path: Path) -> None:
         assert target[:, 1:].min() >= 0 and target[:, 1:].max() <= 1
 
 
-def test_ensure_synthetic_and_build_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    calls = []
+def _fake_generator(calls: list):
+    """A stand-in for generate_synthetic_voc: a tiny VOC set plus the real provenance record."""
+    import json
 
-    def fake_generate(out_dir, n_train, n_test, seed):
+    from spyolo.data.synthetic import provenance_for
+
+    def fake_generate(out_dir, n_train, n_test, seed, *, classes=None, min_side=300, max_side=500, spec=None,
+                      overwrite=False):
         calls.append((Path(out_dir), n_train, n_test, seed))
         make_voc(Path(out_dir), n_train, split="trainval", seed=seed)
         names = [f"{i:06d}" for i in range(n_test)]
         (Path(out_dir) / "ImageSets" / "Main" / "test.txt").write_text("\n".join(names) + "\n")
         (Path(out_dir) / "classes.txt").write_text("\n".join(VOC_CLASSES) + "\n")
+        record = provenance_for(n_train, n_test, seed, classes=classes, min_side=min_side, max_side=max_side,
+                                spec=spec)
+        (Path(out_dir) / "synthetic_spec.json").write_text(json.dumps(record))
         return Path(out_dir)
 
-    monkeypatch.setitem(sys.modules, "spyolo.data.synthetic", types.SimpleNamespace(generate_synthetic_voc=fake_generate))
+    return fake_generate
+
+
+def test_ensure_synthetic_and_build_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import spyolo.data.synthetic as synthetic
+
+    calls: list = []
+    monkeypatch.setattr(synthetic, "generate_synthetic_voc", _fake_generator(calls))
     cfg = dataclasses.replace(
         DataConfig(),
         root=str(tmp_path),
@@ -137,7 +151,7 @@ def test_ensure_synthetic_and_build_dataset(tmp_path: Path, monkeypatch: pytest.
     ensure_synthetic(cfg)
     assert calls == [(tmp_path / "SYN", 3, 2, 7)]
     assert "generated a synthetic VOC-style dataset in" in capsys.readouterr().out
-    ensure_synthetic(cfg)  # already there: not regenerated
+    ensure_synthetic(cfg)  # already there with the same settings: not regenerated
     assert len(calls) == 1
 
     train = build_dataset(cfg, train=True)
@@ -153,6 +167,56 @@ def test_ensure_synthetic_and_build_dataset(tmp_path: Path, monkeypatch: pytest.
 
     letterbox = build_dataset(dataclasses.replace(cfg, eval_resize="letterbox"), train=False)
     assert letterbox[0][2]["letterbox"] == (1.0, 0, 8)
+
+
+def test_ensure_synthetic_regenerates_when_settings_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys) -> None:
+    import spyolo.data.synthetic as synthetic
+
+    calls: list = []
+    monkeypatch.setattr(synthetic, "generate_synthetic_voc", _fake_generator(calls))
+    cfg = dataclasses.replace(DataConfig(), root=str(tmp_path), train_sets=["SYN:trainval"], test_sets=["SYN:test"],
+                              synthetic_train=3, synthetic_test=2, synthetic_seed=7)
+    ensure_synthetic(cfg)
+    capsys.readouterr()
+    for changed in (dict(synthetic_train=4), dict(synthetic_seed=8), dict(synthetic_spec={"distractors": [0, 1]}),
+                    dict(synthetic_classes=["circle", "ring"]), dict(synthetic_max_side=400)):
+        cfg = dataclasses.replace(cfg, **changed)
+        ensure_synthetic(cfg)
+        out = capsys.readouterr().out
+        assert "generated with other settings" in out and "regenerating" in out, changed
+    assert len(calls) == 6
+    ensure_synthetic(cfg)
+    assert len(calls) == 6
+
+
+def test_ensure_synthetic_refuses_foreign_data(tmp_path: Path) -> None:
+    make_voc(tmp_path / "VOC2007", 2, split="trainval")
+    cfg = dataclasses.replace(DataConfig(), root=str(tmp_path), train_sets=["VOC2007:trainval"],
+                              test_sets=["VOC2007:trainval"], synthetic_train=5, synthetic_test=1)
+    with pytest.raises(FileExistsError, match=r"VOC2007.*holds other data"):
+        ensure_synthetic(cfg)
+
+
+def test_synthetic_settings_from_config() -> None:
+    from spyolo.config import ConfigError, config_from_dict
+    from spyolo.data.synthetic import SyntheticSpec, synthetic_settings
+
+    cfg = config_from_dict({"data": {"synthetic_train": 2, "synthetic_spec": {"distractors": [0, 2],
+                                                                             "truncation_prob": 0.0},
+                                     "synthetic_classes": ["circle", "square"], "synthetic_min_side": 160,
+                                     "synthetic_max_side": 200}})
+    settings = synthetic_settings(cfg.data)
+    assert settings["spec"] == SyntheticSpec(distractors=(0, 2), truncation_prob=0.0)
+    assert settings["classes"] == ["circle", "square"] and (settings["min_side"], settings["max_side"]) == (160, 200)
+    with pytest.raises(ConfigError, match=r"unknown knob\(s\) \['distracters'\]; valid knobs: objects_per_image"):
+        config_from_dict({"data": {"synthetic_train": 2, "synthetic_spec": {"distracters": [0, 2]}}}, "x.yaml")
+    with pytest.raises(ConfigError, match=r"x.yaml: data.synthetic_spec: SyntheticSpec.truncation_prob must be in"):
+        config_from_dict({"data": {"synthetic_train": 2, "synthetic_spec": {"truncation_prob": 2.0}}}, "x.yaml")
+    with pytest.raises(ConfigError, match=r"data.synthetic_classes: unknown synthetic classes \['dragon'\]"):
+        config_from_dict({"data": {"synthetic_train": 2, "synthetic_classes": ["dragon"]}}, "x.yaml")
+    with pytest.raises(ConfigError, match=r"expected a mapping"):
+        config_from_dict({"data": {"synthetic_spec": [1, 2]}}, "x.yaml")
 
 
 def test_no_synthetic_when_not_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -276,3 +277,25 @@ def test_state_follows_channels_last_layout() -> None:
     # same logical initial state, hence the same result, whatever the layout
     torch.testing.assert_close(out, reference)
     torch.testing.assert_close(layer_cl.v, reference_v)
+
+
+def test_surrogate_params_validation_and_model_plumbing() -> None:
+    from spyolo.config import ConfigError, load_config
+    from spyolo.models import build_model
+    from spyolo.snn.ltc import ltc_layers
+    from spyolo.snn.surrogate import DEFAULT_SURROGATE, SurrogateParams
+
+    assert DEFAULT_SURROGATE.peak() == pytest.approx(0.732, abs=5e-4)
+    assert SurrogateParams(1.0, 0.0, 1.0).peak() == pytest.approx(1 / math.sqrt(2 * math.pi))
+    for bad in (dict(sigma=0.0), dict(height=-0.1), dict(gamma=0.0), dict(sigma=float("nan"))):
+        with pytest.raises(ValueError, match="surrogate"):
+            SurrogateParams(**bad)
+    cfg = load_config(None, ["model.width=0.125", "model.surrogate_sigma=1.0", "model.surrogate_height=0",
+                             "model.surrogate_gamma=1.0"])
+    model = build_model(cfg.model, num_classes=3)
+    assert {layer.surrogate for _, layer in ltc_layers(model)} == {SurrogateParams(1.0, 0.0, 1.0)}
+    assert build_model(load_config(None, ["model.width=0.125"]).model, 3).surrogate == DEFAULT_SURROGATE
+    with pytest.raises(ConfigError, match="surrogate_sigma > 0"):
+        load_config(None, ["model.surrogate_sigma=0"])
+    with pytest.raises(ConfigError, match="model.threshold must be > 0"):
+        load_config(None, ["model.threshold=0"])

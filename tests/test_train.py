@@ -100,3 +100,20 @@ def test_train_cli_and_config_errors(tiny_voc_root, tmp_path):
     bad = subprocess.run(cmd + ["train.epoch=2"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2
     assert "unknown key 'train.epoch'" in bad.stderr and "Did you mean 'epochs'" in bad.stderr
+
+
+def test_atomic_save_permissions_and_no_leftovers(tmp_path):
+    import os
+    import stat
+
+    from spyolo.train.checkpoint import load_checkpoint, save_checkpoint
+
+    old = os.umask(0o022)
+    try:
+        save_checkpoint({"model": {"w": torch.ones(2)}, "config": {}}, tmp_path / "a" / "ck.pt")
+    finally:
+        os.umask(old)
+    path = tmp_path / "a" / "ck.pt"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # as a plain open() would give, not mkstemp's 0o600
+    assert [p.name for p in path.parent.iterdir()] == ["ck.pt"]
+    assert torch.equal(load_checkpoint(path)["model"]["w"], torch.ones(2))

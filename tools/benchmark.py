@@ -11,6 +11,9 @@
     # the training data loader's images/s (synthetic dataset, 416 px)
     python tools/benchmark.py --loader --workers 0,2,4 --batch 64 --img-size 416
 
+    # where the time goes: torch.profiler over 2 iterations of FPTT T=8 (+ a Chrome trace)
+    python tools/benchmark.py --profile --methods fptt --timesteps 8 --device cuda --trace --out runs/profile
+
 Every configuration runs the real YOLO loss and, for FPTT, the real FPTT update on random
 images (3 random boxes each). Results go to ``<out>/<stem>.json`` (every number) and
 ``<out>/<stem>.md`` (tables with the machine, the torch version and this command); both are
@@ -21,6 +24,13 @@ bf16 autocast and channels_last; on CPU batch 8, 160 px, width 0.5, T = 2,4, com
 float32. On CPU each configuration runs in a fresh subprocess (its peak RSS is the
 configuration's); on CUDA they run in one process and ``max_memory_allocated`` is reset per
 measurement.
+
+``--profile`` replaces the timing of the grid by a profile of each configuration (same flags,
+same defaults, all in this process; see ``spyolo/bench/profile.py``): ``<out>/<stem>_profile.json``
+and ``<out>/<stem>_profile.md`` list the top operators by self time (CUDA: the device time of
+the kernels each operator launched; CPU: self CPU time) and the time per category
+(convolution, batch norm, elementwise/LTC update, optimizer/FPTT update, loss, memory copies,
+other); ``--trace`` adds one Chrome trace per configuration, ``<out>/<stem>_<config>.trace.json``.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ import argparse
 import shlex
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import _bootstrap  # noqa: F401  (repo root on sys.path)
@@ -104,9 +114,23 @@ def build_parser() -> argparse.ArgumentParser:
     ld.add_argument("--config", default="configs/spyv4_synthetic.yaml", help="config whose data section is used")
     ld.add_argument("--data-override", action="append", default=[], metavar="KEY=VALUE",
                     help="extra config override for the loader, e.g. data.root=/data/VOCdevkit (repeatable)")
+    pr = p.add_argument_group("profile mode")
+    pr.add_argument("--profile", action="store_true",
+                    help="profile each configuration of the grid (--methods, --timesteps, --batch, --img-size, ...) "
+                         "with torch.profiler instead of timing it; writes <out>/<stem>_profile.json and "
+                         "<stem>_profile.md (top operators by self device time on CUDA / self CPU time on CPU, "
+                         "and the time per category)")
+    pr.add_argument("--profile-iters", type=int, default=2,
+                    help="profiled iterations per configuration, after the --warmup ones (default 2)")
+    pr.add_argument("--profile-rows", type=int, default=25, help="rows of the top-operator tables (default 25)")
+    pr.add_argument("--trace", action="store_true",
+                    help="with --profile: also export a Chrome trace per configuration, "
+                         "<out>/<stem>_<method>_T<T>_b<batch>_<size>px.trace.json "
+                         "(open in Perfetto or chrome://tracing)")
     o = p.add_argument_group("output")
     o.add_argument("--out", default="runs/benchmark", help="output folder")
-    o.add_argument("--stem", default="benchmark", help="file name stem of the JSON and markdown reports")
+    o.add_argument("--stem", default="benchmark",
+                   help="file name stem of the JSON and markdown reports (profile mode: <stem>_profile.*)")
     return p
 
 
@@ -116,9 +140,84 @@ def _resolved_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _grid(args: argparse.Namespace, device: torch.device) -> tuple[ProbeConfig, list[ProbeConfig]]:
+    """The base configuration and the grid of configurations the flags select."""
+    defaults = CUDA_DEFAULTS if device.type == "cuda" else CPU_DEFAULTS
+    compile_on = (device.type == "cuda") if args.compile is None else args.compile
+    base = ProbeConfig(
+        width=args.width if args.width is not None else defaults["width"],
+        num_classes=args.num_classes,
+        warmup=(2 if compile_on else 1) if args.warmup is None else args.warmup,
+        iters=args.repeats,
+        device=str(device),
+        amp=args.amp,
+        channels_last=args.channels_last,
+        compile=compile_on,
+        compile_mode=args.compile_mode,
+        compile_loss=args.compile_loss,
+        ltc_backend=args.ltc_backend,
+        flops=args.flops,
+        sync_check=(device.type == "cuda") if args.sync_check is None else args.sync_check,
+        threads=args.threads,
+    )
+    configs = expand_grid(
+        base,
+        args.methods or list(METHODS),
+        _int_list(args.timesteps or defaults["timesteps"]),
+        _int_list(args.batch or defaults["batch"]),
+        _int_list(args.img_size or defaults["img_size"]),
+    )
+    return base, configs
+
+
+def _run_profiles(args: argparse.Namespace, device: torch.device, command: str, deadline: float | None) -> Path:
+    """``--profile``: profile every configuration of the grid; return the markdown report's path."""
+    from spyolo.bench.profile import config_name, profile_configs, write_profile_report
+
+    base, configs = _grid(args, device)
+    # FLOP counting and the sync check belong to the timing mode; the profile needs neither.
+    configs = [replace(cfg, flops=False, sync_check=False) for cfg in configs]
+    out = Path(args.out)
+    report: dict = {
+        "command": command,
+        "machine": machine_info(),
+        "profile_iters": args.profile_iters,
+        "grid_base": asdict(replace(base, flops=False, sync_check=False, iters=args.profile_iters)),
+        "profiles": [],
+    }
+    paths = write_profile_report(out, report, args.stem)
+
+    def trace_path(cfg: ProbeConfig) -> Path | None:
+        return out / f"{args.stem}_{config_name(cfg)}.trace.json" if args.trace else None
+
+    def on_row(row: dict) -> None:
+        report["profiles"].append(row)
+        write_profile_report(out, report, args.stem)
+        head = f"profile {row['config_name']}"
+        if row.get("error"):
+            print(f"{head}: {row['error']}", flush=True)
+            return
+        shares = sorted(row["categories"], key=lambda c: c["ms"], reverse=True)
+        print(
+            f"{head}: {row['total_ms_per_iter']:.1f} ms per iteration ({row['metric']}); "
+            + ", ".join(f"{c['category']} {c['percent']:.0f}%" for c in shares if c["percent"] >= 1),
+            flush=True,
+        )
+
+    profile_configs(configs, iters=args.profile_iters, row_limit=args.profile_rows, trace_path=trace_path,
+                    on_row=on_row, deadline=deadline)
+    print(f"wrote {paths[0]} and {paths[1]}")
+    return paths[1]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.profile_iters < 1 or args.profile_rows < 1:
+        parser.error("--profile-iters and --profile-rows must be at least 1")
+    if args.trace and not args.profile:
+        parser.error("--trace needs --profile")
     if args.threads > 0:
         torch.set_num_threads(args.threads)  # here too, so that the report's machine line says so
     start = time.monotonic()
@@ -127,17 +226,21 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         print(f"benchmark: --device {args.device} but CUDA is not available", file=sys.stderr)
         return 2
-    run_grid = args.methods is not None or not (args.cpu_ratio or args.loader)
+    # --profile replaces the timed grid; the CPU ratio and the loader still go to the main report.
+    run_grid = not args.profile and (args.methods is not None or not (args.cpu_ratio or args.loader))
+    main_report = run_grid or args.cpu_ratio or args.loader
+    command = "python tools/benchmark.py " + " ".join(shlex.quote(a) for a in argv)
     report: dict = {
-        "command": "python tools/benchmark.py " + " ".join(shlex.quote(a) for a in argv),
+        "command": command,
         "machine": machine_info(),
         "results": [],
     }
     out = Path(args.out)
 
     def save() -> None:
-        json_path, md_path = write_report(out, report, args.stem)
-        report["files"] = [str(json_path), str(md_path)]
+        if main_report:
+            json_path, md_path = write_report(out, report, args.stem)
+            report["files"] = [str(json_path), str(md_path)]
 
     save()
     if args.cpu_ratio:
@@ -180,31 +283,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"loader: workers {row['workers']}, batch {row['batch']}, {row['img_size']} px: "
                   f"{row['images_per_s']:.1f} images/s")
     if run_grid:
-        defaults = CUDA_DEFAULTS if device.type == "cuda" else CPU_DEFAULTS
-        compile_on = (device.type == "cuda") if args.compile is None else args.compile
-        base = ProbeConfig(
-            width=args.width if args.width is not None else defaults["width"],
-            num_classes=args.num_classes,
-            warmup=(2 if compile_on else 1) if args.warmup is None else args.warmup,
-            iters=args.repeats,
-            device=str(device),
-            amp=args.amp,
-            channels_last=args.channels_last,
-            compile=compile_on,
-            compile_mode=args.compile_mode,
-            compile_loss=args.compile_loss,
-            ltc_backend=args.ltc_backend,
-            flops=args.flops,
-            sync_check=(device.type == "cuda") if args.sync_check is None else args.sync_check,
-            threads=args.threads,
-        )
-        configs = expand_grid(
-            base,
-            args.methods or list(METHODS),
-            _int_list(args.timesteps or defaults["timesteps"]),
-            _int_list(args.batch or defaults["batch"]),
-            _int_list(args.img_size or defaults["img_size"]),
-        )
+        base, configs = _grid(args, device)
         report["grid_base"] = asdict(base)
 
         def on_row(row: dict) -> None:
@@ -223,8 +302,11 @@ def main(argv: list[str] | None = None) -> int:
                 )
 
         run_configs(configs, fresh_process=device.type == "cpu", on_row=on_row, timeout_s=args.timeout, deadline=deadline)
+    if args.profile:
+        _run_profiles(args, device, command, deadline)
     save()
-    print(f"wrote {report['files'][0]} and {report['files'][1]}")
+    if main_report:
+        print(f"wrote {report['files'][0]} and {report['files'][1]}")
     return 0
 
 

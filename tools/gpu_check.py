@@ -16,17 +16,23 @@ skipped (and recorded as skipped) when the remaining budget is below what it nee
 4. ``bench_fptt``          FPTT, T = 2, 8, 16, batch 64, 416 px, width 1, compiled, bf16 (+ the sync
                            check of the compiled time loop).
 5. ``bench_infer``         inference, T = 8, batch 64, compiled.
-6. ``bench_bptt_eager``    BPTT, T = 2, 8, batch 64, uncompiled (memory growing with T).
-7. ``bench_fptt_eager``    FPTT, T = 8, batch 64, uncompiled (what torch.compile brings).
-8. ``bench_ann``           the ANN twin, batch 64, compiled.
-9. ``bench_bptt``          BPTT, T = 2, 8, batch 64, compiled.
-10. ``bench_fptt_cudagraphs``  FPTT, T = 8, ``mode="reduce-overhead"`` (CUDA graphs).
-11. ``bench_bptt16_eager``     BPTT, T = 16, batch 64, uncompiled.
+6. ``profile_fptt``        torch.profiler over one FPTT iteration, T = 8, batch 64, 416 px, width 1,
+                           bf16, channels-last: top operators and kernels by device time, time per
+                           category (``tools/benchmark.py --profile``). Eager with the reference LTC
+                           update unless :data:`PROFILE_COMPILED` is set, then compiled (fused LTC
+                           update) when ``bench_fptt`` succeeded.
+7. ``bench_bptt_eager``    BPTT, T = 2, 8, batch 64, uncompiled (memory growing with T).
+8. ``bench_fptt_eager``    FPTT, T = 8, batch 64, uncompiled (what torch.compile brings).
+9. ``bench_ann``           the ANN twin, batch 64, compiled.
+10. ``bench_bptt``         BPTT, T = 2, 8, batch 64, compiled.
+11. ``bench_fptt_cudagraphs``  FPTT, T = 8, ``mode="reduce-overhead"`` (CUDA graphs).
+12. ``bench_bptt16_eager``     BPTT, T = 16, batch 64, uncompiled.
 
-Everything lands in ``$OUT`` (default ``./gpu_out``), at most six files: ``gpu_check.log``
+Everything lands in ``$OUT`` (default ``./gpu_out``), at most eight files: ``gpu_check.log``
 (every part's output), ``gpu_check.json`` (per-part status, results and the target checks),
-``gpu_check.md`` (summary), ``bench.json`` and ``bench.md`` (all benchmark rows), and
-``fused.json``. They are rewritten after every part, so a run cut short keeps what it did.
+``gpu_check.md`` (summary), ``bench.json`` and ``bench.md`` (all benchmark rows),
+``fused.json``, and ``fptt_profile.json`` / ``fptt_profile.md`` (the profile). They are
+rewritten after every part, so a run cut short keeps what it did.
 
 The orchestrator imports neither torch nor spyolo (parts do, in their subprocesses). Compiler
 caches go to ``.devout/`` in the repository (git-ignored), so a second run on the same machine
@@ -51,6 +57,14 @@ ROOT = Path(__file__).resolve().parents[1]
 GPU_SIZE = {"batch": "64", "img_size": "416", "width": "1.0"}
 TINY_SIZE = {"batch": "2", "img_size": "64", "width": "0.25"}
 
+PROFILE_COMPILED = False
+"""``profile_fptt``: profile the compiled step (fused LTC update) when ``bench_fptt`` succeeded.
+Off, it profiles the eager step with the reference LTC update, which fits the part's limit even
+without warm compiler caches."""
+
+PROFILE_STEM = "fptt"
+"""``profile_fptt`` writes ``$OUT/<stem>_profile.json`` and ``<stem>_profile.md``."""
+
 
 @dataclass
 class Part:
@@ -61,6 +75,8 @@ class Part:
     min_s: float  # skip when less than this is left
     argv: list[str]
     bench: bool = False  # a tools/benchmark.py run whose report is merged
+    profile: bool = False  # a tools/benchmark.py --profile run writing its report into the output folder
+    compile_after: str | None = None  # run compiled (not eager) only when this earlier part succeeded
     result: dict = field(default_factory=dict)
 
 
@@ -290,6 +306,31 @@ def _bench_argv(methods: str, timesteps: str, size: dict, extra: list[str], devi
     return argv + extra
 
 
+def _profile_argv(size: dict, device: str, tiny: bool) -> list[str]:
+    """``tools/benchmark.py --profile`` of one FPTT iteration, eager with the reference LTC update."""
+    argv = [
+        "tools/benchmark.py", "--profile", "--methods", "fptt", "--timesteps", "2" if tiny else "8",
+        "--batch", size["batch"], "--img-size", size["img_size"], "--width", size["width"], "--device", device,
+        "--no-compile", "--ltc-backend", "reference", "--warmup", "1", "--profile-iters", "1",
+        "--stem", PROFILE_STEM,
+    ]
+    if device.startswith("cuda"):
+        argv += ["--amp", "bf16", "--channels-last", "on"]
+    return argv
+
+
+def part_argv(part: Part, succeeded: set[str]) -> list[str]:
+    """The part's command line, switched to the compiled step when ``part.compile_after`` succeeded."""
+    argv = list(part.argv)
+    if part.compile_after is not None and part.compile_after in succeeded and "--no-compile" in argv:
+        argv[argv.index("--no-compile")] = "--compile"
+        if "--ltc-backend" in argv:
+            argv[argv.index("--ltc-backend") + 1] = "auto"
+        if "--warmup" in argv:
+            argv[argv.index("--warmup") + 1] = "2"
+    return argv
+
+
 def build_parts(device: str, tiny: bool) -> list[Part]:
     """The session's parts in priority order (see the module docstring)."""
     size = TINY_SIZE if tiny else GPU_SIZE
@@ -312,6 +353,8 @@ def build_parts(device: str, tiny: bool) -> list[Part]:
         Part("sync", pick(70, 240), 30, me + ["--part", "sync"]),
         Part("bench_fptt", pick(200, 900), 90, bench("fptt", pick("2,8,16", "1,2"), compiled), True),
         Part("bench_infer", pick(100, 300), 45, bench("infer", "8", maybe_compiled), True),
+        Part("profile_fptt", pick(60, 240), 30, _profile_argv(size, device, tiny), profile=True,
+             compile_after="bench_fptt" if PROFILE_COMPILED else None),
         Part("bench_bptt_eager", pick(80, 300), 40, bench("bptt", pick("2,8", "1,2"), eager), True),
         Part("bench_fptt_eager", pick(60, 300), 30, bench("fptt", pick("8", "2"), eager), True),
         Part("bench_ann", pick(80, 300), 40, bench("ann", "1", maybe_compiled), True),
@@ -381,11 +424,40 @@ def _targets(rows: list[dict], parts: list[Part]) -> list[dict]:
     return checks
 
 
+def _profile_summary(path: Path, compiled: bool) -> list[dict]:
+    """The gist of a profile report (per configuration: total, category shares, top operators)."""
+    if not path.is_file():
+        return []
+    rows = []
+    for row in json.loads(path.read_text()).get("profiles", []):
+        if row.get("error"):
+            rows.append({"config_name": row.get("config_name", "?"), "error": row["error"]})
+            continue
+        rows.append({
+            "config_name": row["config_name"],
+            "mode": f"compiled, LTC {row['ltc_backend']}" if compiled else f"eager, LTC {row['ltc_backend']}",
+            "metric": row["metric"],
+            "total_ms_per_iter": row["total_ms_per_iter"],
+            "percent_by_category": {c["category"]: round(c["percent"], 1)
+                                    for c in sorted(row["categories"], key=lambda c: c["ms"], reverse=True)},
+            "top_ops": [op["name"][:60] for op in row["top_ops"][:5]],
+        })
+    return rows
+
+
 def _summary_md(report: dict) -> str:
     lines = ["# spyolo GPU check", "", f"- command: `{report['command']}`", f"- elapsed: {report['elapsed_s']:.0f} s",
              "", "| part | status | seconds |", "|---|---|---|"]
     for p in report["parts"]:
         lines.append(f"| {p['name']} | {p['status']} | {p.get('seconds', 0):.0f} |")
+    for p in report["parts"]:
+        for prof in p.get("profile", []):
+            if prof.get("error"):
+                lines += ["", f"Profile {prof['config_name']}: failed: {prof['error']}"]
+                continue
+            shares = ", ".join(f"{c} {pct:.0f}%" for c, pct in prof["percent_by_category"].items() if pct >= 1)
+            lines += ["", f"Profile {prof['config_name']} ({prof['mode']}): {prof['total_ms_per_iter']:.1f} ms per "
+                      f"iteration ({prof['metric']}); {shares}; top: {', '.join(prof['top_ops'])}"]
     lines += ["", "| target | value | required | passed |", "|---|---|---|---|"]
     for c in report["targets"]:
         lines.append(f"| {c['check']} | {c['value']} | {c['target']} | {'yes' if c['passed'] else 'NO'} |")
@@ -425,6 +497,7 @@ def main(argv: list[str] | None = None) -> int:
                     "budget_s": args.budget_s, "parts": [], "targets": [], "elapsed_s": 0.0}
     bench_rows: list[dict] = []
     bench_meta: dict = {}
+    succeeded: set[str] = set()  # parts that exited 0 (benchmarks: with no failed row)
     log_path = out / "gpu_check.log"
 
     def save() -> None:
@@ -454,8 +527,12 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             timeout = min(part.limit_s, left)
             json_path = work / f"{part.name}.json"
-            argv_run = list(part.argv)
-            if part.bench:
+            argv_run = part_argv(part, succeeded)
+            entry["argv"] = list(argv_run)
+            if part.profile:
+                (out / f"{PROFILE_STEM}_profile.json").unlink(missing_ok=True)  # no stale profile from a past run
+                argv_run += ["--out", str(out), "--budget-s", str(max(5.0, timeout - 10))]
+            elif part.bench:
                 argv_run += ["--out", str(work / part.name), "--stem", part.name, "--budget-s", str(max(5.0, timeout - 15))]
             else:
                 argv_run += ["--json", str(json_path)]
@@ -476,7 +553,16 @@ def main(argv: list[str] | None = None) -> int:
                     bench_meta.setdefault("machine", data.get("machine"))
                     bench_meta.setdefault("command", "tools/gpu_check.py -> tools/benchmark.py (per part, see gpu_check.json)")
                     entry["rows"] = len(data.get("results", []))
+                    entry["failed_rows"] = sum(1 for r in data.get("results", []) if r.get("error"))
+                    if rc == 0 and entry["rows"] and not entry["failed_rows"]:
+                        succeeded.add(part.name)
+            elif part.profile:
+                entry["profile"] = _profile_summary(out / f"{PROFILE_STEM}_profile.json", "--compile" in argv_run)
+                if rc == 0 and entry["profile"] and not any(r.get("error") for r in entry["profile"]):
+                    succeeded.add(part.name)
             elif json_path.is_file():
+                if rc == 0:
+                    succeeded.add(part.name)
                 part.result = json.loads(json_path.read_text())
                 entry["result"] = part.result
                 if part.name == "fused":

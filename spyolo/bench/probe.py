@@ -251,8 +251,11 @@ class ProbeSession:
             self.optimizer = build_optimizer(model, "adam", 1e-4, 0.9, 0.0)
             self.fptt = FPTT(model.parameters()) if cfg.method == "fptt" else None
 
-    def _train_step(self, timesteps: int) -> TrainStep:
-        assert self.loss_fn is not None and self.optimizer is not None
+    def train_step(self, timesteps: int) -> TrainStep:
+        """A new :class:`~spyolo.train.steps.TrainStep` at ``T = timesteps`` on this session's
+        model, loss, optimiser and FPTT state (training methods only)."""
+        if self.loss_fn is None or self.optimizer is None:
+            raise ValueError(f"method {self.cfg.method!r} has no training step")
         return TrainStep(
             self.run_model, self.loss_fn, self.optimizer, StepSettings(self.cfg.method, timesteps),
             self.runtime, fptt=self.fptt,
@@ -277,7 +280,7 @@ class ProbeSession:
                     inference.time_loop(images, timesteps)
 
             return one_infer, checked_infer
-        step = self._train_step(timesteps)
+        step = self.train_step(timesteps)
 
         def one_train() -> None:
             step(images, targets)

@@ -72,18 +72,25 @@ def markdown_table(rows: list[dict], columns: tuple[tuple[str, str], ...] = TABL
     return "\n".join(lines)
 
 
-def markdown_report(report: dict) -> str:
-    """The whole report as markdown: machine, command, conventions, tables and extras."""
+def machine_lines(report: dict) -> list[str]:
+    """The command, machine and software lines that head every markdown report."""
     machine = report.get("machine", {})
     gpus = ", ".join(g["name"] for g in machine.get("gpus", [])) or "none"
-    parts = [
-        "# spyolo benchmark",
-        "",
+    return [
         f"- command: `{report.get('command', '')}`",
         f"- machine: CPU {machine.get('cpu_model', '?')} ({machine.get('cpu_cores', '?')} cores usable, "
         f"{machine.get('torch_threads', '?')} torch threads); GPU {gpus}",
         f"- software: torch {machine.get('torch', '?')}, CUDA {machine.get('cuda')}, triton {machine.get('triton')}, "
         f"Python {machine.get('python', '?')}",
+    ]
+
+
+def markdown_report(report: dict) -> str:
+    """The whole report as markdown: machine, command, conventions, tables and extras."""
+    parts = [
+        "# spyolo benchmark",
+        "",
+        *machine_lines(report),
         f"- conventions: {CONVENTIONS}",
         "",
     ]

@@ -18,7 +18,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, fields, replace
 
 import torch
@@ -71,7 +71,7 @@ def _run_subprocess(cfg: ProbeConfig, timeout_s: float | None) -> dict:
         return _error_row(cfg, f"no JSON result in the probe's output: {proc.stdout[-300:]!r}")
 
 
-def _release(session: ProbeSession | None) -> None:
+def release_session(session: ProbeSession | None) -> None:
     """Free a session's memory (and compiled code) before building the next one."""
     del session
     gc.collect()
@@ -96,28 +96,54 @@ def run_configs(
         timeout_s: Per-configuration limit (subprocess mode only).
         deadline: ``time.monotonic()`` after which the remaining configurations are skipped.
     """
+    return run_sessions(
+        configs,
+        lambda session, cfg: session.measure(cfg.timesteps, cfg.warmup, cfg.iters),
+        _error_row,
+        on_row=on_row,
+        deadline=deadline,
+        outside=(lambda cfg: _run_subprocess(cfg, timeout_s)) if fresh_process else None,
+    )
+
+
+def run_sessions(
+    configs: Sequence[ProbeConfig],
+    measure: Callable[[ProbeSession, ProbeConfig], dict],
+    error_row: Callable[[ProbeConfig, str], dict],
+    on_row: Callable[[dict], None] | None = None,
+    deadline: float | None = None,
+    outside: Callable[[ProbeConfig], dict] | None = None,
+) -> list[dict]:
+    """Run ``measure`` on every configuration, reusing one :class:`ProbeSession` while
+    consecutive configurations share a :func:`session_key`; return the rows in order.
+
+    A failure becomes ``error_row(cfg, message)`` (and a fresh session for the next one);
+    configurations after ``deadline`` (``time.monotonic()``) become "skipped" rows; with
+    ``outside`` every configuration is handed to it instead (e.g. a subprocess).
+    """
     rows: list[dict] = []
     session: ProbeSession | None = None
     key = None
     for cfg in configs:
         if deadline is not None and time.monotonic() > deadline:
-            row = _error_row(cfg, "skipped: time budget spent")
-        elif fresh_process:
-            row = _run_subprocess(cfg, timeout_s)
+            row = error_row(cfg, "skipped: time budget spent")
+        elif outside is not None:
+            row = outside(cfg)
         else:
             try:
                 if session is None or session_key(cfg) != key:
-                    _release(session)
+                    release_session(session)
                     session = None
                     key = session_key(cfg)
                     session = ProbeSession(cfg)
-                row = session.measure(cfg.timesteps, cfg.warmup, cfg.iters)
+                row = measure(session, cfg)
             except Exception as e:  # noqa: BLE001 - any failure becomes a row, the rest still run
-                row = _error_row(cfg, f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}")
-                _release(session)
+                message = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+                row = error_row(cfg, f"{type(e).__name__}: {message}")
+                release_session(session)
                 session, key = None, None
         rows.append(row)
         if on_row is not None:
             on_row(row)
-    _release(session)
+    release_session(session)
     return rows

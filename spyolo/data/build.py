@@ -16,20 +16,42 @@ from spyolo.data.voc import VOCDataset, load_class_names, parse_sets
 def ensure_synthetic(cfg: Any) -> None:
     """Generate the synthetic VOC-style dataset when the config asks for one.
 
-    When ``cfg.synthetic_train > 0`` and the year folder of the first train set
-    (``cfg.root/<year>``) has no ``ImageSets/Main/trainval.txt``, call
-    :func:`spyolo.data.synthetic.generate_synthetic_voc` on it with
-    ``cfg.synthetic_train``, ``cfg.synthetic_test`` and ``cfg.synthetic_seed``, and
-    print one line saying so. Otherwise do nothing.
+    When ``cfg.synthetic_train > 0``, the year folder of the first train set
+    (``cfg.root/<year>``) must hold the synthetic set the config describes
+    (``synthetic_train``, ``synthetic_test``, ``synthetic_seed`` and the generator settings
+    ``synthetic_classes``, ``synthetic_min_side``, ``synthetic_max_side``,
+    ``synthetic_spec``). A missing set is generated; a set this generator wrote with other
+    settings (its ``synthetic_spec.json`` differs) is regenerated in place; a non-empty
+    folder without that record is refused (it may be a user's data). One line is printed
+    when something is generated. Otherwise nothing happens.
+
+    Raises:
+        FileExistsError: the folder holds data the generator did not write.
+        ValueError: invalid generator settings.
     """
     if cfg.synthetic_train <= 0:
         return
-    year_dir, _ = parse_sets(cfg.train_sets, cfg.root)[0]
-    if (year_dir / "ImageSets" / "Main" / "trainval.txt").is_file():
-        return
-    from spyolo.data.synthetic import generate_synthetic_voc  # lazy: only needed here
+    from spyolo.data.synthetic import generate_synthetic_voc, provenance_for, read_provenance, synthetic_settings
 
-    generate_synthetic_voc(year_dir, cfg.synthetic_train, cfg.synthetic_test, cfg.synthetic_seed)
+    year_dir, _ = parse_sets(cfg.train_sets, cfg.root)[0]
+    settings = synthetic_settings(cfg)
+    wanted = provenance_for(cfg.synthetic_train, cfg.synthetic_test, cfg.synthetic_seed, **settings)
+    found = read_provenance(year_dir)
+    has_split = (year_dir / "ImageSets" / "Main" / "trainval.txt").is_file()
+    if found == wanted and has_split:
+        return
+    if year_dir.is_dir() and any(year_dir.iterdir()) and found is None:
+        raise FileExistsError(
+            f"{year_dir}: the config asks for a generated synthetic set here (data.synthetic_train="
+            f"{cfg.synthetic_train}) but the folder holds other data (no synthetic_spec.json); "
+            f"point data.root elsewhere or set data.synthetic_train=0 to use the data as it is"
+        )
+    if found is not None:
+        changed = sorted(k for k in set(wanted) | set(found) if wanted.get(k) != found.get(k))
+        print(f"spyolo: {year_dir} was generated with other settings ({', '.join(changed) or 'incomplete'}); "
+              f"regenerating it")
+    generate_synthetic_voc(year_dir, cfg.synthetic_train, cfg.synthetic_test, cfg.synthetic_seed,
+                           overwrite=True, **settings)
     print(
         f"spyolo: generated a synthetic VOC-style dataset in {year_dir} "
         f"({cfg.synthetic_train} train, {cfg.synthetic_test} test images, seed {cfg.synthetic_seed})"

@@ -74,7 +74,8 @@ import multiprocessing
 import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 from pathlib import Path
 
 import cv2
@@ -90,6 +91,9 @@ __all__ = [
     "render_synthetic_image",
     "annotation_xml",
     "generate_synthetic_voc",
+    "synthetic_settings",
+    "read_provenance",
+    "provenance_for",
     "split_statistics",
 ]
 
@@ -786,13 +790,67 @@ def generate_synthetic_voc(out_dir: str | Path, n_train: int, n_test: int, seed:
     for name, ids in (("train", train), ("val", val), ("trainval", trainval), ("test", test)):
         _write_lines(main / f"{name}.txt", ids)
     _write_lines(out / "classes.txt", chosen)
-    provenance = {"generator": "spyolo.data.synthetic", "seed": seed, "n_train": n_train,
-                  "n_test": n_test, "classes": list(chosen), "min_side": min_side,
-                  "max_side": max_side, "jpeg_quality": jpeg_quality,
-                  "val_fraction": val_fraction, "spec": asdict(spec)}
+    provenance = provenance_for(n_train, n_test, seed, classes=chosen, min_side=min_side,
+                                max_side=max_side, jpeg_quality=jpeg_quality, spec=spec,
+                                val_fraction=val_fraction)
     (out / _SPEC_FILE).write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n",
                                   encoding="utf-8")
     return out
+
+
+def synthetic_settings(cfg: Any) -> dict[str, Any]:
+    """Generator keyword arguments (``classes``, ``min_side``, ``max_side``, ``spec``) of a data config.
+
+    Reads ``cfg.synthetic_classes`` (empty: all of :data:`SYNTHETIC_CLASSES`),
+    ``cfg.synthetic_min_side`` / ``cfg.synthetic_max_side`` and ``cfg.synthetic_spec`` (a mapping
+    of :class:`SyntheticSpec` field names to values; lists become ``(low, high)`` pairs).
+
+    Raises:
+        ValueError: naming the offending key or value.
+    """
+    raw = dict(getattr(cfg, "synthetic_spec", None) or {})
+    valid = [f.name for f in fields(SyntheticSpec)]
+    unknown = sorted(k for k in raw if k not in valid)
+    if unknown:
+        raise ValueError(f"data.synthetic_spec: unknown knob(s) {unknown}; valid knobs: {', '.join(valid)}")
+    kwargs = {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in raw.items()}
+    try:
+        spec = SyntheticSpec(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"data.synthetic_spec: {e}") from None
+    names = list(getattr(cfg, "synthetic_classes", None) or [])
+    try:
+        classes = _checked_classes(names or None)
+    except ValueError as e:
+        raise ValueError(f"data.synthetic_classes: {e}") from None
+    min_side = int(getattr(cfg, "synthetic_min_side", 300))
+    max_side = int(getattr(cfg, "synthetic_max_side", 500))
+    if not 32 <= min_side <= max_side:
+        raise ValueError(
+            f"data.synthetic_min_side/max_side: need 32 <= min_side <= max_side, got {min_side}, {max_side}")
+    return {"classes": list(classes), "min_side": min_side, "max_side": max_side, "spec": spec}
+
+
+def provenance_for(n_train: int, n_test: int, seed: int, *, classes: Sequence[str] | None = None,
+                   min_side: int = 300, max_side: int = 500, jpeg_quality: int = 90,
+                   spec: SyntheticSpec | None = None, val_fraction: float = 0.15) -> dict[str, Any]:
+    """The provenance record :func:`generate_synthetic_voc` writes for these arguments."""
+    spec = SyntheticSpec() if spec is None else spec
+    # through JSON so that tuples compare equal to what a written record reads back as
+    return json.loads(json.dumps({
+        "generator": "spyolo.data.synthetic", "seed": seed, "n_train": n_train, "n_test": n_test,
+        "classes": list(_checked_classes(classes)), "min_side": min_side, "max_side": max_side,
+        "jpeg_quality": jpeg_quality, "val_fraction": val_fraction, "spec": asdict(spec)}))
+
+
+def read_provenance(out_dir: str | Path) -> dict[str, Any] | None:
+    """The provenance record of a generated folder, or None when it has none (or it is unreadable)."""
+    path = Path(out_dir) / _SPEC_FILE
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def _drain(done: Iterator[int], total: int, progress: bool) -> None:

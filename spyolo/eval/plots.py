@@ -1,4 +1,4 @@
-"""Precision-recall curve plots of a :meth:`VOCEvaluator.compute` result.
+"""Plots: precision-recall curves of a :meth:`VOCEvaluator.compute` result, training curves.
 
 Figures are built with matplotlib's object API on the Agg canvas (no pyplot
 state, no display needed).
@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["plot_pr_curves"]
+__all__ = ["plot_pr_curves", "plot_training_curves"]
 
 
 def _safe_name(name: str) -> str:
@@ -95,3 +95,47 @@ def plot_pr_curves(res: Mapping[str, Any], out_dir: str | Path) -> list[Path]:
     _save(fig, path)
     written.append(path)
     return written
+
+
+def plot_training_curves(runs: Mapping[str, str | Path], path: str | Path,
+                         columns: tuple[str, ...] = ("loss", "box", "obj", "cls"), title: str = "") -> Path:
+    """One PNG with a panel per column of the runs' ``results.csv`` against the epoch.
+
+    Args:
+        runs: label -> run folder (holding ``results.csv``, as written by ``tools/train.py``).
+        path: output PNG (its folder is created if needed).
+        columns: ``results.csv`` columns to draw, one panel each (missing ones are skipped).
+        title: figure title.
+
+    Raises:
+        FileNotFoundError: a run folder without ``results.csv``.
+    """
+    import csv
+
+    series: dict[str, dict[str, list[float]]] = {}
+    for label, folder in runs.items():
+        csv_path = Path(folder) / "results.csv"
+        if not csv_path.is_file():
+            raise FileNotFoundError(f"{csv_path}: results.csv not found (is {folder} a tools/train.py run folder?)")
+        with csv_path.open() as f:
+            rows = list(csv.DictReader(f))
+        series[label] = {k: [float(r[k]) for r in rows] for k in ("epoch", *columns) if rows and k in rows[0]}
+    shown = [c for c in columns if any(c in s for s in series.values())]
+    fig = Figure(figsize=(4.2 * max(1, len(shown)), 3.6))
+    for i, col in enumerate(shown):
+        ax = fig.add_subplot(1, len(shown), i + 1)
+        for label, s in series.items():
+            if col in s:
+                ax.plot(s["epoch"], s[col], marker=".", label=label)
+        ax.set_xlabel("epoch")
+        ax.set_title(col if col != "loss" else "training loss (total)")
+        ax.grid(True, alpha=0.3)
+        if i == 0:
+            ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _save(fig, out)
+    return out

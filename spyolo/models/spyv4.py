@@ -55,6 +55,7 @@ from torch import Tensor, nn
 
 from spyolo.snn.ltc import LTCConv2d
 from spyolo.snn.state import reset_states
+from spyolo.snn.surrogate import DEFAULT_SURROGATE, SurrogateParams
 
 __all__ = [
     "DEFAULT_ANCHORS",
@@ -292,6 +293,7 @@ class SPYv4(_YOLOv4TinyTopology):
         masks: Anchor indices of the stride-32 and stride-16 heads.
         threshold: Firing threshold of every LTC neuron.
         anchor_ref_size: Input size at which ``anchors`` are given.
+        surrogate: Constants of the surrogate gradient of every LTC neuron (default: the paper's).
     """
 
     is_spiking: ClassVar[bool] = True
@@ -304,16 +306,19 @@ class SPYv4(_YOLOv4TinyTopology):
         masks: Sequence[Sequence[int]] = DEFAULT_MASKS,
         threshold: float = 1.0,
         anchor_ref_size: int = 416,
+        surrogate: SurrogateParams | None = None,
     ) -> None:
         def ltc(
             in_channels: int, out_channels: int, kernel_size: int, *, stride: int, bias: bool, upsample: bool
         ) -> nn.Module:
             return LTCConv2d(
-                in_channels, out_channels, kernel_size, stride=stride, bias=bias, upsample=upsample, threshold=threshold
+                in_channels, out_channels, kernel_size, stride=stride, bias=bias, upsample=upsample, threshold=threshold,
+                surrogate=surrogate,
             )
 
         super().__init__(ltc, True, num_classes, width, anchors, masks, anchor_ref_size)
         self.threshold = float(threshold)
+        self.surrogate = DEFAULT_SURROGATE if surrogate is None else surrogate
 
 
 class YOLOv4Tiny(_YOLOv4TinyTopology):
@@ -374,7 +379,8 @@ def build_model(cfg: Any, num_classes: int) -> nn.Module:
     """Build the detector described by a ``spyolo.config.ModelConfig``.
 
     Reads ``cfg.kind`` (``"spyv4"`` or ``"ann"``), ``cfg.width``, ``cfg.anchors``,
-    ``cfg.masks``, ``cfg.threshold`` and, if present, ``cfg.anchor_ref_size``.
+    ``cfg.masks``, ``cfg.threshold`` and, if present, ``cfg.anchor_ref_size`` and the
+    surrogate constants ``cfg.surrogate_sigma`` / ``surrogate_height`` / ``surrogate_gamma``.
 
     Raises:
         ValueError: for an unknown ``kind``.
@@ -390,7 +396,15 @@ def build_model(cfg: Any, num_classes: int) -> nn.Module:
     )
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; valid kinds are {list(MODEL_KINDS)}")
-    model = SPYv4(**kwargs) if kind == "spyv4" else YOLOv4Tiny(**kwargs)
+    if kind == "spyv4":
+        surrogate = SurrogateParams(
+            float(getattr(cfg, "surrogate_sigma", DEFAULT_SURROGATE.sigma)),
+            float(getattr(cfg, "surrogate_height", DEFAULT_SURROGATE.height)),
+            float(getattr(cfg, "surrogate_gamma", DEFAULT_SURROGATE.gamma)),
+        )
+        model: nn.Module = SPYv4(**kwargs, surrogate=surrogate)
+    else:
+        model = YOLOv4Tiny(**kwargs)
     prior = float(getattr(cfg, "head_prior", 0.0))
     if prior > 0:
         model.init_head_priors(prior)

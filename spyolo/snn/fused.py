@@ -57,7 +57,7 @@ from torch import Tensor
 # private but long-standing (PyTorch >= 1.13): the innermost active TorchDispatchMode, or None
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
-from spyolo.snn.surrogate import multi_gaussian_grad
+from spyolo.snn.surrogate import DEFAULT_SURROGATE, SurrogateParams, multi_gaussian_grad
 
 __all__ = [
     "FUSED_KERNELS",
@@ -102,8 +102,14 @@ def ltc_backward_math(
     grad_u_new: Tensor | None,
     threshold: float,
     need_u_prev_grad: bool,
+    sigma: float = DEFAULT_SURROGATE.sigma,
+    height: float = DEFAULT_SURROGATE.height,
+    gamma: float = DEFAULT_SURROGATE.gamma,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Backward arithmetic of the fused update, recomputing the forward values.
+
+    ``sigma``, ``height`` and ``gamma`` are the surrogate's constants
+    (:class:`spyolo.snn.surrogate.SurrogateParams`).
 
     Returns:
         ``(grad_z, grad_current, grad_u_prev)`` in the dtypes of ``z``, ``current`` and
@@ -114,7 +120,7 @@ def ltc_backward_math(
     diff = current.to(compute) - u_prev
     u_pre = u_prev + tau * diff
     v = u_pre - threshold
-    surrogate = multi_gaussian_grad(v)
+    surrogate = multi_gaussian_grad(v, sigma, height, gamma)
     if grad_spikes is not None:
         grad_pre = grad_spikes.to(compute) * surrogate
         if grad_u_new is not None:
@@ -132,31 +138,35 @@ def ltc_backward_math(
 
 
 def _backward_fptt(
-    z: Tensor, current: Tensor, u_prev: Tensor, grad_spikes: Tensor, threshold: float
+    z: Tensor, current: Tensor, u_prev: Tensor, grad_spikes: Tensor, threshold: float,
+    sigma: float, height: float, gamma: float,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Backward variant: spike gradient only, no state gradient (FPTT)."""
-    return ltc_backward_math(z, current, u_prev, grad_spikes, None, threshold, False)
+    return ltc_backward_math(z, current, u_prev, grad_spikes, None, threshold, False, sigma, height, gamma)
 
 
 def _backward_last(
-    z: Tensor, current: Tensor, u_prev: Tensor, grad_spikes: Tensor, threshold: float
+    z: Tensor, current: Tensor, u_prev: Tensor, grad_spikes: Tensor, threshold: float,
+    sigma: float, height: float, gamma: float,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Backward variant: spike gradient only, state gradient wanted (BPTT, last step)."""
-    return ltc_backward_math(z, current, u_prev, grad_spikes, None, threshold, True)
+    return ltc_backward_math(z, current, u_prev, grad_spikes, None, threshold, True, sigma, height, gamma)
 
 
 def _backward_first(
-    z: Tensor, current: Tensor, u_prev: Tensor, grad_spikes: Tensor, grad_u_new: Tensor, threshold: float
+    z: Tensor, current: Tensor, u_prev: Tensor, grad_spikes: Tensor, grad_u_new: Tensor, threshold: float,
+    sigma: float, height: float, gamma: float,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Backward variant: spike and membrane gradients, no state gradient (BPTT, first step)."""
-    return ltc_backward_math(z, current, u_prev, grad_spikes, grad_u_new, threshold, False)
+    return ltc_backward_math(z, current, u_prev, grad_spikes, grad_u_new, threshold, False, sigma, height, gamma)
 
 
 def _backward_full(
-    z: Tensor, current: Tensor, u_prev: Tensor, grad_spikes: Tensor, grad_u_new: Tensor, threshold: float
+    z: Tensor, current: Tensor, u_prev: Tensor, grad_spikes: Tensor, grad_u_new: Tensor, threshold: float,
+    sigma: float, height: float, gamma: float,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Backward variant: spike and membrane gradients, state gradient wanted (BPTT)."""
-    return ltc_backward_math(z, current, u_prev, grad_spikes, grad_u_new, threshold, True)
+    return ltc_backward_math(z, current, u_prev, grad_spikes, grad_u_new, threshold, True, sigma, height, gamma)
 
 
 @dataclass(frozen=True)
@@ -244,19 +254,22 @@ def _use_plain_math(kernels: str, *tensors: Tensor) -> bool:
 class FusedLTCUpdate(torch.autograd.Function):
     """Autograd function of the fused LTC update; prefer :func:`fused_ltc_update`.
 
-    ``FusedLTCUpdate.apply(z, current, u_prev, threshold, kernels)`` returns
+    ``FusedLTCUpdate.apply(z, current, u_prev, threshold, kernels, sigma, height, gamma)`` returns
     ``(spikes, u_new)``. Only ``z``, ``current`` and ``u_prev`` are saved for the
     backward pass.
     """
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, z: Tensor, current: Tensor, u_prev: Tensor, threshold: float, kernels: str
+        ctx: Any, z: Tensor, current: Tensor, u_prev: Tensor, threshold: float, kernels: str,
+        sigma: float = DEFAULT_SURROGATE.sigma, height: float = DEFAULT_SURROGATE.height,
+        gamma: float = DEFAULT_SURROGATE.gamma,
     ) -> tuple[Tensor, Tensor]:
         """Compute ``(spikes, u_new)``; see :func:`ltc_forward_math`."""
         ctx.save_for_backward(z, current, u_prev)
         ctx.threshold = threshold
         ctx.kernels = kernels
+        ctx.surrogate = (sigma, height, gamma)
         if not torch.compiler.is_compiling():  # traced, the gradients arrive materialised anyway
             ctx.set_materialize_grads(False)
         if _use_plain_math(kernels, z, current, u_prev):
@@ -274,17 +287,17 @@ class FusedLTCUpdate(torch.autograd.Function):
     @staticmethod
     def backward(  # type: ignore[override]
         ctx: Any, grad_spikes: Tensor | None, grad_u_new: Tensor | None
-    ) -> tuple[Tensor | None, Tensor | None, Tensor | None, None, None]:
+    ) -> tuple[Tensor | None, Tensor | None, Tensor | None, None, None, None, None, None]:
         """Recompute the forward values and return the gradients of ``z``, ``current``, ``u_prev``."""
         z, current, u_prev = ctx.saved_tensors
         need_u_prev = bool(ctx.needs_input_grad[2])
         if grad_spikes is None and grad_u_new is None:
-            return None, None, None, None, None
+            return None, None, None, None, None, None, None, None
         if _use_plain_math(ctx.kernels, z, current, u_prev):
             grad_z, grad_current, grad_u_prev = ltc_backward_math(
-                z, current, u_prev, grad_spikes, grad_u_new, ctx.threshold, need_u_prev
+                z, current, u_prev, grad_spikes, grad_u_new, ctx.threshold, need_u_prev, *ctx.surrogate
             )
-            return grad_z, grad_current, grad_u_prev, None, None
+            return grad_z, grad_current, grad_u_prev, None, None, None, None, None
         impl = _kernels(ctx.kernels)
         fmt = _memory_format(current)
         if fmt is None:
@@ -296,18 +309,22 @@ class FusedLTCUpdate(torch.autograd.Function):
         if grad_u_new is not None:
             flat.append(_flat(grad_u_new, current, fmt))
         kernel = impl.backward[(grad_u_new is not None, need_u_prev)]
-        grad_z, grad_current, grad_u_prev = kernel(*flat, ctx.threshold)
+        grad_z, grad_current, grad_u_prev = kernel(*flat, ctx.threshold, *ctx.surrogate)
         return (
             _unflat(grad_z, current),
             _unflat(grad_current, current),
             None if grad_u_prev is None else _unflat(grad_u_prev, current),
             None,
             None,
+            None,
+            None,
+            None,
         )
 
 
 def fused_ltc_update(
-    z: Tensor, current: Tensor, u_prev: Tensor, threshold: float, kernels: str = "inductor"
+    z: Tensor, current: Tensor, u_prev: Tensor, threshold: float, kernels: str = "inductor",
+    surrogate: SurrogateParams = DEFAULT_SURROGATE,
 ) -> tuple[Tensor, Tensor]:
     """Fused LTC update with a recomputing backward.
 
@@ -321,6 +338,7 @@ def fused_ltc_update(
         u_prev: Previous membrane; float32 or float64 (the compute dtype).
         threshold: Firing threshold ``theta``.
         kernels: ``"inductor"``, ``"aot_eager"`` or ``"eager"`` (see the module docstring).
+        surrogate: Constants of the multi-Gaussian surrogate gradient.
 
     Returns:
         ``(spikes, u_new)``: spikes (0/1, multi-Gaussian surrogate gradient) in
@@ -339,5 +357,8 @@ def fused_ltc_update(
         )
     if u_prev.dtype not in (torch.float32, torch.float64):
         raise ValueError(f"fused_ltc_update: the membrane must be float32 or float64, got {u_prev.dtype}")
-    spikes, u_new = FusedLTCUpdate.apply(z, current, u_prev, float(threshold), kernels)
+    spikes, u_new = FusedLTCUpdate.apply(
+        z, current, u_prev, float(threshold), kernels,
+        float(surrogate.sigma), float(surrogate.height), float(surrogate.gamma),
+    )
     return spikes, u_new

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from spyolo.snn.fused import fused_ltc_update
 from spyolo.snn.state import StatefulModule, reset_states
-from spyolo.snn.surrogate import spike_fn
+from spyolo.snn.surrogate import DEFAULT_SURROGATE, SurrogateParams, spike_fn
 
 __all__ = [
     "LTC_BACKENDS",
@@ -60,7 +60,9 @@ _FUSED_KERNELS_OF_BACKEND = MappingProxyType({"fused": "inductor", "fused-eager"
 """``fused_ltc_update`` kernel mode of each fused backend."""
 
 
-def ltc_update(z: Tensor, current: Tensor, u_prev: Tensor, threshold: float) -> tuple[Tensor, Tensor]:
+def ltc_update(
+    z: Tensor, current: Tensor, u_prev: Tensor, threshold: float, surrogate: SurrogateParams = DEFAULT_SURROGATE
+) -> tuple[Tensor, Tensor]:
     """Elementwise part of one LTC step.
 
     This is the reference implementation that a fused (compiled or Triton)
@@ -71,6 +73,7 @@ def ltc_update(z: Tensor, current: Tensor, u_prev: Tensor, threshold: float) -> 
         current: Synaptic current ``I``.
         u_prev: Membrane after the previous step's reset.
         threshold: Firing threshold ``theta``.
+        surrogate: Constants of the multi-Gaussian surrogate gradient.
 
     Returns:
         ``(spikes, u_new)``: spikes ``H(u' - theta)`` (0/1, surrogate gradient)
@@ -79,7 +82,7 @@ def ltc_update(z: Tensor, current: Tensor, u_prev: Tensor, threshold: float) -> 
     """
     tau = torch.sigmoid(z)
     u_pre = u_prev + tau * (current - u_prev)
-    spikes = spike_fn(u_pre - threshold)
+    spikes = spike_fn(u_pre - threshold, surrogate.sigma, surrogate.height, surrogate.gamma)
     u_new = u_pre * (1.0 - spikes)
     return spikes, u_new
 
@@ -107,6 +110,7 @@ class LTCConv2d(StatefulModule):
         bias: Whether the synaptic convolution has a bias.
         upsample: Apply nearest x2 upsampling to ``I`` before the neurons.
         threshold: Firing threshold ``theta``.
+        surrogate: Constants of the multi-Gaussian surrogate gradient (default: the paper's).
 
     Attributes:
         ltc_backend: Implementation of the elementwise update, one of
@@ -127,6 +131,7 @@ class LTCConv2d(StatefulModule):
         bias: bool = True,
         upsample: bool = False,
         threshold: float = 1.0,
+        surrogate: SurrogateParams | None = None,
     ) -> None:
         super().__init__()
         if kernel_size < 1 or kernel_size % 2 == 0:
@@ -137,6 +142,7 @@ class LTCConv2d(StatefulModule):
         self.stride = stride
         self.upsample = upsample
         self.threshold = float(threshold)
+        self.surrogate: SurrogateParams = DEFAULT_SURROGATE if surrogate is None else surrogate
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2, bias=bias)
         self.bn = nn.BatchNorm2d(out_channels)
         self.tau_conv = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=True)
@@ -150,6 +156,7 @@ class LTCConv2d(StatefulModule):
         """Unpickling support: modules pickled before these attributes existed get their defaults."""
         state.setdefault("ltc_backend", "reference")
         state.setdefault("detach_state", False)
+        state.setdefault("surrogate", DEFAULT_SURROGATE)
         super().__setstate__(state)
 
     def reset_parameters(self) -> None:
@@ -178,7 +185,9 @@ class LTCConv2d(StatefulModule):
             )
         z = self.tau_bn(self.tau_conv(current + u_prev))
         if self.ltc_backend == "reference":
-            spikes, u_new = ltc_update(z.to(state_dtype), current.to(state_dtype), u_prev, self.threshold)
+            spikes, u_new = ltc_update(
+                z.to(state_dtype), current.to(state_dtype), u_prev, self.threshold, self.surrogate
+            )
             spikes = spikes.to(current.dtype)
         else:
             kernels = _FUSED_KERNELS_OF_BACKEND.get(self.ltc_backend)
@@ -186,7 +195,9 @@ class LTCConv2d(StatefulModule):
                 raise ValueError(
                     f"LTCConv2d: unknown ltc_backend {self.ltc_backend!r}; valid values are {list(LTC_BACKENDS)}"
                 )
-            spikes, u_new = fused_ltc_update(z, current, u_prev, self.threshold, kernels=kernels)
+            spikes, u_new = fused_ltc_update(
+                z, current, u_prev, self.threshold, kernels=kernels, surrogate=self.surrogate
+            )
         self.v = u_new.detach() if self.detach_state else u_new
         return spikes
 
@@ -194,7 +205,7 @@ class LTCConv2d(StatefulModule):
         state = "None" if self.v is None else str(tuple(self.v.shape))
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-            f"upsample={self.upsample}, threshold={self.threshold}, backend={self.ltc_backend}, v={state}"
+            f"upsample={self.upsample}, threshold={self.threshold}, {self.surrogate}, backend={self.ltc_backend}, v={state}"
         )
 
 

@@ -10,6 +10,10 @@ where ``N(v; mu, sd)`` is the Gaussian probability density. With the defaults
 ``v = 0``, 0.431 at ``|v| = 0.3``, 0.072 at ``|v| = 0.6`` and slightly negative
 (about -0.025) at ``|v| = 1``.
 
+The three constants are the model's ``surrogate`` setting (:class:`SurrogateParams`,
+``model.surrogate_sigma`` / ``surrogate_height`` / ``surrogate_gamma`` in the config). The
+defaults are the paper's; ``h = 0`` gives a plain Gaussian of width ``s`` and area ``gamma``.
+
 Everything here is branch-free tensor arithmetic, so it traces under
 ``torch.compile`` without graph breaks, and it accepts float32, float16 and
 bfloat16 inputs (the derivative is evaluated in at least float32 precision and
@@ -19,6 +23,7 @@ returned in the input's dtype).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -28,7 +33,9 @@ __all__ = [
     "DEFAULT_GAMMA",
     "DEFAULT_HEIGHT",
     "DEFAULT_SIGMA",
+    "DEFAULT_SURROGATE",
     "MultiGaussianSpike",
+    "SurrogateParams",
     "multi_gaussian_grad",
     "spike_fn",
 ]
@@ -41,6 +48,41 @@ DEFAULT_HEIGHT: float = 0.15
 
 DEFAULT_GAMMA: float = 0.5
 """Overall scale ``gamma`` of the surrogate."""
+
+
+
+@dataclass(frozen=True)
+class SurrogateParams:
+    """Constants ``(s, h, gamma)`` of the multi-Gaussian surrogate of one model.
+
+    Args:
+        sigma: Width ``s`` of the central Gaussian (> 0).
+        height: Relative height ``h`` of the negative side lobes (>= 0; 0: a plain Gaussian).
+        gamma: Overall scale (> 0).
+
+    Raises:
+        ValueError: for a value outside those ranges.
+    """
+
+    sigma: float = DEFAULT_SIGMA
+    height: float = DEFAULT_HEIGHT
+    gamma: float = DEFAULT_GAMMA
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.sigma) and self.sigma > 0):
+            raise ValueError(f"surrogate sigma must be a positive number, got {self.sigma!r}")
+        if not (math.isfinite(self.height) and self.height >= 0):
+            raise ValueError(f"surrogate height must be >= 0, got {self.height!r}")
+        if not (math.isfinite(self.gamma) and self.gamma > 0):
+            raise ValueError(f"surrogate gamma must be a positive number, got {self.gamma!r}")
+
+    def peak(self) -> float:
+        """The surrogate's value at ``v = 0``."""
+        return float(multi_gaussian_grad(torch.zeros(1, dtype=torch.float64), self.sigma, self.height, self.gamma))
+
+
+DEFAULT_SURROGATE = SurrogateParams()
+"""The paper's surrogate: ``s = 0.3``, ``h = 0.15``, ``gamma = 0.5``."""
 
 _INV_SQRT_2PI: float = 1.0 / math.sqrt(2.0 * math.pi)
 

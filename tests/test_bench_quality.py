@@ -1,0 +1,73 @@
+"""tools/bench_quality.py end to end on a tiny synthetic set: two runs side by side, one table."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY_CONFIG = """
+data:
+  root: {root}
+  train_sets: [SYNTH:trainval]
+  test_sets: [SYNTH:test]
+  img_size: 64
+  synthetic_train: 6
+  synthetic_test: 3
+  synthetic_seed: 2
+  synthetic_min_side: 64
+  synthetic_max_side: 80
+  synthetic_spec:
+    objects_per_image: [1, 2]
+    min_object_size: 16
+    distractors: [0, 1]
+  workers: 0
+model:
+  width: 0.125
+  timesteps: 2
+  threshold: 0.5
+  surrogate_sigma: 1.2
+  surrogate_height: 0.0
+  surrogate_gamma: 1.0
+train:
+  name: tiny
+  epochs: 1
+  batch_size: 3
+  max_iters_per_epoch: 1
+  device: cpu
+eval:
+  batch_size: 3
+"""
+
+
+def test_bench_quality_two_runs_side_by_side(tmp_path: Path) -> None:
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY_CONFIG.format(root=tmp_path / "data"))
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(ROOT / "tools" / "bench_quality.py"), "--config", str(config), "--out", str(out),
+           "--runs", "ann_twin,spyv4_fptt", "--jobs", "2"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    # the data was generated once, by bench_quality itself, before the runs started
+    assert r.stdout.count("generated a synthetic VOC-style dataset") == 1
+    table = json.loads((out / "table.json").read_text())
+    assert [row["run"] for row in table["rows"]] == ["ann_twin", "spyv4_fptt"]
+    ann, fptt = table["rows"]
+    for row in (ann, fptt):
+        assert 0.0 <= row["map_voc07"] <= 1.0 and 0.0 <= row["map_area"] <= 1.0
+        assert row["epochs"] == 1 and row["train_wall_s"] > 0 and row["peak_mem_mib"] > 0
+    assert 0.0 <= fptt["firing_rate"] <= 1.0 and fptt["energy_uj"] > 0 and "firing_rate" not in ann
+    assert table["jobs"] == 2 and table["seeds"] == {"data": 2, "train": 0}
+    assert table["targets"]["fptt_over_bptt"] is None  # no BPTT run asked for
+    assert isinstance(table["targets"]["ann_in_band"], bool)
+    md = (out / "table.md").read_text()
+    assert "| ann_twin |" in md and "| spyv4_fptt |" in md and "2 at a time" in md
+    assert any("train.py" in c and "model.kind=ann" in c for c in table["commands"])
+    assert any("eval.py" in c and "--spikes" in c for c in table["commands"])
+
+    bad = subprocess.run(cmd[:-4] + ["--runs", "spyv4_nonsense"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "unknown run 'spyv4_nonsense'" in bad.stderr
