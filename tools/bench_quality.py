@@ -45,6 +45,7 @@ ABLATIONS = {
     "spyv4_fptt_release_alpha": ["model.kind=spyv4", "train.method=fptt", "train.fptt_alpha_reg=0.1"],
     "spyv4_fptt_alpha01": ["model.kind=spyv4", "train.method=fptt", "train.fptt_alpha=0.1"],
     "spyv4_fptt_alpha05": ["model.kind=spyv4", "train.method=fptt", "train.fptt_alpha=0.5"],
+    "spyv4_fptt_update2": ["model.kind=spyv4", "train.method=fptt", "train.update_every=2"],
     # The paper's neuron constants (threshold 1, multi-Gaussian s=0.3, h=0.15, gamma=0.5) instead
     # of the benchmark config's recipe: what the recipe change buys.
     "spyv4_fptt_paper_neuron": ["model.kind=spyv4", "train.method=fptt", "model.threshold=1.0",
