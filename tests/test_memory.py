@@ -1,7 +1,9 @@
 """FPTT's peak memory does not grow with T; BPTT's does (CPU, a fresh process per run).
 
-Each configuration runs in its own subprocess and reports the process's peak RSS after one
-warm-up and one timed training iteration (real SPYv4, real YOLO loss, real FPTT update).
+Each configuration runs in its own subprocess and reports the peak RSS over one timed training
+iteration after one warm-up iteration (real SPYv4, real YOLO loss, real FPTT update). The peak is
+taken over the timed iteration alone (``RSSWindow``), not over the process's life: a peak outside
+the work (1.37 GiB in CI, the same byte for byte in three processes) once hid the T = 1 peaks.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ def test_fptt_memory_flat_in_T(peaks):
 
 
 def test_bptt_memory_grows_with_T(peaks):
-    # BPTT keeps all T steps' activations; at this size that is hundreds of MiB more.
-    assert peaks[("bptt", 8)] >= 1.3 * peaks[("bptt", 1)], peaks
+    # BPTT keeps all T steps' activations: at batch 8, 128 px, width 0.5 the 7 extra steps hold
+    # about 650 MiB (measured on the 2-core CI kind); asserted in bytes, not as a ratio to a
+    # baseline RSS that depends on the machine's libraries.
+    assert peaks[("bptt", 8)] - peaks[("bptt", 1)] >= 256 * 2**20, peaks
     assert peaks[("bptt", 8)] - peaks[("bptt", 1)] > 4 * abs(peaks[("fptt", 8)] - peaks[("fptt", 1)]), peaks

@@ -21,8 +21,8 @@ rewritten after every configuration, so an interrupted run keeps what it measure
 
 Defaults depend on the device: on CUDA batch 64, 416 px, width 1.0, T = 2,8,16, compile on,
 bf16 autocast and channels_last; on CPU batch 8, 160 px, width 0.5, T = 2,4, compile off,
-float32. On CPU each configuration runs in a fresh subprocess (its peak RSS is the
-configuration's); on CUDA they run in one process and ``max_memory_allocated`` is reset per
+float32. On CPU each configuration runs in a fresh subprocess (the peak RSS over its timed
+iterations is the configuration's alone); on CUDA they run in one process and ``max_memory_allocated`` is reset per
 measurement.
 
 ``--profile`` replaces the timing of the grid by a profile of each configuration (same flags,

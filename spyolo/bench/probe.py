@@ -3,8 +3,9 @@
 ``python -m spyolo.bench.probe --method fptt --timesteps 8 --batch 4 --img-size 160 --width 0.5``
 prints one JSON line: seconds per iteration (median of the timed iterations), images/s, ms per
 image-timestep, and peak memory (CUDA: ``torch.cuda.max_memory_allocated`` over the timed
-iterations; CPU: the process's peak RSS, so run one configuration per fresh process to compare
-peaks).
+iterations; CPU: the peak RSS over the timed iterations, :class:`~spyolo.bench.rss.RSSWindow`,
+with the method it used in ``peak_method``; run one configuration per fresh process to compare
+peaks, since memory freed by earlier work may stay resident).
 
 It runs the real :class:`~spyolo.train.steps.TrainStep` (real YOLO loss, real FPTT update) on
 random images with a few random boxes each, so it needs no dataset. ``method="infer"`` runs
@@ -23,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import resource
 import statistics
 import sys
 import time
@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from spyolo.bench.flops import forward_flops_per_image
+from spyolo.bench.rss import RSSWindow, lifetime_peak_rss_bytes
 from spyolo.bench.syncs import host_sync_error
 from spyolo.loss import YOLOLoss
 from spyolo.models import SPYv4, YOLOv4Tiny
@@ -131,8 +132,8 @@ class ProbeConfig:
 
 
 def peak_rss_bytes() -> int:
-    """Peak resident set size of this process (Linux reports KiB)."""
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+    """Peak resident set size over the whole life of this process."""
+    return lifetime_peak_rss_bytes()
 
 
 def random_batch(cfg: ProbeConfig, device: torch.device, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -312,8 +313,11 @@ class ProbeSession:
             one_iter()
         _sync(dev)
         warmup_s = time.perf_counter() - t0
+        window = None
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
+        else:
+            window = RSSWindow().start()
         times = []
         for _ in range(cfg.iters):
             _sync(dev)
@@ -321,7 +325,11 @@ class ProbeSession:
             one_iter()
             _sync(dev)
             times.append(time.perf_counter() - t0)
-        peak = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else peak_rss_bytes()
+        if window is None:
+            peak, base, peak_method = torch.cuda.max_memory_allocated(dev), None, "cuda_max_allocated"
+        else:
+            rss = window.stop()
+            peak, base, peak_method = rss.peak_bytes, rss.base_bytes, rss.method
         sync_free: bool | None = None
         sync_error = ""
         if cfg.sync_check and dev.type == "cuda":
@@ -332,7 +340,10 @@ class ProbeSession:
             except RuntimeError as e:  # raised by the sync debug mode
                 sync_free = False
                 sync_error = str(e).splitlines()[0][:300]
-        return self._row(cfg, times, warmup_s, peak, sync_free, sync_error)
+        row = self._row(cfg, times, warmup_s, peak, sync_free, sync_error)
+        row["peak_method"] = peak_method
+        row["peak_base_bytes"] = base
+        return row
 
     def _row(
         self, cfg: ProbeConfig, times: list[float], warmup_s: float, peak: int, sync_free: bool | None, sync_error: str
