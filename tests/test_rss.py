@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from spyolo.bench import rss
@@ -25,13 +27,11 @@ def test_window_sees_peak_inside_and_not_before(monkeypatch, force_sampling):
     del before
     w = RSSWindow(interval_s=0.0005).start()
     inside = _touch(120 * MiB)
-    if force_sampling:  # give the sampler time to see the allocation
-        import time
-
-        time.sleep(0.05)
+    time.sleep(0.05)  # a sampler (where the kernel refuses the VmHWM reset) sees the allocation
     del inside
     peak = w.stop()
-    assert peak.method == ("sampled" if force_sampling else "vmhwm_reset")
+    # Linux >= 4.0 resets VmHWM; a kernel that refuses falls back to sampling.
+    assert peak.method == "sampled" if force_sampling else peak.method in ("vmhwm_reset", "sampled")
     assert peak.growth_bytes >= 100 * MiB, peak
     # The 300 MiB transient before start() is not in the window's peak.
     assert peak.peak_bytes - peak.base_bytes < 250 * MiB, peak
