@@ -55,6 +55,14 @@ ABLATIONS = {
 ALL_RUNS = {**RUNS, **ABLATIONS}
 
 
+def _inherited_threads() -> int:
+    """Threads a run gets when ``--jobs 1`` sets none: ``OMP_NUM_THREADS`` if set, else the CPU count."""
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "").split(",")[0]))
+    except ValueError:
+        return os.cpu_count() or 1
+
+
 def _start(cmd: list[str], log: Path, threads: int | None) -> tuple[subprocess.Popen, float]:
     print("$ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
     env = dict(os.environ)
@@ -151,7 +159,8 @@ def markdown(rows: list[dict], meta: dict) -> str:
         "twin's figure is its multiply-accumulates at the same input size.",
         "",
         *([f"Runs trained {meta['jobs']} at a time with {meta['threads_per_run']} thread(s) each: wall times "
-           "and images/s are measured under that sharing."] if meta.get("jobs", 1) > 1 else []),
+           "and images/s are measured under that sharing."] if meta.get("jobs", 1) > 1
+          else [f"Runs trained one at a time with {meta.get('threads_per_run')} thread(s)."]),
         "",
         "Training curves: `loss.png` beside this table.",
         "",
@@ -235,7 +244,7 @@ def main() -> int:
         "config": args.config, "overrides": args.overrides, "machine": machine(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "commands": [" ".join(shlex.quote(a) for a in [py, *sys.argv])] + [c for n in names for c in commands[n]],
-        "jobs": args.jobs, "threads_per_run": threads,
+        "jobs": args.jobs, "threads_per_run": threads or _inherited_threads(),
         "seeds": {"data": cfg.data.synthetic_seed, "train": cfg.train.seed},
         "targets": {"fptt_over_bptt": ratio("spyv4_fptt", "spyv4_bptt"), "fptt_over_ann": ratio("spyv4_fptt", "ann_twin"),
                     "ann_in_band": (None if ann is None else 0.6 <= ann <= 0.9)},
