@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("--spikes", action="store_true",
                     help="per-layer firing rates, synaptic operations and energy (spiking models)")
     ck.add_argument("--per-timestep", action="store_true", help="mAP at every timestep t = 1..T in one pass")
+    ck.add_argument("--recalibrate-bn", type=int, default=0, metavar="N",
+                    help="diagnostic: re-estimate the BatchNorm statistics with the final weights over N batches "
+                         "of the training split (training augmentation, train.batch_size, seed train.seed) "
+                         "before evaluating (docs/learning_quality.md)")
+    ck.add_argument("--bn-per-timestep", action="store_true",
+                    help="with --recalibrate-bn: one set of BN statistics per timestep, loaded before that step")
     ck.add_argument("--out", type=Path, default=None,
                     help="folder for the --spikes / --per-timestep files (default: <run>/eval)")
     ck.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -129,6 +135,24 @@ def _default_out(weights: Path) -> Path:
     return (parent.parent if parent.name == "weights" else parent) / "eval"
 
 
+def _recalibrated(model, cfg, n_batches: int, per_timestep: bool, device):
+    """``model`` wrapped to run with BN statistics re-estimated over ``n_batches`` training batches."""
+    from itertools import islice
+
+    from spyolo.data import build_dataloader, build_dataset
+    from spyolo.eval.bn_recalibration import TimestepBNStats, estimate_bn_stats
+
+    train_set = build_dataset(cfg.data, train=True)
+    loader = build_dataloader(train_set, cfg.train.batch_size, shuffle=True, workers=cfg.data.workers,
+                              seed=cfg.train.seed)
+    images = (batch[0] for batch in islice(loader, n_batches))
+    sets = estimate_bn_stats(model, images, cfg.model.timesteps, per_timestep, device)
+    kind = f"{len(sets)} set(s), one per timestep" if per_timestep else "one set shared by all timesteps"
+    print(f"BN statistics re-estimated over {min(n_batches, len(loader))} training batches of "
+          f"{cfg.train.batch_size}: {kind}")
+    return TimestepBNStats(model, sets)
+
+
 def run_checkpoint_mode(args: argparse.Namespace) -> int:
     """Evaluate a checkpoint on a dataset split; print the tables; write the optional files."""
     from spyolo.config import apply_overrides, config_from_dict
@@ -180,6 +204,13 @@ def run_checkpoint_mode(args: argparse.Namespace) -> int:
     if args.spikes and not spiking:
         raise ValueError(f"--spikes needs a spiking model; {args.weights} holds model.kind={cfg.model.kind}")
     steps = cfg.model.timesteps if spiking else 1
+    if args.recalibrate_bn < 0:
+        raise ValueError(f"--recalibrate-bn must be >= 0, got {args.recalibrate_bn}")
+    if args.bn_per_timestep and not args.recalibrate_bn:
+        raise ValueError("--bn-per-timestep needs --recalibrate-bn N")
+    run_model = model
+    if args.recalibrate_bn:
+        run_model = _recalibrated(model, cfg, args.recalibrate_bn, args.bn_per_timestep, runtime.device)
     loader = build_dataloader(dataset, cfg.eval.batch_size, shuffle=False, workers=cfg.data.workers)
     settings = EvalSettings(
         img_size=cfg.data.img_size, timesteps=cfg.model.timesteps, conf_thresh=cfg.eval.conf_thresh,
@@ -198,7 +229,7 @@ def run_checkpoint_mode(args: argparse.Namespace) -> int:
         monitor, counter = FiringRateMonitor(model), SynOpCounter(model)
     try:
         res = evaluate_model(
-            model, loader, dataset, head_spec_for(model, cfg.data.img_size, cfg.model.anchor_ref_size), settings,
+            run_model, loader, dataset, head_spec_for(model, cfg.data.img_size, cfg.model.anchor_ref_size), settings,
             runtime.device, amp_dtype=runtime.amp_dtype, per_timestep=args.per_timestep, coco=args.coco,
             progress=not args.no_progress,
         )
