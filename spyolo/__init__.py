@@ -14,11 +14,12 @@ __version__ = "0.1.0"
 __all__ = ["Detector", "Prediction", "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
-    from spyolo.inference.detector import Detector, Prediction
+    from spyolo.inference.detector import Detector
+    from spyolo.inference.prediction import Prediction
 
 _LAZY = {
     "Detector": "spyolo.inference.detector",
-    "Prediction": "spyolo.inference.detector",
+    "Prediction": "spyolo.inference.prediction",
 }
 
 

@@ -20,6 +20,8 @@ from typing import Any, Union
 
 import yaml
 
+from spyolo.errors import ConfigError
+
 __all__ = [
     "ConfigError",
     "DataConfig",
@@ -33,10 +35,6 @@ __all__ = [
     "config_from_dict",
     "save_config",
 ]
-
-
-class ConfigError(ValueError):
-    """A configuration file or override is invalid."""
 
 
 @dataclass

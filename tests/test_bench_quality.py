@@ -1,4 +1,4 @@
-"""tools/bench_quality.py end to end on a tiny synthetic set: two runs side by side, one table."""
+"""benchmarks/bench_quality.py end to end on a tiny synthetic set: two runs side by side, one table."""
 
 from __future__ import annotations
 
@@ -48,12 +48,13 @@ def test_bench_quality_two_runs_side_by_side(tmp_path: Path) -> None:
     config = tmp_path / "tiny.yaml"
     config.write_text(TINY_CONFIG.format(root=tmp_path / "data"))
     out = tmp_path / "out"
-    cmd = [sys.executable, str(ROOT / "tools" / "bench_quality.py"), "--config", str(config), "--out", str(out),
+    cmd = [sys.executable, "-m", "benchmarks.bench_quality", "--config", str(config), "--out", str(out),
            "--runs", "ann_twin,spyv4_fptt", "--jobs", "2"]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     # the data was generated once, by bench_quality itself, before the runs started
-    assert r.stdout.count("generated a synthetic VOC-style dataset") == 1
+    assert (r.stdout + r.stderr).count("generated a synthetic VOC-style dataset") == 1
     table = json.loads((out / "table.json").read_text())
     assert [row["run"] for row in table["rows"]] == ["ann_twin", "spyv4_fptt"]
     ann, fptt = table["rows"]
@@ -69,5 +70,5 @@ def test_bench_quality_two_runs_side_by_side(tmp_path: Path) -> None:
     assert any("train.py" in c and "model.kind=ann" in c for c in table["commands"])
     assert any("eval.py" in c and "--spikes" in c for c in table["commands"])
 
-    bad = subprocess.run(cmd[:-4] + ["--runs", "spyv4_nonsense"], capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(cmd[:-4] + ["--runs", "spyv4_nonsense"], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert bad.returncode != 0 and "unknown run 'spyv4_nonsense'" in bad.stderr

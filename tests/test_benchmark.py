@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from spyolo.bench.flops import forward_flops_per_image
-from spyolo.bench.probe import ProbeConfig, ProbeSession, random_batch
-from spyolo.bench.report import markdown_report, markdown_table, write_report
-from spyolo.bench.suite import expand_grid, session_key
+from benchmarks.flops import forward_flops_per_image
+from benchmarks.probe import ProbeConfig, ProbeSession, random_batch
+from benchmarks.report import markdown_report, markdown_table, write_report
+from benchmarks.suite import expand_grid, session_key
 from spyolo.loss import YOLOLoss
 from spyolo.models import SPYv4, YOLOv4Tiny
-from spyolo.models.decode import scale_anchors
+from spyolo.models.heads import scale_anchors
 from spyolo.snn.ltc import ltc_layers
 from spyolo.train.fptt import FPTT
 from spyolo.train.optim import build_optimizer
@@ -79,7 +79,7 @@ def test_probe_session_rows_and_conventions():
 
 
 def test_probe_cli_prints_one_json_line():
-    cmd = [sys.executable, "-m", "spyolo.bench.probe", "--method", "bptt", "--timesteps", "2", "--batch", "1",
+    cmd = [sys.executable, "-m", "benchmarks.probe", "--method", "bptt", "--timesteps", "2", "--batch", "1",
            "--img-size", "64", "--width", "0.25", "--warmup", "0", "--iters", "1", "--device", "cpu",
            "--threads", "1", "--no-compile"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
@@ -194,7 +194,7 @@ def test_reports_are_written_with_tables(tmp_path):
     assert lines[0].startswith("| method | T | batch |") and len(lines) == 4
     assert "| fptt | 8 | 64 | 416 | 1.00 | yes | bfloat16 | fused | 251 | 0.50 | 9.12 | 17.2 | 104 | yes |" == lines[2]
     assert "failed: OOM" in lines[3]
-    report = {"command": "python tools/benchmark.py --x", "machine": {"cpu_model": "X", "gpus": [{"name": "G"}]},
+    report = {"command": "python -m benchmarks.benchmark --x", "machine": {"cpu_model": "X", "gpus": [{"name": "G"}]},
               "results": [ok, failed],
               "cpu_ratio": {"batch": 8, "img_size": 160, "width": 0.5, "timesteps": 4, "rounds": 5,
                             "ltc_backend": "reference", "fptt_step_s": 0.5, "ann_step_s": 0.2, "ratio": 2.5,
@@ -203,22 +203,11 @@ def test_reports_are_written_with_tables(tmp_path):
     assert json.loads(json_path.read_text())["results"][0]["images_per_s"] == 251.26
     md = md_path.read_text()
     assert md == markdown_report(report) + "\n"
-    assert "`python tools/benchmark.py --x`" in md and "GPU G" in md and "<= 3.0 (met)" in md
+    assert "`python -m benchmarks.benchmark --x`" in md and "GPU G" in md and "<= 3.0 (met)" in md
 
 
 def _load_tool(name: str):
-    module_name = f"spyolo_tool_{name}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module  # dataclasses look their module up there
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "tools"))
-    return module
+    return importlib.import_module(f"benchmarks.{name}")
 
 
 def test_benchmark_cli_cpu_ratio_and_grid(tmp_path):
@@ -232,7 +221,7 @@ def test_benchmark_cli_cpu_ratio_and_grid(tmp_path):
     assert len(ratio["ratios_all"]) == 2 and ratio["ratio"] > 0 and ratio["timesteps"] == 2
     assert ratio["flops_ratio"] == pytest.approx(2.5, abs=0.3)
     assert report["machine"]["torch"] == torch.__version__
-    assert report["command"].startswith("python tools/benchmark.py --cpu-ratio")
+    assert report["command"].startswith("python -m benchmarks.benchmark --cpu-ratio")
     assert "## CPU ratio" in (out / "benchmark.md").read_text()
 
 
@@ -264,7 +253,7 @@ def test_gpu_check_targets_and_budgeted_parts():
 
 
 def test_loader_throughput_on_a_small_synthetic_set(tmp_path):
-    from spyolo.bench.loader import LoaderConfig, measure_loader
+    from benchmarks.loader import LoaderConfig, measure_loader
 
     overrides = [f"data.root={tmp_path}", "data.synthetic_train=8", "data.synthetic_test=1"]
     cfg = LoaderConfig(config=str(ROOT / "configs" / "spyv4_synthetic.yaml"), img_size=96, workers=[0, 1], batch=4,
@@ -284,7 +273,7 @@ PROFILE_TINY = dict(batch=2, img_size=64, width=0.125, num_classes=4, device="cp
 
 
 def test_profile_probe_on_cpu_sums_and_ranks(tmp_path):
-    from spyolo.bench.profile import CATEGORIES, profile_probe
+    from benchmarks.profile import CATEGORIES, profile_probe
 
     trace = tmp_path / "t.trace.json"
     prof = profile_probe(ProbeConfig(method="fptt", timesteps=2, **PROFILE_TINY), iters=1, trace_path=trace,
@@ -308,7 +297,7 @@ def test_profile_probe_on_cpu_sums_and_ranks(tmp_path):
 
 
 def test_profile_categories_by_name_chain():
-    from spyolo.bench.profile import LABEL_ITERATION, LABEL_LOSS, LABEL_UPDATE, classify
+    from benchmarks.profile import LABEL_ITERATION, LABEL_LOSS, LABEL_UPDATE, classify
 
     cases = {
         ("aten::mkldnn_convolution", "aten::_convolution", "aten::convolution", "aten::conv2d"): "convolution",
@@ -343,7 +332,7 @@ def test_profile_summary_attributes_device_time_to_kernels():
 
     from torch.autograd import DeviceType
 
-    from spyolo.bench.profile import summarize_events
+    from benchmarks.profile import summarize_events
 
     def cpu(name, parent=None, kernels=(), self_us=5.0):
         return SimpleNamespace(name=name, device_type=DeviceType.CPU, is_async=False, cpu_parent=parent,
@@ -389,7 +378,7 @@ def test_benchmark_cli_profile_writes_reports(tmp_path):
                      "--profile-iters", "1", "--profile-rows", "5", "--trace", "--out", str(out), "--stem", "p"])
     assert rc == 0
     report = json.loads((out / "p_profile.json").read_text())
-    assert report["command"].startswith("python tools/benchmark.py --profile")
+    assert report["command"].startswith("python -m benchmarks.benchmark --profile")
     assert report["machine"]["torch"] == torch.__version__
     [row] = report["profiles"]
     assert row["method"] == "infer" and row["timesteps"] == 2 and not row.get("error")

@@ -77,14 +77,13 @@ def test_wrapper_loads_set_t_before_step_t_and_restarts_after_a_reset(tiny_voc_r
 
 
 def test_eval_tool_recalibrates(tiny_voc_root: Path, tmp_path: Path, capsys):
-    spec = importlib.util.spec_from_file_location("spyolo_eval_tool_bn", TOOL)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from spyolo.cli import eval as tool
+
     ckpt = make_checkpoint(tmp_path / "weights" / "last.pt", tiny_voc_root)
     args = ["--weights", str(ckpt), "--no-progress", "--device", "cpu", "--max-images", "4", "train.batch_size=4"]
     assert tool.main([*args, "--recalibrate-bn", "2", "--bn-per-timestep"]) == 0
-    out = capsys.readouterr().out
-    assert "BN statistics re-estimated over 2 training batches of 4: 2 set(s), one per timestep" in out
-    assert "images evaluated: 4" in out
+    captured = capsys.readouterr()
+    assert "BN statistics re-estimated over 2 training batches of 4: 2 set(s), one per timestep" in captured.err
+    assert "images evaluated: 4" in captured.out
     assert tool.main([*args, "--bn-per-timestep"]) == 2
     assert "--bn-per-timestep needs --recalibrate-bn" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -14,7 +15,6 @@ from spyolo.data.transforms import build_eval_transform, letterbox_params
 from spyolo.data.voc import (
     VOC_CLASSES,
     DatasetError,
-    DatasetWarning,
     VOCDataset,
     continuous_to_voc,
     load_class_names,
@@ -285,29 +285,31 @@ def test_image_size_differs_from_xml(voc: Path) -> None:
         VOCDataset([(voc, "train")], VOC_CLASSES)[1]
 
 
-def test_skip_bad_skips_and_warns(voc: Path) -> None:
+def test_skip_bad_skips_and_warns(voc: Path, caplog: pytest.LogCaptureFixture) -> None:
     (voc / "JPEGImages" / "000002.jpg").unlink()
     (voc / "Annotations" / "000003.xml").write_text("<annotation>")
-    with pytest.warns(DatasetWarning) as record:
+    with caplog.at_level(logging.WARNING, logger="spyolo"):
         ds = VOCDataset([(voc, "train")], VOC_CLASSES, skip_bad=True)
+    record = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(record) == 1
-    message = str(record[0].message)
+    message = record[0].getMessage()
     assert "skipped 2 of 3 samples" in message
     assert "000002.jpg: image file not found" in message and "000003.xml: malformed XML" in message
     assert ds.items == [(voc, "000001")] and len(ds.annotations) == 1
     assert [p for p, _ in ds.skipped] == [str(voc / "JPEGImages" / "000002.jpg"), str(voc / "Annotations" / "000003.xml")]
 
 
-def test_skip_bad_lists_at_most_twenty(tmp_path: Path) -> None:
+def test_skip_bad_lists_at_most_twenty(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     year = tmp_path / "V"
     add_sample(year, "good")
     bad = [f"b{i:02d}" for i in range(23)]
     for image_id in bad:
         add_sample(year, image_id, image=False)
     write_split(year, "train", ["good", *bad])
-    with pytest.warns(DatasetWarning, match=r"skipped 23 of 24 samples") as record:
+    with caplog.at_level(logging.WARNING, logger="spyolo"):
         ds = VOCDataset([(year, "train")], VOC_CLASSES, skip_bad=True)
-    message = str(record[0].message)
+    message = caplog.records[-1].getMessage()
+    assert "skipped 23 of 24 samples" in message
     assert "b19.jpg" in message and "b20.jpg" not in message and message.endswith("... and 3 more")
     assert len(ds) == 1 and len(ds.skipped) == 23
 

@@ -31,10 +31,10 @@ def _free_port() -> int:
 
 
 def _setup(seed: int = 0):
-    from spyolo.bench.probe import ProbeConfig, random_batch
+    from benchmarks.probe import ProbeConfig, random_batch
     from spyolo.loss import YOLOLoss
     from spyolo.models import SPYv4
-    from spyolo.models.decode import scale_anchors
+    from spyolo.models.heads import scale_anchors
 
     torch.manual_seed(seed)
     model = SPYv4(num_classes=3, width=0.25)

@@ -1,4 +1,4 @@
-"""Tests of spyolo.models.decode against hand-computed values."""
+"""Tests of spyolo.models.heads against hand-computed values."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from spyolo.models.decode import decode_head, scale_anchors
+from spyolo.models.heads import decode_head, scale_anchors
 
 ANCHORS = torch.tensor([[10.0, 14.0], [23.0, 27.0], [37.0, 58.0]])
 NUM_CLASSES = 2

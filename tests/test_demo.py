@@ -17,11 +17,12 @@ import pytest
 import torch
 
 from spyolo.config import Config, config_to_dict
-from spyolo.inference.detector import Detector, Prediction, read_image
+from spyolo.data.images import read_image
+from spyolo.inference import Detector, Prediction
 from spyolo.inference.draw import class_colors, draw_predictions, draw_style
 from spyolo.models import build_model
 from spyolo.snn import reset_states
-from spyolo.train.checkpoint import save_checkpoint
+from spyolo.checkpoint import save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "tools" / "demo.py"
@@ -88,11 +89,9 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def _load_demo(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    monkeypatch.syspath_prepend(str(DEMO.parent))
-    spec = importlib.util.spec_from_file_location("spyolo_demo_tool", DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from spyolo.cli import demo
+
+    return demo
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,14 @@ import torch
 from PIL import Image
 
 from spyolo.config import Config, config_to_dict
-from spyolo.inference.detector import BOX_FORMAT, Detector, ImageReadError, Prediction, read_image
-from spyolo.inference.postprocess import head_spec_for, postprocess
+from spyolo.data.images import read_image
+from spyolo.errors import ImageReadError
+from spyolo.inference import BOX_FORMAT, Detector, Prediction
+from spyolo.inference.postprocess import postprocess
+from spyolo.models.heads import head_spec_for
 from spyolo.models import build_model
 from spyolo.snn import reset_states
-from spyolo.train.checkpoint import CheckpointError, save_checkpoint
+from spyolo.checkpoint import CheckpointError, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["cat", "dog", "bird"]
@@ -115,7 +118,7 @@ def test_predict_matches_the_evaluation_pipeline_by_hand(det: Detector, photo: n
         reset_states(det.model)
         for _ in range(2):
             outs = det.model(x)
-    ref = postprocess(outs, head_spec_for(det.model, 64, 416), 0.05, 0.45, 300)[0]
+    ref = postprocess(outs, head_spec_for(det.model, 64), 0.05, 0.45, 300)[0]
     boxes = ref.boxes.numpy() * np.array([317 / 64, 203 / 64, 317 / 64, 203 / 64])
     boxes = np.clip(boxes, 0, [317, 203, 317, 203])
     np.testing.assert_allclose(pred.boxes, boxes, rtol=1e-5, atol=1e-3)

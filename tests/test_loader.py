@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import sys
 import types
 from pathlib import Path
@@ -128,12 +129,13 @@ def _fake_generator(calls: list):
         record = provenance_for(n_train, n_test, seed, classes=classes, min_side=min_side, max_side=max_side,
                                 spec=spec)
         (Path(out_dir) / "synthetic_spec.json").write_text(json.dumps(record))
+        (Path(out_dir) / ".synthetic_complete").write_text("")
         return Path(out_dir)
 
     return fake_generate
 
 
-def test_ensure_synthetic_and_build_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_ensure_synthetic_and_build_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
     import spyolo.data.synthetic as synthetic
 
     calls: list = []
@@ -148,9 +150,10 @@ def test_ensure_synthetic_and_build_dataset(tmp_path: Path, monkeypatch: pytest.
         synthetic_test=2,
         synthetic_seed=7,
     )
-    ensure_synthetic(cfg)
+    with caplog.at_level(logging.INFO, logger="spyolo"):
+        ensure_synthetic(cfg)
     assert calls == [(tmp_path / "SYN", 3, 2, 7)]
-    assert "generated a synthetic VOC-style dataset in" in capsys.readouterr().out
+    assert "generated a synthetic VOC-style dataset in" in caplog.text
     ensure_synthetic(cfg)  # already there with the same settings: not regenerated
     assert len(calls) == 1
 
@@ -170,7 +173,7 @@ def test_ensure_synthetic_and_build_dataset(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_ensure_synthetic_regenerates_when_settings_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                           capsys) -> None:
+                                                           caplog) -> None:
     import spyolo.data.synthetic as synthetic
 
     calls: list = []
@@ -178,12 +181,13 @@ def test_ensure_synthetic_regenerates_when_settings_change(tmp_path: Path, monke
     cfg = dataclasses.replace(DataConfig(), root=str(tmp_path), train_sets=["SYN:trainval"], test_sets=["SYN:test"],
                               synthetic_train=3, synthetic_test=2, synthetic_seed=7)
     ensure_synthetic(cfg)
-    capsys.readouterr()
     for changed in (dict(synthetic_train=4), dict(synthetic_seed=8), dict(synthetic_spec={"distractors": [0, 1]}),
                     dict(synthetic_classes=["circle", "ring"]), dict(synthetic_max_side=400)):
         cfg = dataclasses.replace(cfg, **changed)
-        ensure_synthetic(cfg)
-        out = capsys.readouterr().out
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="spyolo"):
+            ensure_synthetic(cfg)
+        out = caplog.text
         assert "generated with other settings" in out and "regenerating" in out, changed
     assert len(calls) == 6
     ensure_synthetic(cfg)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from spyolo.loss.yolo import YOLOLoss, YOLOTargets
-from spyolo.models.decode import scale_anchors
+from spyolo.models.heads import scale_anchors
 
 ANCHORS_416 = [[10.0, 14.0], [23.0, 27.0], [37.0, 58.0], [81.0, 82.0], [135.0, 169.0], [344.0, 319.0]]
 MASKS = ((3, 4, 5), (1, 2, 3))

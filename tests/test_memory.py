@@ -11,17 +11,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _peak(method: str, timesteps: int) -> int:
     cmd = [
-        sys.executable, "-m", "spyolo.bench.probe", "--method", method, "--timesteps", str(timesteps),
+        sys.executable, "-m", "benchmarks.probe", "--method", method, "--timesteps", str(timesteps),
         "--batch", "8", "--img-size", "128", "--width", "0.5", "--warmup", "1", "--iters", "1",
         "--device", "cpu", "--threads", "2",
     ]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-2000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["peak_kind"] == "cpu_peak_rss"

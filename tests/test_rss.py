@@ -6,8 +6,9 @@ import time
 
 import pytest
 
-from spyolo.bench import rss
-from spyolo.bench.rss import RSSWindow, current_rss_bytes
+from benchmarks import rss
+from benchmarks.rss import RSSWindow
+from spyolo.utils.memory import current_rss_bytes
 
 MiB = 2**20
 

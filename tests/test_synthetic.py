@@ -259,11 +259,24 @@ def test_invalid_arguments_are_rejected(tmp_path: Path) -> None:
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "notes.txt").write_text("keep me")
-    with pytest.raises(FileExistsError, match="not empty"):
-        generate_synthetic_voc(busy, 2, 0, progress=False)
-    generate_synthetic_voc(busy, 2, 0, progress=False, overwrite=True)
-    assert (busy / "notes.txt").read_text() == "keep me"
-    assert _read_ids(busy, "trainval") == ["000001", "000002"]
+    (busy / "JPEGImages").mkdir()
+    (busy / "JPEGImages" / "mine.jpg").write_bytes(b"a user's image")
+    # A folder of someone else's data is refused, with or without overwrite, and left as it was.
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match="holds data spyolo did not generate"):
+            generate_synthetic_voc(busy, 2, 0, progress=False, overwrite=overwrite)
+    assert (busy / "JPEGImages" / "mine.jpg").read_bytes() == b"a user's image"
+    assert sorted(p.name for p in busy.iterdir()) == ["JPEGImages", "notes.txt"]
+    # A folder this generator wrote is regenerated only with overwrite; other files in it stay.
+    ours = tmp_path / "ours"
+    generate_synthetic_voc(ours, 3, 0, progress=False)
+    (ours / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):
+        generate_synthetic_voc(ours, 2, 0, progress=False)
+    generate_synthetic_voc(ours, 2, 0, progress=False, overwrite=True)
+    assert (ours / "notes.txt").read_text() == "keep me"
+    assert _read_ids(ours, "trainval") == ["000001", "000002"]
+    assert not (ours / "JPEGImages" / "000003.jpg").exists()
 
 
 def test_spec_controls_difficulty() -> None:
@@ -296,4 +309,4 @@ def test_command_line_tool(tmp_path: Path) -> None:
         [sys.executable, str(REPO_ROOT / "tools" / "make_synthetic_voc.py"), "--out", str(out),
          "--train", "3", "--test", "2", "--no-progress"],
         capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False)
-    assert failed.returncode == 2 and "not empty" in failed.stderr
+    assert failed.returncode == 2 and "not empty" in failed.stderr and "--overwrite" in failed.stderr

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from spyolo.train.checkpoint import load_checkpoint
-from spyolo.train.engine import Trainer, TrainingDiverged
+from spyolo.checkpoint import load_checkpoint
+from spyolo.errors import TrainingDiverged
+from spyolo.train.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,7 +107,7 @@ def test_atomic_save_permissions_and_no_leftovers(tmp_path):
     import os
     import stat
 
-    from spyolo.train.checkpoint import load_checkpoint, save_checkpoint
+    from spyolo.checkpoint import load_checkpoint, save_checkpoint
 
     old = os.umask(0o022)
     try:

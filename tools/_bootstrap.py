@@ -1,4 +1,5 @@
-"""Lets the tools run from a checkout without installing: puts the repo root on sys.path."""
+"""Puts the repository root first on ``sys.path``, so the scripts here run the checkout's spyolo
+(also when another copy is installed). Every script in ``tools/`` imports it first."""
 
 import sys
 from pathlib import Path

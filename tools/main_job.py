@@ -22,7 +22,9 @@ from pathlib import Path
 
 import _bootstrap  # noqa: F401
 
+from spyolo.cli.train import unique_dir
 from spyolo.config import load_config
+from spyolo.utils.io import atomic_write_bytes
 
 TOOLS = Path(__file__).resolve().parent
 
@@ -39,15 +41,16 @@ def run(cmd: list[str]) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="configs/spyv4_synthetic.yaml")
-    p.add_argument("--run-dir", default="runs/synthetic")
+    p.add_argument("--run-dir", default="runs/synthetic",
+                   help="run folder; made unique (runs/synthetic2, ...) so no earlier run is touched")
     p.add_argument("--demo-images", type=int, default=8, help="test images annotated by the demo")
     p.add_argument("overrides", nargs="*", help="section.key=value overrides for training")
     args = p.parse_args()
     py = sys.executable
-    run_dir = Path(args.run_dir)
     cfg = load_config(args.config, args.overrides)
+    run_dir = unique_dir(Path(args.run_dir))
 
-    run([py, str(TOOLS / "train.py"), "--config", args.config, "--run-dir", str(run_dir), "--exist-ok", *args.overrides])
+    run([py, str(TOOLS / "train.py"), "--config", args.config, "--run-dir", str(run_dir), *args.overrides])
     weights = run_dir / "weights" / "best.pt"
     eval_dir = run_dir / "eval"
     run([py, str(TOOLS / "eval.py"), "--weights", str(weights), "--split", "test", "--coco", "--spikes",
@@ -59,9 +62,8 @@ def main() -> int:
     year_dir = Path(cfg.data.root) / year
     ids = [i.strip() for i in (year_dir / "ImageSets" / "Main" / f"{split}.txt").read_text().split() if i.strip()]
     src = run_dir / "demo_inputs"
-    src.mkdir(parents=True, exist_ok=True)
     for image_id in ids[: args.demo_images]:
-        (src / f"{image_id}.jpg").write_bytes((year_dir / "JPEGImages" / f"{image_id}.jpg").read_bytes())
+        atomic_write_bytes(src / f"{image_id}.jpg", (year_dir / "JPEGImages" / f"{image_id}.jpg").read_bytes())
     run([py, str(TOOLS / "demo.py"), "--weights", str(weights), "--source", str(src), "--out", str(run_dir / "demo")])
     print(f"\nmain job done: weights {weights}, metrics {eval_dir}, annotated images {run_dir / 'demo'}")
     return 0

@@ -15,7 +15,6 @@ from spyolo.data.transforms import (
 from spyolo.data.voc import (
     VOC_CLASSES,
     DatasetError,
-    DatasetWarning,
     VOCAnnotation,
     VOCDataset,
     VOCObject,
@@ -30,7 +29,6 @@ from spyolo.data.voc import (
 __all__ = [
     "VOC_CLASSES",
     "DatasetError",
-    "DatasetWarning",
     "DetectionTransform",
     "Mosaic",
     "RandomScaleAspectPlace",

@@ -6,11 +6,14 @@ Only attribute access is used on the config, so any object with the fields liste
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from spyolo.data.transforms import build_eval_transform, build_train_transform
 from spyolo.data.voc import VOCDataset, load_class_names, parse_sets
+
+log = logging.getLogger(__name__)
 
 
 def ensure_synthetic(cfg: Any) -> None:
@@ -20,10 +23,11 @@ def ensure_synthetic(cfg: Any) -> None:
     (``cfg.root/<year>``) must hold the synthetic set the config describes
     (``synthetic_train``, ``synthetic_test``, ``synthetic_seed`` and the generator settings
     ``synthetic_classes``, ``synthetic_min_side``, ``synthetic_max_side``,
-    ``synthetic_spec``). A missing set is generated; a set this generator wrote with other
-    settings (its ``synthetic_spec.json`` differs) is regenerated in place; a non-empty
-    folder without that record is refused (it may be a user's data). One line is printed
-    when something is generated. Otherwise nothing happens.
+    ``synthetic_spec``), completely generated. A missing set is generated; a set this
+    generator wrote with other settings (its ``synthetic_spec.json`` differs), or whose
+    generation was interrupted (no completion marker), is regenerated in place; a
+    non-empty folder without that record is refused (it may be a user's data). One line is
+    logged when something is generated. Otherwise nothing happens.
 
     Raises:
         FileExistsError: the folder holds data the generator did not write.
@@ -31,14 +35,19 @@ def ensure_synthetic(cfg: Any) -> None:
     """
     if cfg.synthetic_train <= 0:
         return
-    from spyolo.data.synthetic import generate_synthetic_voc, provenance_for, read_provenance, synthetic_settings
+    from spyolo.data.synthetic import (
+        generate_synthetic_voc,
+        is_complete,
+        provenance_for,
+        read_provenance,
+        synthetic_settings,
+    )
 
     year_dir, _ = parse_sets(cfg.train_sets, cfg.root)[0]
     settings = synthetic_settings(cfg)
     wanted = provenance_for(cfg.synthetic_train, cfg.synthetic_test, cfg.synthetic_seed, **settings)
     found = read_provenance(year_dir)
-    has_split = (year_dir / "ImageSets" / "Main" / "trainval.txt").is_file()
-    if found == wanted and has_split:
+    if found == wanted and is_complete(year_dir):
         return
     if year_dir.is_dir() and any(year_dir.iterdir()) and found is None:
         raise FileExistsError(
@@ -48,13 +57,14 @@ def ensure_synthetic(cfg: Any) -> None:
         )
     if found is not None:
         changed = sorted(k for k in set(wanted) | set(found) if wanted.get(k) != found.get(k))
-        print(f"spyolo: {year_dir} was generated with other settings ({', '.join(changed) or 'incomplete'}); "
-              f"regenerating it")
+        reason = (f"with other settings ({', '.join(changed)})" if changed
+                  else "only in part (an earlier generation was interrupted)")
+        log.info("%s was generated %s; regenerating it", year_dir, reason)
     generate_synthetic_voc(year_dir, cfg.synthetic_train, cfg.synthetic_test, cfg.synthetic_seed,
                            overwrite=True, **settings)
-    print(
-        f"spyolo: generated a synthetic VOC-style dataset in {year_dir} "
-        f"({cfg.synthetic_train} train, {cfg.synthetic_test} test images, seed {cfg.synthetic_seed})"
+    log.info(
+        "generated a synthetic VOC-style dataset in %s (%d train, %d test images, seed %d)",
+        year_dir, cfg.synthetic_train, cfg.synthetic_test, cfg.synthetic_seed,
     )
 
 

@@ -82,6 +82,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from spyolo.utils.io import atomic_write_text
+
 __all__ = [
     "SYNTHETIC_CLASSES",
     "SyntheticSpec",
@@ -111,7 +113,8 @@ SYNTHETIC_CLASSES: tuple[str, ...] = (
 
 _FOLDER_NAME = "spyolo-synthetic"
 _DATABASE_NAME = "spyolo synthetic"
-_SPEC_FILE = "synthetic_spec.json"
+_SPEC_FILE = "synthetic_spec.json"  # written first: marks the folder as spyolo's own
+_COMPLETE_FILE = ".synthetic_complete"  # written last: the generation finished
 _OWNER_BACKGROUND = -1
 _OWNER_DISTRACTOR = -2
 _SUBPIXEL_BITS = 4  # cv2 fixed-point shift for sub-pixel polygon vertices
@@ -714,7 +717,17 @@ def _checked_classes(classes: Sequence[str] | None) -> tuple[str, ...]:
 
 
 def _write_lines(path: Path, lines: Sequence[str]) -> None:
-    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    atomic_write_text(path, "".join(f"{line}\n" for line in lines))
+
+
+def is_synthetic_folder(out_dir: str | Path) -> bool:
+    """Whether ``out_dir`` holds a dataset this generator wrote (finished or not): its ``synthetic_spec.json``."""
+    return (Path(out_dir) / _SPEC_FILE).is_file()
+
+
+def is_complete(out_dir: str | Path) -> bool:
+    """Whether the generation into ``out_dir`` finished (its completion marker was written)."""
+    return (Path(out_dir) / _COMPLETE_FILE).is_file()
 
 
 def generate_synthetic_voc(out_dir: str | Path, n_train: int, n_test: int, seed: int = 0, *,
@@ -729,9 +742,14 @@ def generate_synthetic_voc(out_dir: str | Path, n_train: int, n_test: int, seed:
     ``val_fraction`` of trainval (at least one image when ``n_train >= 2``) becomes
     ``val``, chosen with ``seed``. ``classes`` restricts the object classes (default
     :data:`SYNTHETIC_CLASSES`). ``spec`` sets the difficulty knobs. ``workers > 1``
-    renders in that many processes with identical output. An existing non-empty
-    ``out_dir`` is refused unless ``overwrite`` is true, in which case the generated
-    sub-folders and files in it are replaced.
+    renders in that many processes with identical output.
+
+    The provenance record ``synthetic_spec.json`` is written first and a completion marker
+    last, so an interrupted generation is recognised as this generator's own, unfinished.
+    An existing non-empty ``out_dir`` is refused unless ``overwrite`` is true *and* it holds
+    a dataset this generator wrote (its ``synthetic_spec.json``): then the generated
+    sub-folders and files are replaced, and nothing else in the folder is touched. A folder
+    of other data is never deleted.
     """
     chosen = _checked_classes(classes)
     spec = SyntheticSpec() if spec is None else spec
@@ -750,20 +768,30 @@ def generate_synthetic_voc(out_dir: str | Path, n_train: int, n_test: int, seed:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
 
     out = Path(out_dir)
-    generated = ["JPEGImages", "Annotations", "ImageSets", "classes.txt", _SPEC_FILE]
+    generated = [_COMPLETE_FILE, "JPEGImages", "Annotations", "ImageSets", "classes.txt", _SPEC_FILE]
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()):
+        ours = is_synthetic_folder(out)
+        if not ours:
+            raise FileExistsError(
+                f"{out} is not empty and holds data spyolo did not generate (no {_SPEC_FILE}); "
+                f"spyolo never deletes it: choose a new or empty folder")
         if not overwrite:
             raise FileExistsError(
-                f"{out} is not empty; pass overwrite=True (--overwrite) to replace the "
-                f"synthetic dataset in it")
+                f"{out} is not empty: it holds a synthetic dataset spyolo generated; pass overwrite=True "
+                f"(--overwrite) to regenerate it")
         for name in generated:
             target = out / name
             if target.is_dir():
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
+    provenance = provenance_for(n_train, n_test, seed, classes=chosen, min_side=min_side,
+                                max_side=max_side, jpeg_quality=jpeg_quality, spec=spec,
+                                val_fraction=val_fraction)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / _SPEC_FILE, json.dumps(provenance, indent=2, sort_keys=True) + "\n")
     for sub in ("JPEGImages", "Annotations", "ImageSets/Main"):
         (out / sub).mkdir(parents=True, exist_ok=True)
 
@@ -790,11 +818,7 @@ def generate_synthetic_voc(out_dir: str | Path, n_train: int, n_test: int, seed:
     for name, ids in (("train", train), ("val", val), ("trainval", trainval), ("test", test)):
         _write_lines(main / f"{name}.txt", ids)
     _write_lines(out / "classes.txt", chosen)
-    provenance = provenance_for(n_train, n_test, seed, classes=chosen, min_side=min_side,
-                                max_side=max_side, jpeg_quality=jpeg_quality, spec=spec,
-                                val_fraction=val_fraction)
-    (out / _SPEC_FILE).write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n",
-                                  encoding="utf-8")
+    atomic_write_text(out / _COMPLETE_FILE, "")
     return out
 
 

@@ -33,17 +33,19 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
+import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from spyolo.data.images import read_image_file
+from spyolo.errors import DatasetError, ImageReadError
 
 VOC_CLASSES: tuple[str, ...] = (
     "aeroplane",
@@ -73,13 +75,7 @@ PathLike = str | os.PathLike[str]
 # How many skipped samples the skip_bad warning lists by name.
 _MAX_LISTED_SKIPS = 20
 
-
-class DatasetError(ValueError):
-    """A problem with the dataset on disk; the message names the file or folder."""
-
-
-class DatasetWarning(UserWarning):
-    """Warning emitted when ``skip_bad=True`` drops bad samples."""
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -337,20 +333,15 @@ def parse_sets(specs: Sequence[str] | str, root: PathLike) -> list[tuple[Path, s
 
 
 def read_image_rgb(path: PathLike) -> np.ndarray:
-    """Decode an image file to RGB uint8 (H, W, 3); grayscale becomes 3 channels.
-
-    EXIF orientation is ignored so that pixels match the VOC annotation frame.
+    """Decode a dataset image to RGB uint8 (H, W, 3) with :func:`spyolo.data.images.read_image_file`.
 
     Raises:
-        DatasetError: if the file is missing, unreadable or not a decodable image.
+        DatasetError: naming the file, if it is missing, unreadable, corrupt or truncated.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: image file not found")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-    if image is None:
-        raise DatasetError(f"{path}: cannot decode image (corrupt, truncated or not an image)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    try:
+        return read_image_file(path)
+    except ImageReadError as exc:
+        raise DatasetError(str(exc)) from None
 
 
 # ----------------------------------------------------------------------- dataset
@@ -381,7 +372,7 @@ class VOCDataset(Dataset):  # type: ignore[type-arg]
             ``build_eval_transform``. ``None`` returns the original image.
         keep_difficult: keep difficult objects in the training targets.
         skip_bad: skip samples with a missing file or a bad annotation (or, with
-            ``verify_images``, a bad image) and emit one :class:`DatasetWarning`
+            ``verify_images``, a bad image) and log one warning
             listing them (also kept in ``self.skipped``), instead of raising.
         verify_images: decode every image at construction and check its size
             against the XML. Otherwise a bad image raises at ``__getitem__``.
@@ -451,7 +442,7 @@ class VOCDataset(Dataset):  # type: ignore[type-arg]
             message = f"VOCDataset skipped {len(self.skipped)} of {total} samples (skip_bad=True):\n{listed}{tail}"
             if not self.items:
                 raise DatasetError(message.replace("skipped", "skipped all", 1) + "\nno usable samples left")
-            warnings.warn(message, DatasetWarning, stacklevel=2)
+            log.warning(message)
 
     # -- construction helpers -------------------------------------------------
 

@@ -13,10 +13,11 @@ from typing import Any
 
 import matplotlib
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["plot_pr_curves", "plot_training_curves"]
+from spyolo.utils.io import atomic_save_figure
+
+__all__ = ["plot_pr_curves", "plot_results", "plot_training_curves"]
 
 
 def _safe_name(name: str) -> str:
@@ -25,8 +26,7 @@ def _safe_name(name: str) -> str:
 
 
 def _save(fig: Figure, path: Path) -> None:
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=100)
+    atomic_save_figure(fig, path)
 
 
 def _style(ax: Any) -> None:
@@ -137,5 +137,50 @@ def plot_training_curves(runs: Mapping[str, str | Path], path: str | Path,
     fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
+    _save(fig, out)
+    return out
+
+
+RESULT_PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("training loss (total)", ("loss",)),
+    ("box loss", ("box",)),
+    ("objectness loss", ("obj",)),
+    ("class loss", ("cls",)),
+    ("mAP (test split)", ("map_voc07", "map_area")),
+    ("mean firing rate", ("firing_rate",)),
+)
+"""Panels of :func:`plot_results`: title and the ``results.csv`` columns drawn in it."""
+
+
+def plot_results(history: list[Mapping[str, Any]], path: str | Path, title: str = "") -> Path:
+    """The run's ``results.png``: loss parts, mAP and firing rate against the epoch.
+
+    Args:
+        history: one dict per epoch with ``epoch`` and the columns of :data:`RESULT_PANELS`
+            (non-finite values, e.g. the mAP of an epoch without evaluation, are skipped).
+        path: output PNG, written atomically.
+        title: figure title.
+    """
+    labels = {"map_voc07": "VOC2007 11-point", "map_area": "area (VOC2010+)"}
+    fig = Figure(figsize=(12.6, 6.6))
+    for i, (panel, columns) in enumerate(RESULT_PANELS):
+        ax = fig.add_subplot(2, 3, i + 1)
+        for col in columns:
+            points = [(float(r["epoch"]), float(r[col])) for r in history
+                      if col in r and r[col] is not None and np.isfinite(float(r[col]))]
+            if points:
+                xs, ys = zip(*points)
+                ax.plot(xs, ys, marker=".", label=labels.get(col, col))
+        if len(columns) > 1:
+            ax.legend(fontsize=8)
+        if not ax.lines:
+            ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes, color="grey")
+        ax.set_title(panel)
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out = Path(path)
     _save(fig, out)
     return out

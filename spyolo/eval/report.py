@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from spyolo.utils.io import atomic_write_json
 
 __all__ = ["format_ap_table", "write_json", "MAP_LABEL_VOC07", "MAP_LABEL_AREA"]
 
@@ -73,9 +72,8 @@ def write_json(
 ) -> None:
     """Write ``{"map_voc07", "map_area", "ap_voc07", "ap_area"}`` (+ ``extra``) as JSON.
 
-    Values are fractions in ``[0, 1]``. The file is written atomically: to a
-    temporary file in the same folder, then moved over ``path`` with
-    :func:`os.replace`.
+    Values are fractions in ``[0, 1]``. The file is written atomically
+    (:mod:`spyolo.utils.io`) with normal permissions; its folder is created if needed.
 
     Args:
         res: result of :meth:`spyolo.eval.voc.VOCEvaluator.compute`.
@@ -94,17 +92,4 @@ def write_json(
         if clash:
             raise ValueError(f"extra keys would overwrite standard keys: {sorted(clash)}")
         data.update(extra)
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, allow_nan=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_json(path, data)

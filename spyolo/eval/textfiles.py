@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from spyolo.eval.voc import VOCEvaluator
+from spyolo.errors import TextFormatError
 
 __all__ = [
     "TextFormatError",
@@ -36,10 +37,6 @@ __all__ = [
     "load_text_results",
     "read_class_file",
 ]
-
-
-class TextFormatError(ValueError):
-    """A results/ground-truth text file is malformed (the message names file and line)."""
 
 
 @dataclass

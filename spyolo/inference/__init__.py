@@ -1,27 +1,16 @@
-"""Inference: post-processing, the Detector API, drawing, video, evaluation on a split."""
+"""Inference: post-processing, the :class:`Detector` API, predictions, streams, drawing, video."""
 
-from spyolo.inference.detector import (
-    BOX_FORMAT,
-    Detector,
-    ImageReadError,
-    Prediction,
-    StreamSession,
-    read_image,
-    to_rgb_uint8,
-)
-from spyolo.inference.postprocess import Detections, HeadSpec, decode_outputs, head_spec_for, postprocess
+from spyolo.inference.detector import Detector
+from spyolo.inference.postprocess import Detections, decode_outputs, postprocess
+from spyolo.inference.prediction import BOX_FORMAT, Prediction
+from spyolo.inference.stream import StreamSession
 
 __all__ = [
     "BOX_FORMAT",
     "Detections",
     "Detector",
-    "HeadSpec",
-    "ImageReadError",
     "Prediction",
     "StreamSession",
     "decode_outputs",
-    "head_spec_for",
     "postprocess",
-    "read_image",
-    "to_rgb_uint8",
 ]

@@ -14,14 +14,11 @@ resized exactly as the evaluation does (``data.eval_resize`` of the checkpoint: 
 default, or letterbox), the model runs ``T`` timesteps per batch from a fresh neuron state
 and the last step's heads are decoded.
 
-Box convention (:attr:`Prediction.boxes` and the JSON): ``x1, y1, x2, y2`` in *continuous*
-pixel coordinates of the original image: ``(0, 0)`` is the top-left corner of the top-left
-pixel and ``(width, height)`` the bottom-right corner of the bottom-right pixel, so a box
-covering pixel columns ``i..j`` has ``x1 = i`` and ``x2 = j + 1``. Boxes are clipped to
-``[0, width] x [0, height]``. PASCAL VOC files use 1-based inclusive pixels, which is
-``(x1 + 1, y1 + 1, x2, y2)``: see :meth:`Prediction.voc_boxes`.
+Boxes are in continuous pixel coordinates of the original image (see
+:mod:`spyolo.inference.prediction`).
 
-Online (streaming) use: :meth:`Detector.stream` returns a :class:`StreamSession` that keeps
+Online (streaming) use: :meth:`Detector.stream` returns a
+:class:`~spyolo.inference.stream.StreamSession` that keeps
 the neuron state from frame to frame and runs ``k`` timesteps per frame after a warm-up on
 the first frame, the way spiking hardware would process a video.
 
@@ -31,225 +28,26 @@ the pixel grid as stored in the file.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
 
+from spyolo.data.images import ImageInput, read_image
 from spyolo.data.transforms import build_eval_transform, unmap_boxes
-from spyolo.inference.postprocess import HeadSpec, head_spec_for, postprocess
+from spyolo.inference.postprocess import postprocess
+from spyolo.inference.prediction import Prediction
+from spyolo.models.heads import HeadSpec, head_spec_for
 from spyolo.snn import reset_states
+from spyolo.utils.runtime import resolve_device
 
-__all__ = [
-    "BOX_FORMAT",
-    "Detector",
-    "ImageInput",
-    "ImageReadError",
-    "Prediction",
-    "StreamSession",
-    "read_image",
-    "to_rgb_uint8",
-]
+if TYPE_CHECKING:  # pragma: no cover
+    from spyolo.inference.stream import StreamSession
 
-BOX_FORMAT = "xyxy_continuous_pixels"
-"""Name of the box convention written into every JSON record (see the module docstring)."""
-
-ImageInput = Union[str, Path, np.ndarray, Any]
-"""A path, a numpy image or a PIL image."""
-
-
-class ImageReadError(ValueError):
-    """An input image is missing, unreadable or has an unsupported shape or type."""
-
-
-# ----------------------------------------------------------------------------- images
-
-
-def to_rgb_uint8(image: np.ndarray, rgb: bool = False, where: str = "image") -> np.ndarray:
-    """Convert a numpy image to a contiguous RGB uint8 ``(H, W, 3)`` array.
-
-    Args:
-        image: ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)``; uint8, uint16
-            (scaled by ``1/257``), bool, float in ``[0, 1]`` (scaled by 255) or another
-            integer type whose values lie in ``0..255``.
-        rgb: the channels are in RGB(A) order; by default BGR(A), as OpenCV loads them.
-        where: how to name the image in error messages (e.g. its path).
-
-    Raises:
-        ImageReadError: for an empty image, an unsupported shape or dtype.
-    """
-    arr = np.asarray(image)
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[:, :, 0]
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
-        raise ImageReadError(
-            f"{where}: unsupported image shape {arr.shape}; expected (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)"
-        )
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ImageReadError(f"{where}: empty image of shape {arr.shape}")
-    arr = _to_uint8(arr, where)
-    if arr.ndim == 2:
-        return np.ascontiguousarray(np.repeat(arr[:, :, None], 3, axis=2))
-    arr = arr[:, :, :3]  # drop alpha
-    if not rgb:
-        arr = arr[:, :, ::-1]
-    return np.ascontiguousarray(arr)
-
-
-def _to_uint8(arr: np.ndarray, where: str) -> np.ndarray:
-    if arr.dtype == np.uint8:
-        return arr
-    if arr.dtype == np.uint16:
-        return np.round(arr.astype(np.float32) / 257.0).astype(np.uint8)
-    if arr.dtype == np.bool_:
-        return arr.astype(np.uint8) * 255
-    if np.issubdtype(arr.dtype, np.floating):
-        if not np.all(np.isfinite(arr)):
-            raise ImageReadError(f"{where}: float image contains NaN or infinite values")
-        lo, hi = float(arr.min()), float(arr.max())
-        if lo < -1e-3 or hi > 1.0 + 1e-3:
-            raise ImageReadError(
-                f"{where}: float image with values in [{lo:g}, {hi:g}]; float images must be in [0, 1] "
-                "(convert 0..255 floats to uint8 first)"
-            )
-        return np.round(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
-    if np.issubdtype(arr.dtype, np.integer):
-        lo, hi = int(arr.min()), int(arr.max())
-        if lo < 0 or hi > 255:
-            raise ImageReadError(
-                f"{where}: {arr.dtype} image with values in [{lo}, {hi}]; expected uint8, uint16, "
-                "float in [0, 1], or integers in 0..255"
-            )
-        return arr.astype(np.uint8)
-    raise ImageReadError(f"{where}: unsupported image dtype {arr.dtype}")
-
-
-def _is_pil_image(obj: Any) -> bool:
-    try:
-        from PIL import Image
-    except ImportError:  # pillow is a dependency, but keep numpy/path inputs working without it
-        return False
-    return isinstance(obj, Image.Image)
-
-
-def _pil_to_rgb_uint8(image: Any, where: str) -> np.ndarray:
-    if image.mode.startswith("I;16"):
-        return to_rgb_uint8(np.asarray(image, dtype=np.uint16), rgb=True, where=where)
-    if image.mode in ("I", "F"):
-        return to_rgb_uint8(np.asarray(image), rgb=True, where=where)
-    return to_rgb_uint8(np.asarray(image.convert("RGB")), rgb=True, where=where)
-
-
-def read_image(source: ImageInput, rgb: bool = False) -> np.ndarray:
-    """Load one input (path, numpy array or PIL image) as RGB uint8 ``(H, W, 3)``.
-
-    Files are decoded with OpenCV keeping their depth and channels (16-bit, alpha,
-    greyscale), then converted by :func:`to_rgb_uint8`; ``rgb`` only concerns numpy inputs.
-
-    Raises:
-        ImageReadError: naming the file (or the input's type) and the problem.
-    """
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise ImageReadError(f"{path}: image file not found")
-        try:
-            data = np.fromfile(str(path), dtype=np.uint8)  # works with non-ASCII paths
-        except OSError as exc:
-            raise ImageReadError(f"{path}: cannot read file ({exc})") from exc
-        image = (
-            cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION) if data.size else None
-        )
-        if image is None:
-            raise ImageReadError(f"{path}: cannot decode image (corrupt, truncated or not an image)")
-        return to_rgb_uint8(image, rgb=False, where=str(path))
-    if isinstance(source, np.ndarray):
-        return to_rgb_uint8(source, rgb=rgb, where="numpy image")
-    if _is_pil_image(source):
-        return _pil_to_rgb_uint8(source, where="PIL image")
-    raise ImageReadError(
-        f"unsupported input of type {type(source).__name__}; expected a path, a numpy array or a PIL image"
-    )
-
-
-# ------------------------------------------------------------------------ predictions
-
-
-@dataclass(frozen=True, eq=False)
-class Prediction:
-    """Detections of one image, in original-image pixels.
-
-    Attributes:
-        boxes: float32 ``(N, 4)``, ``x1, y1, x2, y2`` in continuous pixel coordinates
-            (see the module docstring), sorted by descending score.
-        scores: float32 ``(N,)``, objectness x class probability.
-        labels: int64 ``(N,)`` class indices.
-        class_names: all class names of the model (``labels`` index into them).
-        image_size: ``(height, width)`` of the original image.
-        source: the file the image came from, when it was given as a path.
-    """
-
-    boxes: np.ndarray
-    scores: np.ndarray
-    labels: np.ndarray
-    class_names: tuple[str, ...]
-    image_size: tuple[int, int]
-    source: str | None = field(default=None)
-
-    def __len__(self) -> int:
-        return int(self.scores.shape[0])
-
-    @property
-    def names(self) -> list[str]:
-        """Class name of each detection."""
-        return [self.class_names[int(i)] for i in self.labels]
-
-    def voc_boxes(self) -> np.ndarray:
-        """The boxes in PASCAL VOC convention (1-based inclusive pixels): ``(x1+1, y1+1, x2, y2)``."""
-        out = self.boxes.astype(np.float32).copy()
-        out[:, :2] += 1.0
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict: image size, box convention and one record per detection."""
-        height, width = self.image_size
-        return {
-            "image": self.source,
-            "width": int(width),
-            "height": int(height),
-            "box_format": BOX_FORMAT,
-            "detections": [
-                {
-                    "label": int(label),
-                    "name": self.class_names[int(label)],
-                    "score": round(float(score), 6),
-                    "box": [round(float(v), 3) for v in box],
-                }
-                for box, score, label in zip(self.boxes, self.scores, self.labels)
-            ],
-        }
-
-    def to_json(self, indent: int | None = None) -> str:
-        """:meth:`to_dict` as a JSON string."""
-        return json.dumps(self.to_dict(), indent=indent)
-
-
-# --------------------------------------------------------------------------- detector
-
-
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!s} was requested but CUDA is not available on this machine")
-    return dev
+__all__ = ["Detector"]
 
 
 class Detector:
@@ -265,7 +63,6 @@ class Detector:
         nms: IoU threshold of the per-class NMS.
         max_det: cap on detections per image (0: no cap).
         resize: ``"stretch"`` or ``"letterbox"``, the evaluation resize.
-        anchor_ref_size: input size at which the model's anchors are given.
         device: ``None``/``"auto"`` (CUDA when available), or a torch device.
         state_init: initial membrane, ``"zero"`` or ``"uniform"``.
         state_seed: seed of the uniform initial membrane, re-applied at every call.
@@ -282,7 +79,6 @@ class Detector:
         nms: float = 0.45,
         max_det: int = 300,
         resize: str = "stretch",
-        anchor_ref_size: int = 416,
         device: str | torch.device | None = None,
         state_init: str = "zero",
         state_seed: int = 0,
@@ -303,7 +99,7 @@ class Detector:
         num_classes = int(getattr(model, "num_classes", len(class_names)))
         if num_classes != len(class_names):
             raise ValueError(f"the model has {num_classes} classes but {len(class_names)} class names were given")
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.class_names: tuple[str, ...] = tuple(str(n) for n in class_names)
         self.img_size = int(img_size)
@@ -316,7 +112,7 @@ class Detector:
         self.state_seed = int(state_seed)
         self.batch_size = int(batch_size)
         self.spiking = bool(getattr(model, "is_spiking", False))
-        self.spec: HeadSpec = head_spec_for(model, self.img_size, anchor_ref_size)
+        self.spec: HeadSpec = head_spec_for(model, self.img_size)
         self._transform = build_eval_transform(self.img_size, resize)  # validates ``resize``
         # Which StreamSession (if any) the neuron state in the model currently belongs to.
         self._state_owner: object | None = None
@@ -340,33 +136,22 @@ class Detector:
         ``eval.demo_nms``: 0.25 and 0.45); ``max_det`` to ``eval.max_det``.
 
         Raises:
-            spyolo.train.checkpoint.CheckpointError: missing, unreadable or foreign file.
-            spyolo.config.ConfigError: the stored config is invalid.
+            spyolo.errors.CheckpointError: missing, unreadable or foreign file, or weights
+                that do not fit the model its config describes.
         """
-        from spyolo.config import config_from_dict
-        from spyolo.models import build_model
-        from spyolo.train.checkpoint import CheckpointError, load_checkpoint
+        from spyolo.checkpoint import load_model
 
-        ckpt = load_checkpoint(path, map_location="cpu")
-        cfg = config_from_dict(ckpt["config"], str(path))
-        names = ckpt.get("class_names")
-        if not names:
-            raise CheckpointError(f"{path}: the checkpoint has no 'class_names'")
-        model = build_model(cfg.model, num_classes=len(names))
-        try:
-            model.load_state_dict(ckpt["model"])
-        except RuntimeError as exc:
-            raise CheckpointError(f"{path}: weights do not match the model described by its config ({exc})") from exc
+        loaded = load_model(path)
+        cfg = loaded.config
         return cls(
-            model,
-            names,
+            loaded.model,
+            loaded.class_names,
             img_size=cfg.data.img_size,
             timesteps=cfg.model.timesteps if timesteps is None else timesteps,
             conf=cfg.eval.demo_conf if conf is None else conf,
             nms=cfg.eval.demo_nms if nms is None else nms,
             max_det=cfg.eval.max_det if max_det is None else max_det,
             resize=cfg.data.eval_resize,
-            anchor_ref_size=cfg.model.anchor_ref_size,
             device=device,
             state_init=cfg.model.state_init,
             state_seed=cfg.model.state_seed,
@@ -466,64 +251,7 @@ class Detector:
         return results
 
     def stream(self, steps_per_frame: int = 1, warmup: int = 8) -> "StreamSession":
-        """An online session over a sequence of frames (see :class:`StreamSession`)."""
+        """An online session over a sequence of frames (see :class:`~spyolo.inference.stream.StreamSession`)."""
+        from spyolo.inference.stream import StreamSession
+
         return StreamSession(self, steps_per_frame=steps_per_frame, warmup=warmup)
-
-
-class StreamSession:
-    """Online detection on a frame sequence with the neuron state kept across frames.
-
-    The first frame runs ``max(warmup, steps_per_frame)`` timesteps from a fresh state;
-    every later frame runs ``steps_per_frame`` timesteps continuing from the state the
-    previous frame left; each frame's prediction is read from its last step. For a
-    non-spiking model every frame is one forward pass. Only one session per
-    :class:`Detector` holds the state at a time: calling :meth:`Detector.predict` or
-    another session's :meth:`step` in between makes this session start over with a
-    warm-up at its next frame.
-
-    Args:
-        detector: the detector to run.
-        steps_per_frame: ``k``, timesteps per frame after the first (>= 1).
-        warmup: timesteps on the first frame (>= 0).
-    """
-
-    def __init__(self, detector: Detector, steps_per_frame: int = 1, warmup: int = 8) -> None:
-        if steps_per_frame < 1:
-            raise ValueError(f"steps_per_frame must be >= 1, got {steps_per_frame}")
-        if warmup < 0:
-            raise ValueError(f"warmup must be >= 0, got {warmup}")
-        self.detector = detector
-        self.steps_per_frame = int(steps_per_frame)
-        self.warmup = int(warmup)
-        self.frames = 0  # frames processed since the last (re)start
-        self.timesteps_run = 0  # timesteps run since the last (re)start
-
-    def reset(self) -> None:
-        """Start over: the next frame gets a fresh state and the warm-up."""
-        self.frames = 0
-        self.timesteps_run = 0
-        if self.detector._state_owner is self:
-            self.detector._state_owner = None
-
-    @torch.no_grad()
-    def step(self, frame: ImageInput, rgb: bool = False) -> Prediction:
-        """Process the next frame (BGR numpy by default, as from ``cv2.VideoCapture``)."""
-        det = self.detector
-        if det._state_owner is not self:
-            self.frames = 0
-            self.timesteps_run = 0
-        image = read_image(frame, rgb=rgb)
-        batch, letterboxes = det.preprocess([image])
-        if self.frames == 0:
-            det._reset()
-            det._state_owner = self
-            steps = max(self.warmup, self.steps_per_frame)
-        else:
-            steps = self.steps_per_frame
-        outs = det._run_steps(batch, steps)
-        self.frames += 1
-        self.timesteps_run += steps if det.spiking else 1
-        source = str(frame) if isinstance(frame, (str, Path)) else None
-        return det._finish(outs, [image], letterboxes, [source])[0]
-
-    __call__ = step

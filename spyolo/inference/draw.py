@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from spyolo.inference.detector import Prediction
+from spyolo.inference.prediction import Prediction
 
 __all__ = ["DrawStyle", "class_colors", "draw_predictions", "draw_style"]
 

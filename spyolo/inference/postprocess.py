@@ -14,35 +14,11 @@ import numpy as np
 import torch
 from torchvision.ops import batched_nms, box_convert
 
-from spyolo.models.decode import decode_head, scale_anchors
+from spyolo.data.transforms import unmap_boxes
+from spyolo.data.voc import continuous_to_voc
+from spyolo.models.heads import HeadSpec, decode_head
 
-__all__ = ["Detections", "HeadSpec", "decode_outputs", "head_spec_for", "postprocess", "to_original_voc"]
-
-
-@dataclass(frozen=True)
-class HeadSpec:
-    """What the decoder needs to know about a detector's two heads."""
-
-    anchors_px: torch.Tensor  # (6, 2) anchors in input pixels (already scaled to the input size)
-    masks: tuple[tuple[int, ...], ...]  # anchor indices per head
-    strides: tuple[int, ...]  # input pixels per cell per head
-    num_classes: int
-
-
-def head_spec_for(model: torch.nn.Module, img_size: int, anchor_ref_size: int) -> HeadSpec:
-    """The decoder's view of ``model``'s heads at input size ``img_size``.
-
-    ``model`` may be wrapped (DistributedDataParallel: its ``.module`` is used). Anchors,
-    given in pixels at ``anchor_ref_size``, are scaled to ``img_size``.
-    """
-    core = model.module if hasattr(model, "module") else model
-    anchors = scale_anchors(core.anchors, img_size, anchor_ref_size)
-    return HeadSpec(
-        anchors_px=torch.as_tensor(anchors, dtype=torch.float32),
-        masks=tuple(tuple(int(i) for i in m) for m in core.masks),
-        strides=tuple(int(s) for s in core.strides),
-        num_classes=int(core.num_classes),
-    )
+__all__ = ["Detections", "decode_outputs", "postprocess", "to_original_voc"]
 
 
 @dataclass
@@ -111,9 +87,6 @@ def to_original_voc(
     letterbox: tuple[float, float, float] | None,
 ) -> np.ndarray:
     """Input-pixel boxes -> VOC pixel boxes (1-based, inclusive) of the original image."""
-    from spyolo.data.transforms import unmap_boxes
-    from spyolo.data.voc import continuous_to_voc
-
     b = boxes.detach().float().cpu().numpy() if isinstance(boxes, torch.Tensor) else np.asarray(boxes, np.float32)
     cont = unmap_boxes(b.reshape(-1, 4), orig_size, img_size, letterbox)
     return continuous_to_voc(cont)

@@ -6,18 +6,20 @@ Two modes:
   neuron state (what :meth:`Detector.predict` does);
 * ``stream=True``: the online mode spiking hardware would run. The neuron state is kept
   from frame to frame; the first frame gets a warm-up of ``warmup`` timesteps, every
-  later frame ``k`` timesteps (see :class:`~spyolo.inference.detector.StreamSession`).
+  later frame ``k`` timesteps (see :class:`~spyolo.inference.stream.StreamSession`).
 
 Outputs: an annotated video (``mp4v`` in ``.mp4``; if OpenCV cannot open that writer, MJPG
 in ``.avi``; both are written and read back by the ``opencv-python-headless`` wheels) and
 a JSON-lines file with one :meth:`Prediction.to_dict` record per frame, plus ``frame`` and
-``timesteps`` (the timesteps run for that frame).
+``timesteps`` (the timesteps run for that frame). Both are written under temporary names and
+moved into place when the video ends, so a failed or empty run leaves no partial files.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +28,15 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from spyolo.inference.detector import Detector, Prediction
+from spyolo.inference.detector import Detector
+from spyolo.inference.prediction import Prediction
+from spyolo.errors import VideoError
 from spyolo.inference.draw import class_colors, draw_predictions
+from spyolo.utils.io import atomic_write_text
 
 __all__ = [
     "VIDEO_EXTENSIONS",
+    "video_outputs",
     "VideoError",
     "VideoResult",
     "open_capture",
@@ -43,10 +49,6 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", "
 
 _WRITERS = (("mp4v", ".mp4"), ("MJPG", ".avi"))
 _DEFAULT_FPS = 30.0
-
-
-class VideoError(RuntimeError):
-    """A video source cannot be opened or an output video cannot be written."""
 
 
 def open_capture(source: str | Path | int) -> cv2.VideoCapture:
@@ -67,6 +69,15 @@ def open_capture(source: str | Path | int) -> cv2.VideoCapture:
     if not cap.isOpened():
         raise VideoError(f"{path}: OpenCV cannot open this video (unsupported codec or container, or corrupt)")
     return cap
+
+
+def video_outputs(stem: Path) -> list[Path]:
+    """Every file :func:`run_video` may write for ``stem``: the video (either container) and the JSON lines."""
+    return [stem.with_suffix(suffix) for _fourcc, suffix in _WRITERS] + [stem.with_suffix(".jsonl")]
+
+
+def _temp_stem(stem: Path) -> Path:
+    return stem.with_name(f".{stem.name}.{os.getpid()}.tmp")
 
 
 def open_writer(stem: Path, fps: float, size: tuple[int, int]) -> tuple[cv2.VideoWriter, Path]:
@@ -174,15 +185,18 @@ def run_video(
     session = detector.stream(steps_per_frame, warmup) if stream else None
     colours = class_colors(detector.num_classes)
     jsonl_path = out_stem.with_suffix(".jsonl")
+    temp_stem = _temp_stem(out_stem)
     writer: cv2.VideoWriter | None = None
-    video_path: Path | None = None
+    temp_video: Path | None = None
+    records: list[str] = []
     frames = timesteps = 0
     model_seconds = 0.0
     desc = name if isinstance(source, int) else Path(name).name
     bar = tqdm(total=total, desc=desc, unit="frame", disable=not progress, dynamic_ncols=True)
     start = time.perf_counter()
+    done = False
     try:
-        with open(jsonl_path, "w", encoding="utf-8") as jsonl:
+        try:
             while max_frames <= 0 or frames < max_frames:
                 ok, frame = cap.read()
                 if not ok or frame is None:
@@ -190,7 +204,7 @@ def run_video(
                 if frame.ndim == 2:
                     frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
                 if writer is None:
-                    writer, video_path = open_writer(out_stem, fps_out, (frame.shape[1], frame.shape[0]))
+                    writer, temp_video = open_writer(temp_stem, fps_out, (frame.shape[1], frame.shape[0]))
                 t0 = time.perf_counter()
                 if session is not None:
                     before = session.timesteps_run
@@ -202,18 +216,25 @@ def run_video(
                 model_seconds += time.perf_counter() - t0
                 annotated = draw_predictions(np.ascontiguousarray(frame[:, :, :3]), pred, colours)
                 writer.write(annotated)
-                jsonl.write(_frame_record(pred, frames, steps, name) + "\n")
+                records.append(_frame_record(pred, frames, steps, name))
                 frames += 1
                 timesteps += steps
                 bar.update(1)
-    except KeyboardInterrupt:
-        pass  # a camera run ends here; the files written so far are complete
+        except KeyboardInterrupt:
+            pass  # a camera run ends here; the frames processed so far are written
+        finally:
+            seconds = time.perf_counter() - start
+            bar.close()
+            cap.release()
+            if writer is not None:
+                writer.release()
+        if frames == 0 or temp_video is None:
+            raise VideoError(f"{name}: no frame could be read")
+        video_path = out_stem.with_suffix(temp_video.suffix)
+        os.replace(temp_video, video_path)
+        atomic_write_text(jsonl_path, "".join(r + "\n" for r in records))
+        done = True
     finally:
-        seconds = time.perf_counter() - start
-        bar.close()
-        cap.release()
-        if writer is not None:
-            writer.release()
-    if frames == 0 or video_path is None:
-        raise VideoError(f"{name}: no frame could be read")
+        if not done and temp_video is not None and temp_video.exists():
+            temp_video.unlink()
     return VideoResult(frames, video_path, jsonl_path, seconds, model_seconds, timesteps, stream)

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import complete_box_iou_loss
+from torchvision.ops import box_convert, complete_box_iou_loss
 
-from spyolo.models.decode import decode_head
+from spyolo.models.heads import DEFAULT_MASKS, STRIDES, HeadSpec, decode_head
 
-__all__ = ["YOLOLoss", "YOLOTargets", "HeadTargets", "cxcywh_to_xyxy", "batched_pairwise_iou"]
+__all__ = ["YOLOLoss", "YOLOTargets", "HeadTargets", "batched_pairwise_iou"]
 
 
 @dataclass(frozen=True)
@@ -75,13 +75,6 @@ class YOLOTargets:
     img_size: tuple[int, int]
 
 
-def cxcywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
-    """Convert boxes ``(..., 4)`` from ``(cx, cy, w, h)`` to ``(x1, y1, x2, y2)``."""
-    centre, size = boxes[..., :2], boxes[..., 2:4]
-    half = size / 2
-    return torch.cat((centre - half, centre + half), dim=-1)
-
-
 def batched_pairwise_iou(boxes_a: torch.Tensor, boxes_b: torch.Tensor) -> torch.Tensor:
     """IoU of every box of ``boxes_a`` ``(B, N, 4)`` with every box of ``boxes_b`` ``(B, G, 4)``.
 
@@ -104,7 +97,7 @@ class YOLOLoss(nn.Module):
 
     Args:
         anchors: ``(K, 2)`` anchors ``(width, height)`` in input pixels (scale the
-            416-px defaults with :func:`spyolo.models.decode.scale_anchors` for other
+            416-px defaults with :func:`spyolo.models.heads.scale_anchors` for other
             input sizes).
         masks: for each head, the indices into ``anchors`` of its slots; head ``k``'s
             slot ``j`` uses ``anchors[masks[k][j]]``.
@@ -122,9 +115,9 @@ class YOLOLoss(nn.Module):
     def __init__(
         self,
         anchors: torch.Tensor | Sequence[Sequence[float]],
-        masks: Sequence[Sequence[int]] = ((3, 4, 5), (1, 2, 3)),
+        masks: Sequence[Sequence[int]] = DEFAULT_MASKS,
         num_classes: int = 20,
-        strides: Sequence[int] = (32, 16),
+        strides: Sequence[int] = STRIDES,
         ignore_thresh: float = 0.5,
         label_smoothing: float = 0.0,
     ) -> None:
@@ -165,6 +158,16 @@ class YOLOLoss(nn.Module):
             slot_of_anchor[list(mask)] = torch.arange(len(mask))
             self.register_buffer(f"_slot_of_anchor_{head}", slot_of_anchor, persistent=False)
             self.register_buffer(f"_head_anchors_{head}", anchor_tensor[list(mask)].clone(), persistent=False)
+
+    @classmethod
+    def from_spec(cls, spec: HeadSpec, ignore_thresh: float = 0.5, label_smoothing: float = 0.0) -> "YOLOLoss":
+        """The loss for the heads described by ``spec`` (:func:`spyolo.models.heads.head_spec_for`)."""
+        return cls(spec.anchors_px, spec.masks, spec.num_classes, strides=spec.strides,
+                   ignore_thresh=ignore_thresh, label_smoothing=label_smoothing)
+
+    def grid_sizes(self, img_size: tuple[int, int]) -> list[tuple[int, int]]:
+        """``(h, w)`` of each head's grid for an input of ``img_size = (H, W)`` pixels."""
+        return [(img_size[0] // s, img_size[1] // s) for s in self.strides]
 
     @property
     def num_heads(self) -> int:
@@ -251,7 +254,7 @@ class YOLOLoss(nn.Module):
         cls = targets[:, 1].long()
         norm_boxes = targets[:, 2:6]
         scale = targets.new_tensor([img_w, img_h, img_w, img_h])
-        px_xyxy = cxcywh_to_xyxy(norm_boxes * scale)
+        px_xyxy = box_convert(norm_boxes * scale, "cxcywh", "xyxy")
         box_weight = 2.0 - norm_boxes[:, 2] * norm_boxes[:, 3]
 
         # Best anchor by shape IoU (both boxes centred at the origin), over all anchors.
@@ -364,7 +367,7 @@ class YOLOLoss(nn.Module):
             boxes = decoded.boxes.reshape(batch, -1, 4)
 
             # Negatives: not positive, and IoU <= ignore_thresh with every box of the image.
-            iou = batched_pairwise_iou(cxcywh_to_xyxy(boxes.detach()), gt_xyxy)
+            iou = batched_pairwise_iou(box_convert(boxes.detach(), "cxcywh", "xyxy"), gt_xyxy)
             best_iou = torch.where(built.gt_valid.unsqueeze(1), iou, 0.0).amax(dim=2)
             positive = head_targets.pos_mask.reshape(batch, -1)
             counted = positive | (best_iou <= self.ignore_thresh)
@@ -376,7 +379,7 @@ class YOLOLoss(nn.Module):
             pos_logits = logits.reshape(-1, per_slot).index_select(0, head_targets.pos_index)
             pos_boxes = boxes.reshape(-1, 4).index_select(0, head_targets.pos_index)
             ciou_loss = complete_box_iou_loss(
-                cxcywh_to_xyxy(pos_boxes), head_targets.box_xyxy.to(dtype), reduction="none"
+                box_convert(pos_boxes, "cxcywh", "xyxy"), head_targets.box_xyxy.to(dtype), reduction="none"
             )
             box_sum = box_sum + (ciou_loss * head_targets.box_weight.to(dtype)).sum()
 

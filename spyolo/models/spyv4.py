@@ -53,13 +53,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spyolo.models.heads import ANCHOR_REF_SIZE, DEFAULT_ANCHORS, DEFAULT_MASKS, STRIDES
 from spyolo.snn.ltc import LTCConv2d
 from spyolo.snn.state import reset_states
 from spyolo.snn.surrogate import DEFAULT_SURROGATE, SurrogateParams
 
 __all__ = [
-    "DEFAULT_ANCHORS",
-    "DEFAULT_MASKS",
     "MODEL_KINDS",
     "ConvBNAct",
     "SPYv4",
@@ -68,13 +67,6 @@ __all__ = [
     "run_timesteps",
     "scaled_channels",
 ]
-
-DEFAULT_ANCHORS: tuple[tuple[float, float], ...] = ((10, 14), (23, 27), (37, 58), (81, 82), (135, 169), (344, 319))
-"""YOLOv4-tiny anchors ``(w, h)`` in pixels at a 416x416 input."""
-
-DEFAULT_MASKS: tuple[tuple[int, ...], ...] = ((3, 4, 5), (1, 2, 3))
-"""Anchor indices of the stride-32 head and the stride-16 head (upstream quirk:
-anchor 0 unused, anchor 3 shared; kept for parity with the release)."""
 
 MODEL_KINDS: tuple[str, ...] = ("spyv4", "ann")
 """Valid ``ModelConfig.kind`` values for :func:`build_model`."""
@@ -175,7 +167,7 @@ class _YOLOv4TinyTopology(nn.Module):
     """
 
     is_spiking: ClassVar[bool] = False
-    strides: tuple[int, int] = (32, 16)
+    strides: tuple[int, int] = STRIDES
 
     def __init__(
         self,
@@ -305,7 +297,7 @@ class SPYv4(_YOLOv4TinyTopology):
         anchors: Sequence[Sequence[float]] = DEFAULT_ANCHORS,
         masks: Sequence[Sequence[int]] = DEFAULT_MASKS,
         threshold: float = 1.0,
-        anchor_ref_size: int = 416,
+        anchor_ref_size: int = ANCHOR_REF_SIZE,
         surrogate: SurrogateParams | None = None,
     ) -> None:
         def ltc(
@@ -337,7 +329,7 @@ class YOLOv4Tiny(_YOLOv4TinyTopology):
         anchors: Sequence[Sequence[float]] = DEFAULT_ANCHORS,
         masks: Sequence[Sequence[int]] = DEFAULT_MASKS,
         threshold: float = 1.0,
-        anchor_ref_size: int = 416,
+        anchor_ref_size: int = ANCHOR_REF_SIZE,
     ) -> None:
         super().__init__(ConvBNAct, False, num_classes, width, anchors, masks, anchor_ref_size)
 
@@ -392,7 +384,7 @@ def build_model(cfg: Any, num_classes: int) -> nn.Module:
         anchors=[tuple(a) for a in cfg.anchors],
         masks=[tuple(m) for m in cfg.masks],
         threshold=cfg.threshold,
-        anchor_ref_size=getattr(cfg, "anchor_ref_size", 416),
+        anchor_ref_size=getattr(cfg, "anchor_ref_size", ANCHOR_REF_SIZE),
     )
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; valid kinds are {list(MODEL_KINDS)}")

@@ -13,7 +13,7 @@ at every timestep ``t = 1..T`` of one evaluation pass (anytime accuracy).
 from __future__ import annotations
 
 import csv
-import json
+import io
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +22,7 @@ from typing import Any
 from spyolo.stats.energy import HOROWITZ_45NM, EnergyCosts
 from spyolo.stats.firing import FiringRateMonitor
 from spyolo.stats.sops import SynOpCounter
+from spyolo.utils.io import atomic_save_figure, atomic_write_json, atomic_write_text
 
 __all__ = [
     "LayerStats",
@@ -167,26 +168,47 @@ class SpikeReport:
         }
 
     def write_json(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        return path
+        """:meth:`to_dict` as JSON (atomically)."""
+        return atomic_write_json(path, self.to_dict())
 
     def write_csv(self, path: str | Path) -> Path:
-        """One row per layer and a ``total`` row; columns :data:`CSV_COLUMNS`."""
-        path = Path(path)
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(CSV_COLUMNS)
-            for r in self.layers:
-                writer.writerow([
-                    r.name, r.kind, r.neurons, "" if r.firing_rate is None else f"{r.firing_rate:.6g}",
-                    f"{r.spikes:.6g}", r.acs, r.macs, f"{self.costs.energy_j(r.acs, r.macs) * 1e6:.6g}",
-                ])
+        """One row per layer and a ``total`` row; columns :data:`CSV_COLUMNS` (atomically)."""
+        fh = io.StringIO()
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for r in self.layers:
             writer.writerow([
-                "total", "", self.total_neurons, f"{self.mean_firing_rate:.6g}", f"{self.total_spikes:.6g}",
-                self.total_acs, self.total_macs, f"{self.energy_j * 1e6:.6g}",
+                r.name, r.kind, r.neurons, "" if r.firing_rate is None else f"{r.firing_rate:.6g}",
+                f"{r.spikes:.6g}", r.acs, r.macs, f"{self.costs.energy_j(r.acs, r.macs) * 1e6:.6g}",
             ])
-        return path
+        writer.writerow([
+            "total", "", self.total_neurons, f"{self.mean_firing_rate:.6g}", f"{self.total_spikes:.6g}",
+            self.total_acs, self.total_macs, f"{self.energy_j * 1e6:.6g}",
+        ])
+        return atomic_write_text(path, fh.getvalue())
+
+    def plot_firing_rates(self, path: str | Path, title: str = "") -> Path:
+        """A bar chart of the firing rate of every LTC layer (in forward order), as PNG."""
+        from matplotlib.figure import Figure
+
+        rows = [r for r in self.layers if r.firing_rate is not None]
+        if not rows:
+            raise ValueError("the report has no LTC layer: nothing to plot")
+        fig = Figure(figsize=(max(6.0, 0.45 * len(rows) + 2.0), 4.0))
+        ax = fig.add_subplot(1, 1, 1)
+        rates = [100 * r.firing_rate for r in rows]
+        ax.bar(range(len(rows)), rates, color="tab:blue")
+        ax.axhline(100 * self.mean_firing_rate, color="tab:red", linestyle="--",
+                   label=f"mean {100 * self.mean_firing_rate:.2f}%")
+        ax.set_xticks(range(len(rows)))
+        ax.set_xticklabels([r.name for r in rows], rotation=60, ha="right", fontsize=8)
+        ax.set_ylabel("firing rate (% of neurons per timestep)")
+        ax.set_ylim(0.0, max(1.0, 1.15 * max(rates)))
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(loc="upper left")
+        ax.set_title(title or f"firing rate per layer (T={self.timesteps}, {self.num_images} images)")
+        fig.tight_layout()
+        return atomic_save_figure(fig, path)
 
 
 def _si(value: float) -> str:
@@ -275,14 +297,12 @@ def format_per_timestep_table(per_timestep: Sequence[Mapping[str, Any]]) -> str:
 
 def plot_map_per_timestep(per_timestep: Sequence[Mapping[str, Any]], path: str | Path, title: str = "") -> Path:
     """Write a PNG of mAP (both VOC metrics, %) against the timestep ``t``."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     if not per_timestep:
         raise ValueError("per_timestep is empty: nothing to plot")
     ts = [int(r["t"]) for r in per_timestep]
     fig = Figure(figsize=(5.5, 4.0))
-    FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     ax.plot(ts, [100 * r["map_voc07"] for r in per_timestep], "o-", label="VOC2007 11-point")
     ax.plot(ts, [100 * r["map_area"] for r in per_timestep], "s--", label="area (VOC2010+)")
@@ -295,6 +315,4 @@ def plot_map_per_timestep(per_timestep: Sequence[Mapping[str, Any]], path: str |
     ax.legend(loc="lower right")
     ax.set_title(title or "mAP against timestep (anytime accuracy)")
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    return path
+    return atomic_save_figure(fig, path)

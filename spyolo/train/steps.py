@@ -179,7 +179,7 @@ class TrainStep:
         after this does.
         """
         h, w = images.shape[-2:]
-        built = self.loss_fn.build_targets(targets, images.shape[0], [(h // 32, w // 32), (h // 16, w // 16)], (h, w))
+        built = self.loss_fn.build_targets(targets, images.shape[0], self.loss_fn.grid_sizes((h, w)), (h, w))
         self.optimizer.zero_grad(set_to_none=True)
         if self.settings.method != "ann":
             self._reset_states(images)

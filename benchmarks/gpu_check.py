@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """One time-boxed GPU session: environment, fused-kernel check, host-sync check, benchmarks.
 
-    OUT=/path/to/out python3 tools/gpu_check.py                # on the GPU machine (~8 min)
-    python tools/gpu_check.py --device cpu --tiny --out /tmp/gc  # dry run of every part on CPU
+    OUT=/path/to/out python3 -m benchmarks.gpu_check                # on the GPU machine (~8 min)
+    python -m benchmarks.gpu_check --device cpu --tiny --out /tmp/gc  # dry run of every part on CPU
 
 Parts, in priority order; each runs in its own subprocess with a time limit, and a part is
 skipped (and recorded as skipped) when the remaining budget is below what it needs:
@@ -18,7 +18,7 @@ skipped (and recorded as skipped) when the remaining budget is below what it nee
 5. ``bench_infer``         inference, T = 8, batch 64, compiled.
 6. ``profile_fptt``        torch.profiler over one FPTT iteration, T = 8, batch 64, 416 px, width 1,
                            bf16, channels-last: top operators and kernels by device time, time per
-                           category (``tools/benchmark.py --profile``). Eager with the reference LTC
+                           category (``benchmarks/benchmark.py --profile``). Eager with the reference LTC
                            update unless :data:`PROFILE_COMPILED` is set, then compiled (fused LTC
                            update) when ``bench_fptt`` succeeded.
 7. ``bench_bptt_eager``    BPTT, T = 2, 8, batch 64, uncompiled (memory growing with T).
@@ -74,8 +74,8 @@ class Part:
     limit_s: float  # kill after this long
     min_s: float  # skip when less than this is left
     argv: list[str]
-    bench: bool = False  # a tools/benchmark.py run whose report is merged
-    profile: bool = False  # a tools/benchmark.py --profile run writing its report into the output folder
+    bench: bool = False  # a benchmarks/benchmark.py run whose report is merged
+    profile: bool = False  # a benchmarks/benchmark.py --profile run writing its report into the output folder
     compile_after: str | None = None  # run compiled (not eager) only when this earlier part succeeded
     result: dict = field(default_factory=dict)
 
@@ -107,19 +107,11 @@ def part_info(device: str) -> dict:
     else:
         print("nvidia-smi: not on PATH")
 
-    info = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        "cuda_available": torch.cuda.is_available(),
-    }
-    try:
-        import triton
+    from benchmarks.machine import machine_info
 
-        info["triton"] = triton.__version__
-    except ImportError:
-        info["triton"] = None
+    info = machine_info()
+    info["cudnn"] = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    info["cuda_available"] = torch.cuda.is_available()
     if device.startswith("cuda") and torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         info["gpu"] = {
@@ -256,7 +248,7 @@ def _time_fused(dev, shape) -> dict:
 
 def part_sync(device: str, tiny: bool) -> dict:
     """The uncompiled time loop of each method under the CUDA sync debug mode."""
-    from spyolo.bench.probe import ProbeConfig, ProbeSession
+    from benchmarks.probe import ProbeConfig, ProbeSession
 
     size = TINY_SIZE if tiny else {"batch": "4", "img_size": "416", "width": "1.0"}
     rows = []
@@ -280,7 +272,6 @@ def part_sync(device: str, tiny: bool) -> dict:
 
 def run_part_here(name: str, device: str, tiny: bool, json_path: Path) -> int:
     """Entry point of a part's subprocess: run it and write its JSON."""
-    sys.path.insert(0, str(ROOT))
     funcs = {
         "info": lambda: part_info(device),
         "fused": lambda: part_fused(device, tiny),
@@ -297,7 +288,7 @@ def run_part_here(name: str, device: str, tiny: bool, json_path: Path) -> int:
 
 def _bench_argv(methods: str, timesteps: str, size: dict, extra: list[str], device: str, tiny: bool) -> list[str]:
     argv = [
-        "tools/benchmark.py", "--methods", methods, "--timesteps", timesteps, "--batch", size["batch"],
+        "-m", "benchmarks.benchmark", "--methods", methods, "--timesteps", timesteps, "--batch", size["batch"],
         "--img-size", size["img_size"], "--width", size["width"], "--device", device, "--repeats",
         "1" if tiny else "3", "--warmup", "1" if tiny else "2",
     ]
@@ -307,9 +298,9 @@ def _bench_argv(methods: str, timesteps: str, size: dict, extra: list[str], devi
 
 
 def _profile_argv(size: dict, device: str, tiny: bool) -> list[str]:
-    """``tools/benchmark.py --profile`` of one FPTT iteration, eager with the reference LTC update."""
+    """``benchmarks/benchmark.py --profile`` of one FPTT iteration, eager with the reference LTC update."""
     argv = [
-        "tools/benchmark.py", "--profile", "--methods", "fptt", "--timesteps", "2" if tiny else "8",
+        "-m", "benchmarks.benchmark", "--profile", "--methods", "fptt", "--timesteps", "2" if tiny else "8",
         "--batch", size["batch"], "--img-size", size["img_size"], "--width", size["width"], "--device", device,
         "--no-compile", "--ltc-backend", "reference", "--warmup", "1", "--profile-iters", "1",
         "--stem", PROFILE_STEM,
@@ -342,7 +333,7 @@ def build_parts(device: str, tiny: bool) -> list[Part]:
     def pick(gpu, cpu):
         return cpu if tiny else gpu
 
-    me = ["tools/gpu_check.py", "--device", device] + (["--tiny"] if tiny else [])
+    me = ["-m", "benchmarks.gpu_check", "--device", device] + (["--tiny"] if tiny else [])
 
     def bench(methods: str, timesteps: str, extra: list[str]) -> list[str]:
         return _bench_argv(methods, timesteps, size, extra, device, tiny)
@@ -493,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"unknown part(s) {unknown}; valid: {[pt.name for pt in parts]}")
         parts = [pt for pt in parts if pt.name in wanted]
     reserve = 8.0
-    report: dict = {"command": "python tools/gpu_check.py " + " ".join(sys.argv[1:] if argv is None else argv),
+    report: dict = {"command": "python -m benchmarks.gpu_check " + " ".join(sys.argv[1:] if argv is None else argv),
                     "budget_s": args.budget_s, "parts": [], "targets": [], "elapsed_s": 0.0}
     bench_rows: list[dict] = []
     bench_meta: dict = {}
@@ -508,9 +499,8 @@ def main(argv: list[str] | None = None) -> int:
         bench = {**bench_meta, "results": bench_rows}
         (out / "bench.json").write_text(json.dumps(bench, indent=2, default=str))
         if bench_rows:
-            sys.path.insert(0, str(ROOT))
             try:
-                from spyolo.bench.report import markdown_report  # imports torch-free helpers only
+                from benchmarks.report import markdown_report  # imports torch-free helpers only
 
                 (out / "bench.md").write_text(markdown_report(bench) + "\n")
             except Exception as e:  # noqa: BLE001 - the JSON is the record; the table is a convenience
@@ -551,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
                         row["part"] = part.name
                         bench_rows.append(row)
                     bench_meta.setdefault("machine", data.get("machine"))
-                    bench_meta.setdefault("command", "tools/gpu_check.py -> tools/benchmark.py (per part, see gpu_check.json)")
+                    bench_meta.setdefault("command", "benchmarks/gpu_check.py -> benchmarks/benchmark.py (per part, see gpu_check.json)")
                     entry["rows"] = len(data.get("results", []))
                     entry["failed_rows"] = sum(1 for r in data.get("results", []) if r.get("error"))
                     if rc == 0 and entry["rows"] and not entry["failed_rows"]:

@@ -1,4 +1,12 @@
-"""Decoding of raw YOLO head outputs into boxes, objectness and class scores.
+"""The detection heads' geometry, in one place: anchors, masks, strides, and decoding.
+
+SPYv4 and its ANN twin have two heads: stride 32 (13x13 at 416 px) and stride 16 (26x26).
+Each head slot is tied to one anchor: ``masks[k][j]`` is the anchor index of slot ``j`` of
+head ``k``. Anchors are given in pixels at :data:`ANCHOR_REF_SIZE` (416) and scaled to the
+input size (:func:`scale_anchors`). :class:`HeadSpec` carries everything a decoder or the loss
+needs about a model's heads; :func:`head_spec_for` reads it off a model.
+
+Decoding of raw YOLO head outputs into boxes, objectness and class scores:
 
 A detection head emits, for an input of ``H x W`` pixels and a head of stride ``s``,
 a tensor of shape ``(B, A * (5 + C), H / s, W / s)``. For anchor slot ``j`` the
@@ -22,10 +30,70 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["DecodedHead", "decode_head", "scale_anchors", "DEFAULT_ANCHOR_REF_SIZE"]
+__all__ = [
+    "ANCHOR_REF_SIZE",
+    "DEFAULT_ANCHORS",
+    "DEFAULT_MASKS",
+    "DecodedHead",
+    "HeadSpec",
+    "STRIDES",
+    "decode_head",
+    "head_spec_for",
+    "scale_anchors",
+]
 
-DEFAULT_ANCHOR_REF_SIZE = 416
-"""Input size (pixels) at which the standard YOLOv4-tiny anchors are defined."""
+ANCHOR_REF_SIZE = 416
+"""Input size (pixels) at which the standard YOLOv4-tiny anchors are defined (the paper's input)."""
+
+DEFAULT_ANCHORS: tuple[tuple[float, float], ...] = ((10, 14), (23, 27), (37, 58), (81, 82), (135, 169), (344, 319))
+"""YOLOv4-tiny anchors ``(w, h)`` in pixels at :data:`ANCHOR_REF_SIZE`."""
+
+DEFAULT_MASKS: tuple[tuple[int, ...], ...] = ((3, 4, 5), (1, 2, 3))
+"""Anchor indices of the stride-32 head and the stride-16 head (upstream quirk:
+anchor 0 unused, anchor 3 shared; kept for parity with the release)."""
+
+STRIDES: tuple[int, int] = (32, 16)
+"""Input pixels per grid cell of the two heads, in output order."""
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """What a decoder (and the loss) needs to know about a detector's heads.
+
+    Attributes:
+        anchors_px: ``(K, 2)`` anchors ``(w, h)`` in pixels of the input size.
+        masks: anchor indices per head.
+        strides: input pixels per grid cell, per head.
+        num_classes: number of classes ``C``.
+    """
+
+    anchors_px: torch.Tensor
+    masks: tuple[tuple[int, ...], ...]
+    strides: tuple[int, ...]
+    num_classes: int
+
+    def grid_sizes(self, img_size: tuple[int, int]) -> list[tuple[int, int]]:
+        """``(h, w)`` of each head's grid for an input of ``img_size = (H, W)`` pixels."""
+        height, width = img_size
+        return [(height // s, width // s) for s in self.strides]
+
+
+def head_spec_for(model: torch.nn.Module, img_size: int) -> HeadSpec:
+    """The heads of ``model`` (SPYv4 or the ANN twin) at input size ``img_size``.
+
+    ``model`` may be wrapped (DistributedDataParallel's ``.module``, ``torch.compile``'s
+    ``_orig_mod``). Its anchors, given in pixels at ``model.anchor_ref_size``, are scaled
+    to ``img_size``.
+    """
+    core = getattr(model, "module", model)
+    core = getattr(core, "_orig_mod", core)
+    anchors = scale_anchors(core.anchors, img_size, core.anchor_ref_size)
+    return HeadSpec(
+        anchors_px=torch.as_tensor(anchors, dtype=torch.float32),
+        masks=tuple(tuple(int(i) for i in m) for m in core.masks),
+        strides=tuple(int(s) for s in core.strides),
+        num_classes=int(core.num_classes),
+    )
 
 
 @dataclass(frozen=True)
@@ -78,7 +146,7 @@ def decode_head(
         out: raw head output ``(B, A * (5 + num_classes), h, w)``.
         anchors_px: the head's anchors ``(A, 2)`` as ``(width, height)`` in input
             pixels (already scaled to the input size, see :func:`scale_anchors`).
-        stride: input pixels per grid cell of this head (32 or 16 for SPYv4).
+        stride: input pixels per grid cell of this head (see :data:`STRIDES`).
         num_classes: number of object classes ``C``.
 
     Returns:
@@ -118,7 +186,7 @@ def decode_head(
 def scale_anchors(
     anchors: torch.Tensor | Sequence[Sequence[float]],
     img_size: int | tuple[int, int],
-    ref_size: int = DEFAULT_ANCHOR_REF_SIZE,
+    ref_size: int = ANCHOR_REF_SIZE,
 ) -> torch.Tensor:
     """Rescale anchors defined at ``ref_size`` pixels to another input size.
 

@@ -1,7 +1,7 @@
 """Where the time of one probe configuration goes: ``torch.profiler`` over a few iterations.
 
-:func:`profile_probe` builds the configuration exactly as :mod:`spyolo.bench.probe` does (a
-:class:`~spyolo.bench.probe.ProbeSession`: model, random batch, real YOLO loss, real FPTT
+:func:`profile_probe` builds the configuration exactly as :mod:`benchmarks.probe` does (a
+:class:`~benchmarks.probe.ProbeSession`: model, random batch, real YOLO loss, real FPTT
 update), runs the warm-up iterations unprofiled, then runs ``iters`` iterations under
 ``torch.profiler.profile`` (CPU activity, plus CUDA on a CUDA device; no shapes recorded) and
 returns a JSON-able summary:
@@ -95,9 +95,10 @@ import torch
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from spyolo.bench.probe import ProbeConfig, ProbeSession
-from spyolo.bench.report import machine_lines
-from spyolo.bench.suite import run_sessions
+from benchmarks.probe import ProbeConfig, ProbeSession
+from benchmarks.report import machine_lines
+from benchmarks.suite import run_sessions
+from benchmarks.syncs import synchronize
 
 __all__ = [
     "CATEGORIES",
@@ -395,10 +396,6 @@ def summarize_events(events: Iterable[Any], on_device: bool, iters: int, row_lim
 # -- profiling ----------------------------------------------------------------------------------
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
 
 def profile_session(
     session: ProbeSession,
@@ -438,14 +435,14 @@ def profile_session(
     one_iter = _iteration(session, cfg.timesteps)
     for _ in range(max(cfg.warmup, 2) if cfg.compile else cfg.warmup):
         one_iter()
-    _sync(dev)
+    synchronize(dev)
     on_device = dev.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_device else [])
     with profile(activities=activities, record_shapes=False) as prof:
         t0 = time.perf_counter()
         for _ in range(iters):
             one_iter()
-        _sync(dev)
+        synchronize(dev)
         wall = time.perf_counter() - t0
     if trace_path is not None:
         Path(trace_path).parent.mkdir(parents=True, exist_ok=True)
@@ -491,7 +488,7 @@ def profile_configs(
     A failing configuration becomes ``{**config, "error": message}`` and the others still run.
 
     Args:
-        configs: What to profile (e.g. :func:`spyolo.bench.suite.expand_grid`'s list).
+        configs: What to profile (e.g. :func:`benchmarks.suite.expand_grid`'s list).
         iters: Profiled iterations per configuration.
         row_limit: Rows of the top lists.
         trace_path: Where each configuration's Chrome trace goes (``None``: no trace).
@@ -580,7 +577,7 @@ def profile_markdown(report: dict) -> str:
         "- conventions: torch.profiler over the profiled iterations (after unprofiled warm-up), one iteration = "
         "one batch (T timesteps; the ANN twin one step), real YOLO loss and FPTT update on random images. "
         "Self time: CUDA, the device time of the kernels each operator launched itself; CPU, self CPU time "
-        "over all threads. Categories by operator names (spyolo.bench.profile's docstring); they add up to "
+        "over all threads. Categories by operator names (benchmarks.profile's docstring); they add up to "
         "the total.",
         "",
     ]

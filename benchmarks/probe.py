@@ -1,9 +1,9 @@
 """A self-contained training/inference probe on random tensors, for speed and memory.
 
-``python -m spyolo.bench.probe --method fptt --timesteps 8 --batch 4 --img-size 160 --width 0.5``
+``python -m benchmarks.probe --method fptt --timesteps 8 --batch 4 --img-size 160 --width 0.5``
 prints one JSON line: seconds per iteration (median of the timed iterations), images/s, ms per
 image-timestep, and peak memory (CUDA: ``torch.cuda.max_memory_allocated`` over the timed
-iterations; CPU: the peak RSS over the timed iterations, :class:`~spyolo.bench.rss.RSSWindow`,
+iterations; CPU: the peak RSS over the timed iterations, :class:`~benchmarks.rss.RSSWindow`,
 with the method it used in ``peak_method``; run one configuration per fresh process to compare
 peaks, since memory freed by earlier work may stay resident).
 
@@ -33,12 +33,12 @@ from dataclasses import asdict, dataclass, fields, replace
 import torch
 from torch import nn
 
-from spyolo.bench.flops import forward_flops_per_image
-from spyolo.bench.rss import RSSWindow, lifetime_peak_rss_bytes
-from spyolo.bench.syncs import host_sync_error
+from benchmarks.flops import forward_flops_per_image
+from benchmarks.rss import RSSWindow
+from benchmarks.syncs import host_sync_error, synchronize
 from spyolo.loss import YOLOLoss
 from spyolo.models import SPYv4, YOLOv4Tiny
-from spyolo.models.decode import scale_anchors
+from spyolo.models.heads import scale_anchors
 from spyolo.snn import reset_states
 from spyolo.snn.ltc import StateLayout, init_states, set_ltc_backend, state_layouts
 from spyolo.train.fptt import FPTT
@@ -51,7 +51,6 @@ __all__ = [
     "ProbeConfig",
     "ProbeSession",
     "configure_compiler",
-    "peak_rss_bytes",
     "random_batch",
     "run_probe",
 ]
@@ -131,11 +130,6 @@ class ProbeConfig:
             raise ValueError(f"ProbeConfig.compile_mode must be one of {list(COMPILE_MODES)}, got {self.compile_mode!r}")
 
 
-def peak_rss_bytes() -> int:
-    """Peak resident set size over the whole life of this process."""
-    return lifetime_peak_rss_bytes()
-
-
 def random_batch(cfg: ProbeConfig, device: torch.device, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Random images ``(B, 3, S, S)`` in [0, 1) and ``boxes_per_image`` random target rows per image."""
     images = torch.rand(cfg.batch, 3, cfg.img_size, cfg.img_size, generator=generator).to(device)
@@ -163,11 +157,6 @@ def configure_compiler(recompile_limit: int = 64) -> None:
     config = torch._dynamo.config
     name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
     setattr(config, name, max(int(getattr(config, name)), recompile_limit))
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _device_name(device: torch.device) -> str:
@@ -266,7 +255,7 @@ class ProbeSession:
         """``(one_iter, sync_checked_iter)``: closures running one iteration at ``T = timesteps``.
 
         ``sync_checked_iter`` runs the per-batch preparation normally and the time loop under
-        :func:`spyolo.bench.syncs.host_sync_error`.
+        :func:`benchmarks.syncs.host_sync_error`.
         """
         images, targets = self.images, self.targets
         if self.cfg.method == "infer":
@@ -288,7 +277,7 @@ class ProbeSession:
 
         def checked_train() -> None:
             built = step.prepare(images, targets)
-            _sync(images.device)
+            synchronize(images.device)
             with host_sync_error(images.device):
                 step.time_loop(images, built)
 
@@ -311,7 +300,7 @@ class ProbeSession:
         t0 = time.perf_counter()
         for _ in range(warmup):
             one_iter()
-        _sync(dev)
+        synchronize(dev)
         warmup_s = time.perf_counter() - t0
         window = None
         if dev.type == "cuda":
@@ -320,10 +309,10 @@ class ProbeSession:
             window = RSSWindow().start()
         times = []
         for _ in range(cfg.iters):
-            _sync(dev)
+            synchronize(dev)
             t0 = time.perf_counter()
             one_iter()
-            _sync(dev)
+            synchronize(dev)
             times.append(time.perf_counter() - t0)
         if window is None:
             peak, base, peak_method = torch.cuda.max_memory_allocated(dev), None, "cuda_max_allocated"
@@ -335,7 +324,7 @@ class ProbeSession:
         if cfg.sync_check and dev.type == "cuda":
             try:
                 checked_iter()
-                _sync(dev)
+                synchronize(dev)
                 sync_free = True
             except RuntimeError as e:  # raised by the sync debug mode
                 sync_free = False

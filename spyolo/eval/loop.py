@@ -1,29 +1,33 @@
-"""Evaluate a detector on a dataset split with the exact VOC evaluator.
+"""The evaluation loop: run a detector over a dataset split and score it with the VOC evaluator.
 
 Runs T timesteps per batch (one for the ANN twin), reads the last step's heads (and, with
 ``per_timestep=True``, every step's, in the same pass: anytime accuracy), maps boxes back to
 original-image VOC pixels and scores them against the split's ground truth (difficult flags
-kept). Returns the evaluator's result dict(s).
+kept). Returns the evaluator's result dict.
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from spyolo.eval.voc import VOCEvaluator
-from spyolo.inference.postprocess import HeadSpec, postprocess, to_original_voc
+from spyolo.inference.postprocess import postprocess, to_original_voc
+from spyolo.models.heads import HeadSpec
 from spyolo.snn import reset_states
+from spyolo.utils.runtime import Runtime
 
 __all__ = ["EvalSettings", "evaluate_model"]
 
 
 @dataclass
 class EvalSettings:
+    """How a split is evaluated: input size, timesteps, post-processing, matching, state init."""
+
     img_size: int
     timesteps: int
     conf_thresh: float = 0.001
@@ -34,6 +38,15 @@ class EvalSettings:
     state_seed: int = 0
     max_images: int = 0
 
+    @classmethod
+    def from_config(cls, cfg: Any) -> "EvalSettings":
+        """The settings a :class:`spyolo.config.Config` describes."""
+        return cls(
+            img_size=cfg.data.img_size, timesteps=cfg.model.timesteps, conf_thresh=cfg.eval.conf_thresh,
+            nms_iou=cfg.eval.nms_iou, max_det=cfg.eval.max_det, iou_threshold=cfg.eval.iou_threshold,
+            state_init=cfg.model.state_init, state_seed=cfg.model.state_seed, max_images=cfg.eval.max_images,
+        )
+
 
 @torch.no_grad()
 def evaluate_model(
@@ -42,18 +55,22 @@ def evaluate_model(
     dataset,
     spec: HeadSpec,
     settings: EvalSettings,
-    device: torch.device,
+    runtime: Runtime,
     *,
-    amp_dtype: torch.dtype | None = None,
-    channels_last: bool = False,
     per_timestep: bool = False,
     coco: bool = False,
     progress: bool = True,
     desc: str = "eval",
 ) -> dict:
-    """mAP of ``model`` on ``dataset`` (through ``loader``, which must not shuffle)."""
+    """mAP of ``model`` on ``dataset`` (through ``loader``, which must not shuffle).
+
+    Returns :meth:`VOCEvaluator.compute`'s dict for the last timestep, plus ``num_images``,
+    ``coco`` (with ``coco=True``) and ``per_timestep`` (a list of ``{"t", "map_voc07",
+    "map_area"}``, with ``per_timestep=True``).
+    """
     was_training = model.training
     model.eval()
+    device = runtime.device
     spiking = bool(getattr(model, "is_spiking", False))
     steps = settings.timesteps if spiking else 1
     read_steps = list(range(steps)) if per_timestep else [steps - 1]
@@ -62,9 +79,6 @@ def evaluate_model(
     if settings.state_init == "uniform":
         gen = torch.Generator(device=device)
         gen.manual_seed(settings.state_seed)
-    autocast = (
-        torch.autocast(device_type=device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
-    )
     seen = 0
     total = len(dataset) if settings.max_images <= 0 else min(settings.max_images, len(dataset))
     bar = tqdm(total=total, desc=desc, unit="img", disable=not progress, leave=False, dynamic_ncols=True)
@@ -75,14 +89,12 @@ def evaluate_model(
                     break
                 keep = settings.max_images - seen  # exactly max_images, whatever the batch size
                 images, metas = images[:keep], metas[:keep]
-            images = images.to(device, non_blocking=True)
-            if channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
+            images = runtime.to_input(images)
             if spiking:
                 reset_states(model, init=settings.state_init, generator=gen)
             per_step_dets = {}
             for t in range(steps):
-                with autocast:
+                with runtime.autocast():
                     outs = model(images)
                 if t in evaluators:
                     per_step_dets[t] = postprocess(

@@ -12,7 +12,13 @@ from contextlib import contextmanager
 
 import torch
 
-__all__ = ["host_sync_error"]
+__all__ = ["host_sync_error", "synchronize"]
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA); a no-op on the CPU. Used around timed regions only."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 @contextmanager

@@ -1,10 +1,10 @@
 """Run a list of probe configurations: a fresh process each on CPU, one process on CUDA.
 
-On CPU every configuration runs in its own subprocess (``python -m spyolo.bench.probe``), so
+On CPU every configuration runs in its own subprocess (``python -m benchmarks.probe``), so
 that the reported peak RSS belongs to that configuration alone. On CUDA they run in this
 process, where ``torch.cuda.max_memory_allocated`` is reset per measurement; consecutive
 configurations that differ only in ``T`` (or warm-up and repeat counts) share one
-:class:`~spyolo.bench.probe.ProbeSession`, so a compiled model is compiled once per input
+:class:`~benchmarks.probe.ProbeSession`, so a compiled model is compiled once per input
 shape, not once per ``T``.
 
 A failing configuration (an out-of-memory error, a compiler error, a timeout) becomes a row
@@ -20,10 +20,14 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, fields, replace
+from pathlib import Path
 
 import torch
 
-from spyolo.bench.probe import ProbeConfig, ProbeSession
+from benchmarks.probe import ProbeConfig, ProbeSession
+
+ROOT = Path(__file__).resolve().parents[1]
+"""The repository root: the working folder of the probe subprocesses (``python -m benchmarks.probe``)."""
 
 __all__ = ["expand_grid", "run_configs", "session_key"]
 
@@ -56,9 +60,9 @@ def _error_row(cfg: ProbeConfig, message: str) -> dict:
 
 
 def _run_subprocess(cfg: ProbeConfig, timeout_s: float | None) -> dict:
-    cmd = [sys.executable, "-m", "spyolo.bench.probe", "--config-json", json.dumps(asdict(cfg))]
+    cmd = [sys.executable, "-m", "benchmarks.probe", "--config-json", json.dumps(asdict(cfg))]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, cwd=ROOT)
     except subprocess.TimeoutExpired:
         return _error_row(cfg, f"timed out after {timeout_s:.0f} s")
     if proc.returncode != 0:

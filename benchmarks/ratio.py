@@ -14,7 +14,7 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 
-from spyolo.bench.probe import ProbeConfig, ProbeSession
+from benchmarks.probe import ProbeConfig, ProbeSession
 
 __all__ = ["RatioConfig", "measure_cpu_ratio"]
 

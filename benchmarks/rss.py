@@ -17,11 +17,11 @@ measure. :class:`RSSWindow` measures the peak between :meth:`RSSWindow.start` an
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 import threading
 from dataclasses import dataclass
+
+from spyolo.utils.memory import current_rss_bytes, lifetime_peak_rss_bytes
 
 _HWM = re.compile(r"^VmHWM:\s+(\d+)\s+kB", re.MULTILINE)
 _RSS = re.compile(r"^VmRSS:\s+(\d+)\s+kB", re.MULTILINE)
@@ -47,24 +47,6 @@ def _status_kib(pattern: re.Pattern) -> int | None:
     except OSError:
         return None
     return int(m.group(1)) if m else None
-
-
-def current_rss_bytes() -> int | None:
-    """The current RSS from ``/proc/self/statm`` (``None`` where there is no ``/proc``)."""
-    try:
-        with open("/proc/self/statm") as f:
-            pages = int(f.read().split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return pages * os.sysconf("SC_PAGE_SIZE")
-
-
-def lifetime_peak_rss_bytes() -> int:
-    """``ru_maxrss``: the peak RSS over the whole life of this process."""
-    import resource
-
-    peak = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-    return peak if sys.platform == "darwin" else peak * 1024  # macOS reports bytes, Linux KiB
 
 
 def _reset_hwm() -> bool:

@@ -2,17 +2,17 @@
 """Measure spyolo's training (FPTT, BPTT, ANN twin) and inference speed and memory.
 
     # a grid of configurations (GPU: the issue's targets)
-    python tools/benchmark.py --methods fptt,bptt,ann,infer --timesteps 2,8,16 --batch 64 \\
+    python -m benchmarks.benchmark --methods fptt,bptt,ann,infer --timesteps 2,8,16 --batch 64 \\
         --img-size 416 --width 1.0 --device cuda --compile --amp bf16 --out runs/bench_gpu
 
     # CPU: one FPTT timestep vs one ANN-twin training step, side by side
-    python tools/benchmark.py --cpu-ratio --threads 1 --out runs/bench_cpu
+    python -m benchmarks.benchmark --cpu-ratio --threads 1 --out runs/bench_cpu
 
     # the training data loader's images/s (synthetic dataset, 416 px)
-    python tools/benchmark.py --loader --workers 0,2,4 --batch 64 --img-size 416
+    python -m benchmarks.benchmark --loader --workers 0,2,4 --batch 64 --img-size 416
 
     # where the time goes: torch.profiler over 2 iterations of FPTT T=8 (+ a Chrome trace)
-    python tools/benchmark.py --profile --methods fptt --timesteps 8 --device cuda --trace --out runs/profile
+    python -m benchmarks.benchmark --profile --methods fptt --timesteps 8 --device cuda --trace --out runs/profile
 
 Every configuration runs the real YOLO loss and, for FPTT, the real FPTT update on random
 images (3 random boxes each). Results go to ``<out>/<stem>.json`` (every number) and
@@ -26,7 +26,7 @@ iterations is the configuration's alone); on CUDA they run in one process and ``
 measurement.
 
 ``--profile`` replaces the timing of the grid by a profile of each configuration (same flags,
-same defaults, all in this process; see ``spyolo/bench/profile.py``): ``<out>/<stem>_profile.json``
+same defaults, all in this process; see ``benchmarks/profile.py``): ``<out>/<stem>_profile.json``
 and ``<out>/<stem>_profile.md`` list the top operators by self time (CUDA: the device time of
 the kernels each operator launched; CPU: self CPU time) and the time per category
 (convolution, batch norm, elementwise/LTC update, optimizer/FPTT update, loss, memory copies,
@@ -42,14 +42,12 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import _bootstrap  # noqa: F401  (repo root on sys.path)
-
 import torch
 
-from spyolo.bench.machine import machine_info
-from spyolo.bench.probe import COMPILE_MODES, METHODS, ProbeConfig
-from spyolo.bench.report import write_report
-from spyolo.bench.suite import expand_grid, run_configs
+from benchmarks.machine import machine_info
+from benchmarks.probe import COMPILE_MODES, METHODS, ProbeConfig
+from benchmarks.report import write_report
+from benchmarks.suite import expand_grid, run_configs
 
 CPU_DEFAULTS = {"batch": "8", "img_size": "160", "width": 0.5, "timesteps": "2,4"}
 CUDA_DEFAULTS = {"batch": "64", "img_size": "416", "width": 1.0, "timesteps": "2,8,16"}
@@ -172,7 +170,7 @@ def _grid(args: argparse.Namespace, device: torch.device) -> tuple[ProbeConfig, 
 
 def _run_profiles(args: argparse.Namespace, device: torch.device, command: str, deadline: float | None) -> Path:
     """``--profile``: profile every configuration of the grid; return the markdown report's path."""
-    from spyolo.bench.profile import config_name, profile_configs, write_profile_report
+    from benchmarks.profile import config_name, profile_configs, write_profile_report
 
     base, configs = _grid(args, device)
     # FLOP counting and the sync check belong to the timing mode; the profile needs neither.
@@ -229,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     # --profile replaces the timed grid; the CPU ratio and the loader still go to the main report.
     run_grid = not args.profile and (args.methods is not None or not (args.cpu_ratio or args.loader))
     main_report = run_grid or args.cpu_ratio or args.loader
-    command = "python tools/benchmark.py " + " ".join(shlex.quote(a) for a in argv)
+    command = "python -m benchmarks.benchmark " + " ".join(shlex.quote(a) for a in argv)
     report: dict = {
         "command": command,
         "machine": machine_info(),
@@ -244,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
 
     save()
     if args.cpu_ratio:
-        from spyolo.bench.ratio import RatioConfig, measure_cpu_ratio
+        from benchmarks.ratio import RatioConfig, measure_cpu_ratio
 
         ratio_cfg = RatioConfig(
             batch=_int_list(args.batch)[0] if args.batch else 8,
@@ -267,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             f"ratio {ratio['ratio']:.2f} (target <= {ratio['target']}: {verdict}); FLOP ratio {ratio['flops_ratio']:.2f}"
         )
     if args.loader:
-        from spyolo.bench.loader import LoaderConfig, measure_loader
+        from benchmarks.loader import LoaderConfig, measure_loader
 
         loader_cfg = LoaderConfig(
             config=args.config,

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """The learning-quality benchmark: SPYv4-FPTT vs SPYv4-BPTT vs the ANN twin, side by side.
 
-    python tools/bench_quality.py --config configs/bench_synthetic_cpu.yaml   # CPU-sized
-    python tools/bench_quality.py --config configs/bench_synthetic.yaml       # full size (GPU)
-    python tools/bench_quality.py --config configs/bench_synthetic.yaml data.root=/data/VOCdevkit \\
+    python -m benchmarks.bench_quality --config configs/bench_synthetic_cpu.yaml   # CPU-sized
+    python -m benchmarks.bench_quality --config configs/bench_synthetic.yaml       # full size (GPU)
+    python -m benchmarks.bench_quality --config configs/bench_synthetic.yaml data.root=/data/VOCdevkit \\
         data.train_sets=[VOC2007:trainval,VOC2012:trainval] data.test_sets=[VOC2007:test]  # real VOC
 
-Each of the three runs is a plain ``tools/train.py`` call with the same config (data, input
+Each of the three runs is a plain ``tools/train.py`` (``spyolo train``) call with the same config (data, input
 size, epochs, schedule, seed) and one change (``train.method`` or ``model.kind``), followed by
 ``tools/eval.py --weights .../last.pt --coco --spikes``. The table (markdown + JSON, in
 ``--out``) gives VOC2007 11-point mAP, area mAP, COCO mAP@[.5:.95], mean firing rate, energy per
@@ -28,11 +28,10 @@ import sys
 import time
 from pathlib import Path
 
-import _bootstrap  # noqa: F401
-
 from spyolo.config import load_config
+from spyolo.utils.logging import configure_logging
 
-TOOLS = Path(__file__).resolve().parent
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
 RUNS = {
     "spyv4_fptt": ["model.kind=spyv4", "train.method=fptt"],
     "spyv4_bptt": ["model.kind=spyv4", "train.method=bptt"],
@@ -83,21 +82,16 @@ def _finish(proc: subprocess.Popen, t0: float, log: Path) -> float:
     return dt
 
 
-def machine() -> dict:
-    import torch
+def _machine_name(info: dict) -> str:
+    gpus = info.get("gpus") or []
+    return gpus[0]["name"] if gpus else f"{info['cpu_model']} ({info['cpu_cores']} cores)"
 
-    info = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-            "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
+
+def machine() -> dict:
+    """The machine the benchmark ran on (:func:`benchmarks.machine.machine_info`)."""
+    from benchmarks.machine import machine_info
+
+    return machine_info()
 
 
 def summarise(name: str, run_dir: Path, eval_json: Path, spikes_json: Path | None, train_s: float) -> dict:
@@ -132,7 +126,7 @@ def fmt(v, pct=False, digits=2) -> str:
 
 def markdown(rows: list[dict], meta: dict) -> str:
     lines = [
-        f"Benchmark `{meta['config']}` on {meta['machine'].get('gpu') or meta['machine']['cpu']} "
+        f"Benchmark `{meta['config']}` on {_machine_name(meta['machine'])} "
         f"(torch {meta['machine']['torch']}), {meta['date']}",
         "",
         "| run | VOC2007 mAP (11-pt) | area mAP | COCO mAP@[.5:.95] | firing rate | energy/image (µJ) | train wall (s) | train img/s | peak mem (MiB) |",
@@ -182,6 +176,7 @@ def main() -> int:
                         "table says so)")
     p.add_argument("overrides", nargs="*", help="section.key=value overrides applied to every run")
     args = p.parse_args()
+    configure_logging(0)
     cfg = load_config(args.config, args.overrides)  # validates the overrides once, up front
     names = args.runs.split(",")
     for name in names:

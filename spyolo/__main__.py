@@ -1,0 +1,7 @@
+"""``python -m spyolo``: the ``spyolo`` command."""
+
+import sys
+
+from spyolo.cli import main
+
+sys.exit(main())

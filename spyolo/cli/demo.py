@@ -1,0 +1,228 @@
+"""Run a trained detector on images, a folder, a video file or a camera; write annotated results.
+
+    spyolo demo --weights runs/synthetic/weights/best.pt --source photo.jpg --out runs/demo
+    spyolo demo --weights W --source images/ --out runs/demo --conf 0.3
+    spyolo demo --weights W --source clip.mp4 --out runs/demo              # T steps per frame
+    spyolo demo --weights W --source clip.mp4 --out runs/demo --stream --k 1 --warmup 8
+    spyolo demo --weights W --source 0 --out runs/cam --stream --max-frames 300   # camera 0
+
+(``python tools/demo.py ...`` is the same program.)
+
+Images: for each input ``NAME.EXT`` the annotated image ``OUT/NAME.EXT`` (PNG when OpenCV
+cannot write that format) and ``OUT/NAME.json`` with the detections (boxes ``x1, y1, x2,
+y2`` in continuous pixel coordinates of the original image; see spyolo/inference/prediction.py).
+A folder is processed whole: an unreadable image is reported and skipped, and the exit status
+is 2 at the end if any was.
+
+Videos and cameras: ``OUT/NAME.mp4`` (or ``.avi`` where mp4v is unavailable) and
+``OUT/NAME.jsonl``, one JSON record per frame. Without ``--stream`` every frame is an
+independent image run for T timesteps; with ``--stream`` the neuron state is kept across
+frames and each frame runs ``--k`` timesteps after a warm-up of ``--warmup`` timesteps on the
+first frame (the online mode of spiking hardware). The achieved frames per second are printed.
+
+Files are never overwritten silently: an output that would replace an input is refused, and
+one that would replace an existing file needs ``--exist-ok``. Every output is written
+atomically. Exit status: 0 on success, 2 on bad input (the message names the file and the problem).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from spyolo.cli.common import command_parser, run_command
+from spyolo.data.images import IMAGE_EXTENSIONS
+from spyolo.errors import ConfigError, ImageReadError, SpyoloError
+
+__all__ = ["add_arguments", "build_parser", "classify_source", "list_images", "main", "output_names", "run"]
+
+
+class OutputConflict(SpyoloError, ValueError):
+    """An output file would replace an input or an existing file."""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", required=True, help="checkpoint written by spyolo train (weights/best.pt)")
+    p.add_argument("--source", required=True,
+                   help="an image file, a folder of images, a video file, or a camera index (0, 1, ...)")
+    p.add_argument("--out", required=True, help="output folder (created)")
+    p.add_argument("--conf", type=float, default=None,
+                   help="confidence threshold (default: the checkpoint's eval.demo_conf, 0.25)")
+    p.add_argument("--nms", type=float, default=None,
+                   help="NMS IoU threshold (default: the checkpoint's eval.demo_nms, 0.45)")
+    p.add_argument("--max-det", type=int, default=None, help="cap on boxes per image (default eval.max_det)")
+    p.add_argument("--timesteps", type=int, default=None,
+                   help="timesteps T per image (default: the checkpoint's model.timesteps)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when available)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (image sources)")
+    p.add_argument("--stream", action="store_true",
+                   help="video/camera: keep the neuron state across frames (online mode)")
+    p.add_argument("--k", type=int, default=1, help="--stream: timesteps per frame (default 1)")
+    p.add_argument("--warmup", type=int, default=8, help="--stream: timesteps on the first frame (default 8)")
+    p.add_argument("--max-frames", type=int, default=0, help="video/camera: stop after N frames (0: all)")
+    p.add_argument("--exist-ok", action="store_true", help="replace outputs of an earlier demo run in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return command_parser("demo", __doc__, add_arguments)
+
+
+def classify_source(source: str) -> tuple[str, object]:
+    """``("camera", index)``, ``("folder", path)``, ``("video", path)`` or ``("image", path)``.
+
+    Raises:
+        FileNotFoundError: if ``source`` is neither an existing path nor a camera index.
+    """
+    path = Path(source)
+    if not path.exists() and source.strip().isdigit():
+        return "camera", int(source)
+    if path.is_dir():
+        return "folder", path
+    if not path.is_file():
+        raise FileNotFoundError(2, "no such file or folder (and not a camera index)", str(path))
+    from spyolo.inference.video import VIDEO_EXTENSIONS
+
+    return ("video" if path.suffix.lower() in VIDEO_EXTENSIONS else "image"), path
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly in ``folder`` (by suffix), sorted by name."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise FileNotFoundError(2, f"no image files (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})", str(folder))
+    return files
+
+
+def output_names(files: Sequence[Path]) -> list[tuple[str, str]]:
+    """``(annotated image name, JSON name)`` per input; inputs sharing a stem get the suffix in the name."""
+    import cv2
+
+    stems: dict[str, int] = {}
+    for f in files:
+        stems[f.stem] = stems.get(f.stem, 0) + 1
+    names = []
+    for f in files:
+        base = f.stem if stems[f.stem] == 1 else f"{f.stem}_{f.suffix.lstrip('.').lower()}"
+        suffix = f.suffix.lower() if cv2.haveImageWriter(f"x{f.suffix.lower()}") else ".png"
+        names.append((base + suffix, base + ".json"))
+    return names
+
+
+def check_outputs(outputs: Sequence[Path], inputs: Sequence[Path], exist_ok: bool) -> None:
+    """Refuse outputs that would replace an input (always) or an existing file (without ``exist_ok``)."""
+    resolved_inputs = {p.resolve() for p in inputs}
+    for out in outputs:
+        if out.resolve() in resolved_inputs:
+            raise OutputConflict(f"{out}: the output would replace this input file; choose another --out")
+    if not exist_ok:
+        existing = [p for p in outputs if p.exists()]
+        if existing:
+            more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+            raise OutputConflict(
+                f"{existing[0]}{more}: already exist; choose another --out, or pass --exist-ok to replace "
+                f"an earlier demo run's outputs (nothing was written)"
+            )
+
+
+def run_images(det, files: list[Path], out: Path, batch_size: int, progress: bool) -> tuple[int, int, list[str]]:
+    """Annotate ``files`` into ``out``; return (images written, detections, problems of skipped files)."""
+    import cv2
+    from tqdm import tqdm
+
+    from spyolo.data.images import read_image_file
+    from spyolo.inference.draw import class_colors, draw_predictions
+    from spyolo.utils.io import atomic_write_image, atomic_write_text
+
+    colours = class_colors(det.num_classes)
+    names = dict(zip(files, output_names(files)))
+    total = written = 0
+    problems: list[str] = []
+    with tqdm(total=len(files), desc="images", unit="img", disable=not progress, dynamic_ncols=True) as bar:
+        for start in range(0, len(files), batch_size):
+            chunk, images = [], []
+            for f in files[start : start + batch_size]:
+                try:
+                    images.append(read_image_file(f))
+                    chunk.append(f)
+                except ImageReadError as exc:
+                    problems.append(str(exc))
+                    print(f"skipped: {exc}", file=sys.stderr)
+                    bar.update(1)
+            if not chunk:
+                continue
+            preds = det.predict(images, rgb=True)
+            for f, image, pred in zip(chunk, images, preds):
+                img_name, json_name = names[f]
+                pred = dataclasses.replace(pred, source=str(f))
+                annotated = draw_predictions(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), pred, colours)
+                atomic_write_image(out / img_name, annotated)
+                atomic_write_text(out / json_name, pred.to_json(indent=2) + "\n")
+                total += len(pred)
+                written += 1
+                bar.update(1)
+    return written, total, problems
+
+
+def run(args: argparse.Namespace) -> int:
+    from spyolo.inference.detector import Detector
+    from spyolo.inference.video import run_video, video_outputs
+
+    if args.batch_size < 1 or args.k < 1 or args.warmup < 0 or args.max_frames < 0:
+        raise ConfigError("need --batch-size >= 1, --k >= 1, --warmup >= 0 and --max-frames >= 0")
+    kind, source = classify_source(args.source)
+    out = Path(args.out)
+    if kind == "folder" and out.resolve() == Path(source).resolve():
+        raise OutputConflict(f"--out {out} is the source folder; choose another folder so no input is overwritten")
+    if out.exists() and not out.is_dir():
+        raise OutputConflict(f"{out}: --out must be a folder, and a file of that name exists")
+    if kind in ("image", "folder"):
+        files = [source] if kind == "image" else list_images(source)
+        outputs = [out / name for pair in output_names(files) for name in pair]
+        check_outputs(outputs, files, args.exist_ok)
+    else:
+        stem = out / (f"camera{source}" if kind == "camera" else Path(source).stem)
+        inputs = [] if kind == "camera" else [source]
+        check_outputs(video_outputs(stem), inputs, args.exist_ok)
+    det = Detector.from_checkpoint(
+        args.weights, device=args.device, timesteps=args.timesteps, conf=args.conf, nms=args.nms,
+        max_det=args.max_det, batch_size=args.batch_size,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    print(
+        f"model: {'SPYv4' if det.spiking else 'ANN'} {det.num_classes} classes, input {det.img_size}px, "
+        f"T={det.steps_per_image}, conf {det.conf:g}, NMS {det.nms:g}, device {det.device}"
+    )
+    if kind in ("image", "folder"):
+        written, n_det, problems = run_images(det, files, out, args.batch_size, not args.no_progress)
+        print(f"wrote {written} annotated images and {written} JSON files ({n_det} detections) to {out}")
+        if problems:
+            print(f"error: {len(problems)} of {len(files)} images could not be read (listed above as skipped)",
+                  file=sys.stderr)
+            return 2
+        return 0
+    res = run_video(
+        det, source, stem, stream=args.stream, steps_per_frame=args.k, warmup=args.warmup,
+        max_frames=args.max_frames, progress=not args.no_progress,
+    )
+    if not det.spiking:
+        mode = "one forward pass per frame (ANN model: no neuron state)"
+    elif args.stream:
+        mode = f"stream (state kept; warm-up {max(args.warmup, args.k)} steps, then {args.k} per frame)"
+    else:
+        mode = f"per frame ({det.steps_per_image} steps from a fresh state)"
+    print(f"{res.frames} frames, {res.timesteps} timesteps, mode: {mode}")
+    print(f"achieved {res.fps:.2f} fps end-to-end, {res.model_fps:.2f} fps in the detector")
+    print(f"wrote {res.video_path} and {res.jsonl_path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(run, build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Export a trained checkpoint for deployment.
+
+    spyolo export --weights runs/synthetic/weights/best.pt --out weights/model.pt [--half]
+
+(``python tools/export.py ...`` is the same program.)
+
+``--format pt`` (the default) strips a training checkpoint down to what inference needs
+(model, config, class names): it drops the optimiser, scheduler, FPTT traces and RNG states
+(about 4/5 of the file); ``--half`` stores floating-point tensors as float16 (loading casts them
+back to float32), halving it again. The result loads with ``Detector.from_checkpoint``,
+``spyolo eval`` and ``spyolo demo``, but cannot be resumed. An existing output file is
+replaced only with ``--exist-ok``; the output may never be the input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from spyolo.cli.common import command_parser, run_command
+from spyolo.errors import ConfigError, RunFolderError
+
+__all__ = ["FORMATS", "add_arguments", "build_parser", "main", "run"]
+
+FORMATS = ("pt",)
+KEEP = ("model", "config", "class_names", "epoch", "best", "history", "spyolo_version", "run")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", required=True, type=Path, help="checkpoint written by spyolo train")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output file (default: next to --weights, <stem>_export.<format>)")
+    p.add_argument("--format", choices=FORMATS, default="pt", help="pt: inference checkpoint (default)")
+    p.add_argument("--half", action="store_true", help="pt: store floating-point tensors as float16")
+    p.add_argument("--exist-ok", action="store_true", help="replace an existing output file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return command_parser("export", __doc__, add_arguments)
+
+
+def export_pt(src: Path, dst: Path, half: bool) -> Path:
+    """Write the inference checkpoint of ``src`` to ``dst``."""
+    from spyolo.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(src)
+    out = {k: ckpt[k] for k in KEEP if k in ckpt}
+    if half:
+        out["model"] = {k: (v.half() if v.is_floating_point() else v) for k, v in out["model"].items()}
+    out["exported_from"] = str(src)
+    return save_checkpoint(out, dst)
+
+
+def run(args: argparse.Namespace) -> int:
+    src = args.weights
+    dst = args.out if args.out is not None else src.with_name(f"{src.stem}_export.{args.format}")
+    if dst.exists() and src.exists() and dst.resolve() == src.resolve():
+        raise ConfigError(f"{dst}: the output would replace the input checkpoint; choose another --out")
+    if dst.exists() and not args.exist_ok:
+        raise RunFolderError(f"{dst}: already exists; choose another --out or pass --exist-ok to replace it")
+    if args.half and args.format != "pt":
+        raise ConfigError("--half applies to --format pt only")
+    export_pt(src, dst, args.half)
+    print(f"wrote {dst} ({dst.stat().st_size / 2**20:.1f} MiB, from {src.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(run, build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

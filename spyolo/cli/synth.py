@@ -1,0 +1,67 @@
+"""Generate the spyolo synthetic shapes dataset as a PASCAL VOC year folder.
+
+    spyolo synth --out data/synthvoc --train 2000 --test 500 --seed 0
+
+(``python tools/make_synthetic_voc.py ...`` is the same program.) See
+:mod:`spyolo.data.synthetic` for what the images contain and how the boxes and the
+truncated/difficult flags are defined. ``--overwrite`` regenerates a folder this generator
+wrote (it holds ``synthetic_spec.json``); a folder of other data is never touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from spyolo.cli.common import command_parser, run_command
+
+__all__ = ["add_arguments", "build_parser", "main", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from spyolo.data.synthetic import SYNTHETIC_CLASSES
+
+    parser.add_argument("--out", required=True, type=Path,
+                        help="output VOC year folder (created; must be new or empty unless --overwrite)")
+    parser.add_argument("--train", required=True, type=int,
+                        help="number of trainval images (val is a seeded 15%% of them)")
+    parser.add_argument("--test", required=True, type=int, help="number of test images")
+    parser.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes used to render (output does not depend on it)")
+    parser.add_argument("--min-side", type=int, default=300, help="smallest image side, px")
+    parser.add_argument("--max-side", type=int, default=500, help="largest image side, px")
+    parser.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality 1..100")
+    parser.add_argument("--classes", nargs="+", default=None, metavar="NAME",
+                        help=f"subset of classes (default all: {' '.join(SYNTHETIC_CLASSES)})")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="regenerate a synthetic dataset spyolo generated earlier in --out")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return command_parser("synth", __doc__, add_arguments)
+
+
+def run(args: argparse.Namespace) -> int:
+    from spyolo.data.synthetic import generate_synthetic_voc, split_statistics
+
+    out = generate_synthetic_voc(
+        args.out, args.train, args.test, args.seed, classes=args.classes,
+        min_side=args.min_side, max_side=args.max_side, jpeg_quality=args.jpeg_quality,
+        workers=args.workers, progress=not args.no_progress, overwrite=args.overwrite)
+    print(f"wrote {args.train + args.test} images to {out.resolve()}")
+    print(f"{'split':<10}{'images':>8}{'objects':>9}{'difficult':>11}{'truncated':>11}")
+    for split, stats in split_statistics(out).items():
+        print(f"{split:<10}{stats.images:>8}{stats.objects:>9}{stats.difficult:>11}{stats.truncated:>11}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command(run, build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

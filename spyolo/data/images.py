@@ -1,0 +1,169 @@
+"""Reading images: files, numpy arrays and PIL images, all to RGB uint8 ``(H, W, 3)``.
+
+One reader and one policy for training, evaluation and inference: a missing, unreadable,
+corrupt or truncated file is an :class:`~spyolo.errors.ImageReadError` naming the file
+(datasets turn it into a skipped sample under ``data.skip_bad``). Greyscale (2-D or one
+channel) becomes three equal channels, an alpha channel is dropped, 16-bit images are scaled
+to 8 bits (``round(v / 257)``) and float images are read as values in ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Union
+
+import cv2
+import numpy as np
+
+from spyolo.errors import ImageReadError
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "ImageInput",
+    "ImageReadError",
+    "read_image",
+    "read_image_file",
+    "to_rgb_uint8",
+]
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"})
+"""File suffixes treated as images (by the demo's folder mode)."""
+
+ImageInput = Union[str, Path, np.ndarray, Any]
+"""A path, a numpy image or a PIL image."""
+
+
+def to_rgb_uint8(image: np.ndarray, rgb: bool = False, where: str = "image") -> np.ndarray:
+    """Convert a numpy image to a contiguous RGB uint8 ``(H, W, 3)`` array.
+
+    Args:
+        image: ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)``; uint8, uint16
+            (scaled by ``1/257``), bool, float in ``[0, 1]`` (scaled by 255) or another
+            integer type whose values lie in ``0..255``.
+        rgb: the channels are in RGB(A) order; by default BGR(A), as OpenCV loads them.
+        where: how to name the image in error messages (e.g. its path).
+
+    Raises:
+        ImageReadError: for an empty image, an unsupported shape or dtype.
+    """
+    arr = np.asarray(image)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ImageReadError(
+            f"{where}: unsupported image shape {arr.shape}; expected (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ImageReadError(f"{where}: empty image of shape {arr.shape}")
+    arr = _to_uint8(arr, where)
+    if arr.ndim == 2:
+        return np.ascontiguousarray(np.repeat(arr[:, :, None], 3, axis=2))
+    arr = arr[:, :, :3]  # drop alpha
+    if not rgb:
+        arr = arr[:, :, ::-1]
+    return np.ascontiguousarray(arr)
+
+
+def _to_uint8(arr: np.ndarray, where: str) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == np.uint16:
+        return np.round(arr.astype(np.float32) / 257.0).astype(np.uint8)
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8) * 255
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.all(np.isfinite(arr)):
+            raise ImageReadError(f"{where}: float image contains NaN or infinite values")
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < -1e-3 or hi > 1.0 + 1e-3:
+            raise ImageReadError(
+                f"{where}: float image with values in [{lo:g}, {hi:g}]; float images must be in [0, 1] "
+                "(convert 0..255 floats to uint8 first)"
+            )
+        return np.round(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
+    if np.issubdtype(arr.dtype, np.integer):
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi > 255:
+            raise ImageReadError(
+                f"{where}: {arr.dtype} image with values in [{lo}, {hi}]; expected uint8, uint16, "
+                "float in [0, 1], or integers in 0..255"
+            )
+        return arr.astype(np.uint8)
+    raise ImageReadError(f"{where}: unsupported image dtype {arr.dtype}")
+
+
+def _is_pil_image(obj: Any) -> bool:
+    try:
+        from PIL import Image
+    except ImportError:  # pillow is a dependency, but keep numpy/path inputs working without it
+        return False
+    return isinstance(obj, Image.Image)
+
+
+def _pil_to_rgb_uint8(image: Any, where: str) -> np.ndarray:
+    if image.mode.startswith("I;16"):
+        return to_rgb_uint8(np.asarray(image, dtype=np.uint16), rgb=True, where=where)
+    if image.mode in ("I", "F"):
+        return to_rgb_uint8(np.asarray(image), rgb=True, where=where)
+    return to_rgb_uint8(np.asarray(image.convert("RGB")), rgb=True, where=where)
+
+
+def _check_complete(data: np.ndarray, path: Path) -> None:
+    """Refuse a JPEG without its end-of-image marker (a truncated file).
+
+    Some decoders fill the missing part of a truncated JPEG with grey and only print a
+    warning; training on such an image would be silently wrong. Zero bytes and whitespace
+    after the marker (padding some writers add) are allowed.
+    """
+    if data.size >= 2 and data[0] == 0xFF and data[1] == 0xD8:  # JPEG start-of-image
+        tail = bytes(data[-65536:]).rstrip(b"\x00\r\n\t ")
+        if not tail.endswith(b"\xff\xd9"):
+            raise ImageReadError(f"{path}: truncated JPEG (the end-of-image marker is missing)")
+
+
+def read_image_file(path: str | Path) -> np.ndarray:
+    """Decode an image file to RGB uint8 ``(H, W, 3)``: the one image reader of spyolo.
+
+    Used by the datasets (training and evaluation), the :class:`~spyolo.inference.Detector`
+    and the demo. The file is decoded with OpenCV keeping its depth and channels (16-bit,
+    alpha, greyscale), then converted by :func:`to_rgb_uint8`. EXIF orientation is ignored,
+    so pixels match annotations made on the stored pixel grid.
+
+    Raises:
+        ImageReadError: naming the file, when it is missing, unreadable, not an image,
+            corrupt or truncated.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: image file not found")
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)  # works with non-ASCII paths
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    if data.size == 0:
+        raise ImageReadError(f"{path}: empty file (0 bytes), not an image")
+    _check_complete(data, path)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    if image is None:
+        raise ImageReadError(f"{path}: cannot decode image (corrupt, truncated or not an image)")
+    return to_rgb_uint8(image, rgb=False, where=str(path))
+
+
+def read_image(source: ImageInput, rgb: bool = False) -> np.ndarray:
+    """Load one input (path, numpy array or PIL image) as RGB uint8 ``(H, W, 3)``.
+
+    Paths go through :func:`read_image_file`; ``rgb`` only concerns numpy inputs (BGR by
+    default, as OpenCV gives them).
+
+    Raises:
+        ImageReadError: naming the file (or the input's type) and the problem.
+    """
+    if isinstance(source, (str, Path)):
+        return read_image_file(source)
+    if isinstance(source, np.ndarray):
+        return to_rgb_uint8(source, rgb=rgb, where="numpy image")
+    if _is_pil_image(source):
+        return _pil_to_rgb_uint8(source, where="PIL image")
+    raise ImageReadError(
+        f"unsupported input of type {type(source).__name__}; expected a path, a numpy array or a PIL image"
+    )

@@ -1,0 +1,64 @@
+"""The exceptions spyolo raises for problems a user can fix.
+
+Every one derives from :class:`SpyoloError`, so a program (or the ``spyolo`` command) can
+catch the whole family in one place and print its one-line message. Each also derives from
+the built-in exception that describes its kind (``ValueError`` for bad input,
+``RuntimeError`` for a failed run), so ``except ValueError`` keeps working.
+
+Messages name the file, key or value at fault and say what would be right.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SpyoloError",
+    "ConfigError",
+    "DatasetError",
+    "ImageReadError",
+    "CheckpointError",
+    "TransferError",
+    "TextFormatError",
+    "VideoError",
+    "TrainingDiverged",
+    "RunFolderError",
+]
+
+
+class SpyoloError(Exception):
+    """Base class of every error spyolo raises on purpose (bad input, a failed run)."""
+
+
+class ConfigError(SpyoloError, ValueError):
+    """A configuration file or ``section.key=value`` override is invalid."""
+
+
+class DatasetError(SpyoloError, ValueError):
+    """A problem with a dataset on disk; the message names the file or folder."""
+
+
+class ImageReadError(SpyoloError, ValueError):
+    """An image is missing, unreadable, corrupt, truncated, or of an unsupported shape or type."""
+
+
+class CheckpointError(SpyoloError, RuntimeError):
+    """A checkpoint file is missing, unreadable, not a spyolo checkpoint, or does not fit its model."""
+
+
+class TransferError(SpyoloError, ValueError):
+    """Weights cannot be transferred from a source into a model (names the key and both shapes)."""
+
+
+class TextFormatError(SpyoloError, ValueError):
+    """A detection or ground-truth text file has a malformed line (names the file and line)."""
+
+
+class VideoError(SpyoloError, RuntimeError):
+    """A video source cannot be opened or an output video cannot be written."""
+
+
+class TrainingDiverged(SpyoloError, RuntimeError):
+    """The training loss or the weights became NaN or infinite."""
+
+
+class RunFolderError(SpyoloError, RuntimeError):
+    """A run folder cannot be created or written, or would overwrite an earlier run."""

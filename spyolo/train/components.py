@@ -1,0 +1,102 @@
+"""Everything one training run is made of, built from its config: model, loss, optimiser,
+learning-rate schedule, FPTT traces and the per-batch training step.
+
+:func:`build_training` is what :class:`~spyolo.train.trainer.Trainer` calls; the pieces are
+plain objects, so a custom loop can build them the same way and drive
+:class:`~spyolo.train.steps.TrainStep` itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from spyolo.config import Config
+from spyolo.loss import YOLOLoss
+from spyolo.models import HeadSpec, build_model, head_spec_for
+from spyolo.snn.ltc import set_ltc_backend
+from spyolo.train.distributed import DistInfo, wrap_ddp
+from spyolo.train.fptt import FPTT
+from spyolo.train.optim import LRSchedule, build_optimizer, build_scheduler
+from spyolo.train.steps import StepSettings, TrainStep
+from spyolo.utils.runtime import Runtime
+
+__all__ = ["TrainingParts", "build_training", "prepare_model"]
+
+
+@dataclass
+class TrainingParts:
+    """The built components of a run.
+
+    Attributes:
+        core: the model itself (what checkpoints hold).
+        model: what runs each step: ``core``, wrapped in DDP and/or ``torch.compile`` if asked.
+        method: ``"fptt"``, ``"bptt"`` or ``"ann"`` (the ANN twin has no timesteps).
+        spec: the heads' geometry at the training input size.
+        loss_fn, optimizer, schedule, scheduler: as named; the scheduler steps once per batch.
+        fptt: the FPTT traces (``None`` unless ``method == "fptt"``).
+        step: the per-batch training step.
+        state_generator: generator of the uniform initial membranes (``model.state_init=uniform``).
+    """
+
+    core: nn.Module
+    model: nn.Module
+    method: str
+    spec: HeadSpec
+    loss_fn: YOLOLoss
+    optimizer: torch.optim.Optimizer
+    schedule: LRSchedule
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    fptt: FPTT | None
+    step: TrainStep
+    state_generator: torch.Generator | None
+
+    @property
+    def spiking(self) -> bool:
+        return self.method != "ann"
+
+
+def prepare_model(cfg: Config, num_classes: int, runtime: Runtime) -> nn.Module:
+    """The config's model on the runtime's device and memory layout, with its LTC backend set."""
+    model = build_model(cfg.model, num_classes=num_classes).to(runtime.device)
+    if runtime.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if getattr(model, "is_spiking", False):
+        set_ltc_backend(model, cfg.train.ltc_backend)
+    return model
+
+
+def build_training(
+    cfg: Config, num_classes: int, runtime: Runtime, dist: DistInfo, iters_per_epoch: int
+) -> TrainingParts:
+    """Build the components of a run (``iters_per_epoch`` sizes the learning-rate schedule)."""
+    tc = cfg.train
+    core = prepare_model(cfg, num_classes, runtime)
+    spiking = bool(getattr(core, "is_spiking", False))
+    method = tc.method if spiking else "ann"
+    spec = head_spec_for(core, cfg.data.img_size)
+    loss_fn = YOLOLoss.from_spec(spec, tc.ignore_thresh, tc.label_smoothing).to(runtime.device)
+    optimizer = build_optimizer(core, tc.optimizer, tc.lr, tc.momentum, tc.weight_decay)
+    schedule = LRSchedule(
+        total_iters=iters_per_epoch * tc.epochs, warmup_iters=int(round(tc.warmup_epochs * iters_per_epoch)),
+        kind=tc.scheduler, min_ratio=tc.min_lr_ratio, milestones=tuple(tc.step_milestones), gamma=tc.step_gamma,
+    )
+    scheduler = build_scheduler(optimizer, schedule)
+    fptt = (
+        FPTT(core.parameters(), alpha=tc.fptt_alpha, beta=tc.fptt_beta, alpha_reg=tc.fptt_alpha_reg)
+        if method == "fptt" else None
+    )
+    model = wrap_ddp(core, runtime, dist)
+    if tc.compile:
+        model = torch.compile(model)
+    state_generator = torch.Generator(device=runtime.device) if cfg.model.state_init == "uniform" else None
+    step = TrainStep(
+        model, loss_fn, optimizer,
+        StepSettings(method, cfg.model.timesteps, tc.step_weighting, tc.update_every, tc.clip_norm,
+                     cfg.model.state_init),
+        runtime, fptt=fptt, state_generator=state_generator,
+    )
+    return TrainingParts(core, model, method, spec, loss_fn, optimizer, schedule, scheduler, fptt, step,
+                         state_generator)

@@ -1,0 +1,158 @@
+"""What a run writes besides its checkpoints: the config, the run record, results and plots.
+
+A run folder ``runs/<name>/`` holds
+
+* ``args.yaml``: the full config the run trains with;
+* ``run.yaml``: the run record, one entry per session (the first start and every resume):
+  spyolo, torch, CUDA and Python versions, the git commit of the code (when it is a git
+  checkout), the device, the host and the command line;
+* ``results.csv``: one row per epoch (:data:`CSV_FIELDS`), rewritten atomically from the
+  run's history after each epoch's checkpoint, so it never holds an epoch the checkpoint
+  does not;
+* ``results.png``: loss parts, mAP and firing rate per epoch (:func:`spyolo.eval.plots.plot_results`);
+* TensorBoard events (``events.out.tfevents.*``): the same scalars.
+
+Every file is written through :mod:`spyolo.utils.io` (atomically).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import logging
+import math
+import platform
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from spyolo.config import Config, config_to_dict
+from spyolo.utils.io import atomic_write_text
+from spyolo.utils.runtime import Runtime
+
+__all__ = ["CSV_FIELDS", "RunLog", "git_commit", "run_record"]
+
+log = logging.getLogger(__name__)
+
+CSV_FIELDS = [
+    "epoch", "iterations", "lr", "loss", "box", "obj", "cls", "firing_rate",
+    "map_voc07", "map_area", "epoch_time_s", "images_per_s", "peak_mem_mib",
+]
+"""Columns of ``results.csv``."""
+
+
+def git_commit(path: str | Path | None = None) -> dict[str, Any] | None:
+    """``{"commit", "dirty"}`` of the git checkout holding ``path`` (default: spyolo's code), or None."""
+    where = Path(path) if path is not None else Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        status = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip()) if status.returncode == 0 else None}
+
+
+def run_record(runtime: Runtime, argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Where, with what and how this process runs: versions, git commit, device, host, command line."""
+    import spyolo
+
+    dev = runtime.device
+    return {
+        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "spyolo": spyolo.__version__,
+        "torch": str(torch.__version__),
+        "cuda": None if torch.version.cuda is None else str(torch.version.cuda),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "device": str(dev),
+        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
+        "amp": str(runtime.amp_dtype).replace("torch.", "") if runtime.amp_dtype else "off",
+        "threads": torch.get_num_threads(),
+        "git": git_commit(),
+        "command": [sys.executable, *(sys.argv if argv is None else argv)],
+    }
+
+
+def _csv_text(history: Sequence[Mapping[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+class RunLog:
+    """Writes a run folder's config, record, results table, plot and TensorBoard events.
+
+    Args:
+        run_dir: the run folder (must exist and be writable).
+        tensorboard: also write TensorBoard events.
+    """
+
+    def __init__(self, run_dir: str | Path, tensorboard: bool = True) -> None:
+        self.run_dir = Path(run_dir)
+        self._tb = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.run_dir))
+
+    def write_config(self, cfg: Config) -> Path:
+        """``args.yaml``: the full config."""
+        return atomic_write_text(self.run_dir / "args.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+
+    def add_session(self, record: Mapping[str, Any], resumed_at_epoch: int | None = None) -> Path:
+        """Append this session's record to ``run.yaml`` (a fresh run starts a new file)."""
+        path = self.run_dir / "run.yaml"
+        sessions: list = []
+        if resumed_at_epoch is not None and path.is_file():
+            try:
+                sessions = list((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("sessions", []))
+            except (OSError, yaml.YAMLError, AttributeError):
+                log.warning("%s: unreadable, starting a new run record", path)
+                sessions = []
+        entry = dict(record)
+        entry["resumed_at_epoch"] = resumed_at_epoch
+        sessions.append(entry)
+        return atomic_write_text(path, yaml.safe_dump({"sessions": sessions}, sort_keys=False))
+
+    def write_results(self, history: Sequence[Mapping[str, Any]], title: str = "") -> None:
+        """Rewrite ``results.csv`` and ``results.png`` from ``history``; log its last row to TensorBoard."""
+        atomic_write_text(self.run_dir / "results.csv", _csv_text(history))
+        if not history:
+            return
+        from spyolo.eval.plots import plot_results
+
+        plot_results(history, self.run_dir / "results.png", title=title)
+        row = history[-1]
+        if self._tb is not None:
+            for k, v in row.items():
+                if k != "epoch" and isinstance(v, (int, float)) and math.isfinite(v):
+                    self._tb.add_scalar(f"val/{k}" if k.startswith("map") else f"train/{k}", v, row["epoch"])
+            self._tb.flush()
+
+    def add_scalars(self, tag: str, values: Mapping[str, float], step: int) -> None:
+        """TensorBoard scalars ``tag/<name>`` at ``step`` (nothing without TensorBoard)."""
+        if self._tb is None:
+            return
+        for name, value in values.items():
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                self._tb.add_scalar(f"{tag}/{name}", value, step)
+        self._tb.flush()
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
