@@ -2,7 +2,7 @@
 the reverse). Run the scripts as modules from the repository root:
 
     python -m benchmarks.benchmark ...      speed and memory grids, the CPU ratio, the loader, profiles
-    python -m benchmarks.gpu_check ...      the whole GPU check in one time-boxed command
+    python -m benchmarks.gpu_check ...      the GPU check: every part in one command, within a time budget
     python -m benchmarks.bench_quality ...  the learning-quality benchmark (FPTT vs BPTT vs ANN twin)
 
 Modules:
@@ -19,3 +19,7 @@ Modules:
 * :mod:`benchmarks.profile`: torch.profiler summaries by operator category;
 * :mod:`benchmarks.machine`, :mod:`benchmarks.report`: machine description, JSON and markdown reports.
 """
+
+import os
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # as the spyolo commands do: no network

@@ -21,7 +21,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -31,7 +30,8 @@ from pathlib import Path
 from spyolo.config import load_config
 from spyolo.utils.logging import configure_logging
 
-TOOLS = Path(__file__).resolve().parents[1] / "tools"
+ROOT = Path(__file__).resolve().parents[1]
+TOOLS = ROOT / "tools"
 RUNS = {
     "spyv4_fptt": ["model.kind=spyv4", "train.method=fptt"],
     "spyv4_bptt": ["model.kind=spyv4", "train.method=bptt"],
@@ -63,7 +63,7 @@ def _inherited_threads() -> int:
 
 
 def _start(cmd: list[str], log: Path, threads: int | None) -> tuple[subprocess.Popen, float]:
-    print("$ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
+    print("$ " + shown(cmd), flush=True)
     env = dict(os.environ)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
@@ -71,6 +71,19 @@ def _start(cmd: list[str], log: Path, threads: int | None) -> tuple[subprocess.P
     proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
     f.close()  # the child holds its own descriptor
     return proc, time.perf_counter()
+
+
+def shown(cmd: list[str]) -> str:
+    """A command as a user would type it from the repository root (``python tools/train.py ...``)."""
+    def one(arg: str) -> str:
+        if arg == sys.executable:
+            return "python"
+        path = Path(arg)
+        if path.is_absolute() and path.is_relative_to(ROOT):
+            return str(path.relative_to(ROOT))
+        return arg
+
+    return " ".join(shlex.quote(one(c)) for c in cmd)
 
 
 def _finish(proc: subprocess.Popen, t0: float, log: Path) -> float:
@@ -185,6 +198,12 @@ def main() -> int:
     if args.jobs < 1:
         sys.exit("bench_quality: --jobs must be >= 1")
     out = Path(args.out or f"runs/{cfg.train.name}_quality")
+    from spyolo.cli.train import run_files
+
+    earlier = [n for n in names if (out / n).is_dir() and run_files(out / n)]
+    if earlier:
+        sys.exit(f"bench_quality: {out} already holds runs {', '.join(earlier)}; choose another --out "
+                 f"(earlier runs are never overwritten)")
     out.mkdir(parents=True, exist_ok=True)
     from spyolo.data.build import ensure_synthetic
 
@@ -200,7 +219,7 @@ def main() -> int:
         run_dir = out / name
         train_cmd = [py, str(TOOLS / "train.py"), "--config", args.config, "--run-dir", str(run_dir), "--exist-ok",
                      "--no-progress", *args.overrides, *ALL_RUNS[name], "train.eval_every=0"]
-        commands[name] = [" ".join(shlex.quote(c) for c in train_cmd)]
+        commands[name] = [shown(train_cmd)]
         running[name] = _start(train_cmd, out / f"{name}_train.log", threads)
 
     def evaluate(name: str, train_s: float) -> None:
@@ -213,7 +232,7 @@ def main() -> int:
             eval_cmd.append("--spikes")
         log = out / f"{name}_eval.log"
         _finish(*_start(eval_cmd, log, threads), log)
-        commands[name].append(" ".join(shlex.quote(c) for c in eval_cmd))
+        commands[name].append(shown(eval_cmd))
         spikes = run_dir / "eval" / "spike_stats.json" if spiking else None
         results[name] = summarise(name, run_dir, eval_json, spikes, train_s)
         print(json.dumps(results[name]), flush=True)
@@ -238,7 +257,7 @@ def main() -> int:
     meta = {
         "config": args.config, "overrides": args.overrides, "machine": machine(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "commands": [" ".join(shlex.quote(a) for a in [py, *sys.argv])] + [c for n in names for c in commands[n]],
+        "commands": [shown([py, "-m", "benchmarks.bench_quality", *sys.argv[1:]])] + [c for n in names for c in commands[n]],
         "jobs": args.jobs, "threads_per_run": threads or _inherited_threads(),
         "seeds": {"data": cfg.data.synthetic_seed, "train": cfg.train.seed},
         "targets": {"fptt_over_bptt": ratio("spyv4_fptt", "spyv4_bptt"), "fptt_over_ann": ratio("spyv4_fptt", "ann_twin"),

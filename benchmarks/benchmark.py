@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measure spyolo's training (FPTT, BPTT, ANN twin) and inference speed and memory.
 
-    # a grid of configurations (GPU: the issue's targets)
+    # a grid of configurations (GPU: the speed and memory targets, docs/performance.md)
     python -m benchmarks.benchmark --methods fptt,bptt,ann,infer --timesteps 2,8,16 --batch 64 \\
         --img-size 416 --width 1.0 --device cuda --compile --amp bf16 --out runs/bench_gpu
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""One time-boxed GPU session: environment, fused-kernel check, host-sync check, benchmarks.
+"""The GPU check in one command within a time budget: environment, fused-kernel check, host-sync check, benchmarks.
 
     OUT=/path/to/out python3 -m benchmarks.gpu_check                # on the GPU machine (~8 min)
     python -m benchmarks.gpu_check --device cpu --tiny --out /tmp/gc  # dry run of every part on CPU
@@ -93,7 +93,6 @@ def _rel_err(a, b) -> float:
 
 
 def part_info(device: str) -> dict:
-    import platform
     import shutil
 
     import torch
@@ -374,7 +373,7 @@ def _run(argv: list[str], timeout: float, log, env: dict) -> tuple[int | None, f
 
 
 def _targets(rows: list[dict], parts: list[Part]) -> list[dict]:
-    """The issue's GPU targets, checked against the merged benchmark rows."""
+    """The GPU speed and memory targets (docs/performance.md), checked against the merged benchmark rows."""
 
     def find(method: str, t: int, compiled: bool = True, mode: str = "default") -> dict | None:
         for r in rows:

@@ -37,6 +37,13 @@ __all__ = [
 ]
 
 
+def _head_default(name: str) -> list[list]:
+    """A default of the heads' geometry, from its one home (imported on first use: it needs torch)."""
+    from spyolo.models import heads
+
+    return [list(v) for v in getattr(heads, name)]
+
+
 @dataclass
 class DataConfig:
     """Where the VOC-format data lives and how it is augmented."""
@@ -82,12 +89,11 @@ class ModelConfig:
     kind: str = "spyv4"  # "spyv4" | "ann"
     width: float = 1.0
     timesteps: int = 8
-    anchors: list[list[float]] = field(
-        default_factory=lambda: [[10, 14], [23, 27], [37, 58], [81, 82], [135, 169], [344, 319]]
-    )
-    # Anchors are given in pixels at anchor_ref_size and scaled to data.img_size.
-    anchor_ref_size: int = 416
-    masks: list[list[int]] = field(default_factory=lambda: [[3, 4, 5], [1, 2, 3]])
+    # Anchors (w, h) in pixels at anchor_ref_size, scaled to data.img_size; masks: anchor indices
+    # of the stride-32 and stride-16 heads. Defaults: spyolo.models.heads (YOLOv4-tiny's).
+    anchors: list[list[float]] = field(default_factory=lambda: _head_default("DEFAULT_ANCHORS"))
+    anchor_ref_size: int = 416  # = spyolo.models.heads.ANCHOR_REF_SIZE (checked by the tests)
+    masks: list[list[int]] = field(default_factory=lambda: _head_default("DEFAULT_MASKS"))
     threshold: float = 1.0
     # Multi-Gaussian surrogate gradient dS/dv (reference section 1): width s, side-lobe height h,
     # scale gamma. Defaults are the paper's; height 0 gives a plain Gaussian of area gamma.
@@ -356,7 +362,12 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         if not p.is_file():
             raise ConfigError(f"{p}: config file not found")
         try:
-            d = yaml.safe_load(p.read_text())
+            d = yaml.safe_load(p.read_text(encoding="utf-8-sig"))
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{p}: not a YAML text file (not UTF-8: byte {e.object[e.start]:#04x} at offset "
+                              f"{e.start})") from None
+        except OSError as e:
+            raise ConfigError(f"{p}: cannot read config file ({e.strerror or e})") from None
         except yaml.YAMLError as e:
             raise ConfigError(f"{p}: invalid YAML: {e}") from None
         cfg = config_from_dict(d, str(p))
@@ -367,6 +378,9 @@ def config_to_dict(cfg: Config) -> dict:
     return asdict(cfg)
 
 
-def save_config(cfg: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+def save_config(cfg: Config, path: str | Path) -> Path:
+    """Write ``cfg`` as YAML (atomically); :func:`load_config` reads it back."""
+    from spyolo.utils.io import atomic_write_text
+
+    return atomic_write_text(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # as the spyolo commands do: no network
 
 import pytest
 import torch
@@ -49,3 +52,40 @@ def make_tiny_config(tiny_voc_root):
         return tiny_config(tiny_voc_root, over)
 
     return make
+
+
+def calibrate_bn(model: torch.nn.Module, timesteps: int = 2, size: int = 64, batches: int = 2) -> torch.nn.Module:
+    """Set BatchNorm running statistics from train-mode passes on random images (cumulative
+    average), so that an untrained network fires in eval mode as a trained one does."""
+    from spyolo.snn import reset_states
+
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for bn in bns:
+        bn.momentum = None
+        bn.reset_running_stats()
+    model.train()
+    with torch.no_grad():
+        for _ in range(batches):
+            reset_states(model)
+            for _ in range(timesteps if getattr(model, "is_spiking", False) else 1):
+                model(torch.rand(4, 3, size, size))
+    for bn in bns:
+        bn.momentum = 0.1
+    return model
+
+
+def save_tiny_checkpoint(path: Path, cfg: Config, class_names: list[str], seed: int = 0) -> Path:
+    """An untrained checkpoint of ``cfg``'s model in the format the trainer writes: heads' biases
+    zeroed (scores near 0.25, so boxes come out) and BN statistics from random images."""
+    from spyolo.checkpoint import save_checkpoint
+    from spyolo.config import config_to_dict
+    from spyolo.models import build_model
+
+    torch.manual_seed(seed)
+    model = build_model(cfg.model, num_classes=len(class_names))
+    model.head1.bias.data.zero_()
+    model.head2.bias.data.zero_()
+    calibrate_bn(model, cfg.model.timesteps, cfg.data.img_size)
+    save_checkpoint({"model": model.state_dict(), "config": config_to_dict(cfg), "class_names": list(class_names),
+                     "epoch": 0}, path)
+    return path

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from spyolo.config import ConfigError, load_config
+from spyolo.config import Config, ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,3 +63,12 @@ def test_unknown_section_and_bad_values(tmp_path):
     assert str(bad) in str(e.value) and "widht" in str(e.value) and "width" in str(e.value)
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_head_geometry_defaults_come_from_the_models() -> None:
+    from spyolo.models.heads import ANCHOR_REF_SIZE, DEFAULT_ANCHORS, DEFAULT_MASKS
+
+    model = Config().model
+    assert model.anchors == [list(a) for a in DEFAULT_ANCHORS]
+    assert model.masks == [list(m) for m in DEFAULT_MASKS]
+    assert model.anchor_ref_size == ANCHOR_REF_SIZE

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -14,15 +13,12 @@ from types import ModuleType
 import cv2
 import numpy as np
 import pytest
-import torch
 
-from spyolo.config import Config, config_to_dict
+from conftest import save_tiny_checkpoint
+from spyolo.config import Config
 from spyolo.data.images import read_image
 from spyolo.inference import Detector, Prediction
 from spyolo.inference.draw import class_colors, draw_predictions, draw_style
-from spyolo.models import build_model
-from spyolo.snn import reset_states
-from spyolo.checkpoint import save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "tools" / "demo.py"
@@ -37,26 +33,7 @@ def make_checkpoint(path: Path, timesteps: int = 2, seed: int = 0) -> Path:
     cfg.data.img_size = 64
     cfg.model.width = 0.25
     cfg.model.timesteps = timesteps
-    torch.manual_seed(seed)
-    model = build_model(cfg.model, num_classes=len(CLASSES))
-    model.head1.bias.data.zero_()
-    model.head2.bias.data.zero_()
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    for bn in bns:
-        bn.momentum = None
-        bn.reset_running_stats()
-    model.train()
-    with torch.no_grad():
-        for _ in range(2):
-            reset_states(model)
-            for _ in range(timesteps):
-                model(torch.rand(4, 3, 64, 64))
-    for bn in bns:
-        bn.momentum = 0.1
-    save_checkpoint(
-        {"model": model.state_dict(), "config": config_to_dict(cfg), "class_names": CLASSES, "epoch": 0}, path
-    )
-    return path
+    return save_tiny_checkpoint(path, cfg, CLASSES, seed)
 
 
 @pytest.fixture(scope="module")

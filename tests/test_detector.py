@@ -13,51 +13,28 @@ import pytest
 import torch
 from PIL import Image
 
-from spyolo.config import Config, config_to_dict
+from conftest import save_tiny_checkpoint
+from spyolo.config import Config
 from spyolo.data.images import read_image
 from spyolo.errors import ImageReadError
 from spyolo.inference import BOX_FORMAT, Detector, Prediction
 from spyolo.inference.postprocess import postprocess
 from spyolo.models.heads import head_spec_for
-from spyolo.models import build_model
 from spyolo.snn import reset_states
-from spyolo.checkpoint import CheckpointError, save_checkpoint
+from spyolo.checkpoint import CheckpointError
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["cat", "dog", "bird"]
 
 
 def make_checkpoint(path: Path, kind: str = "spyv4", timesteps: int = 2, seed: int = 0) -> Path:
-    """A tiny untrained checkpoint (64 px, width 0.25) in the format the trainer writes.
-
-    BatchNorm running statistics are set from two train-mode passes on random images
-    (cumulative average), so that the network fires in eval mode as a trained one does.
-    """
+    """A tiny untrained checkpoint (64 px, width 0.25) in the format the trainer writes."""
     cfg = Config()
     cfg.data.img_size = 64
     cfg.model.kind = kind
     cfg.model.width = 0.25
     cfg.model.timesteps = timesteps
-    torch.manual_seed(seed)
-    model = build_model(cfg.model, num_classes=len(CLASSES))
-    model.head1.bias.data.zero_()  # PyTorch-default-like head bias: scores near 0.25, so boxes come out
-    model.head2.bias.data.zero_()
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    for bn in bns:
-        bn.momentum = None
-        bn.reset_running_stats()
-    model.train()
-    with torch.no_grad():
-        for _ in range(2):
-            reset_states(model)
-            for _ in range(timesteps):
-                model(torch.rand(4, 3, 64, 64))
-    for bn in bns:
-        bn.momentum = 0.1
-    save_checkpoint(
-        {"model": model.state_dict(), "config": config_to_dict(cfg), "class_names": CLASSES, "epoch": 0}, path
-    )
-    return path
+    return save_tiny_checkpoint(path, cfg, CLASSES, seed)
 
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import re
@@ -15,14 +14,13 @@ from types import ModuleType
 import pytest
 import torch
 
-from spyolo.config import Config, config_to_dict
+from conftest import save_tiny_checkpoint
+from spyolo.config import Config
 from spyolo.data import build_dataloader, build_dataset
 from spyolo.eval.loop import EvalSettings, evaluate_model
 from spyolo.models.heads import head_spec_for
 from spyolo.models import build_model
-from spyolo.snn import reset_states
 from spyolo.stats import FiringRateMonitor, SynOpCounter, ann_twin, count_macs
-from spyolo.checkpoint import save_checkpoint
 from spyolo.utils.runtime import resolve_runtime
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,28 +43,7 @@ def tiny_cfg(root: Path, kind: str = "spyv4") -> Config:
 
 def make_checkpoint(path: Path, root: Path, kind: str = "spyv4", classes: list[str] | None = None) -> Path:
     """A tiny untrained checkpoint (64 px, width 0.25, T=2) with BN statistics from random images."""
-    cfg = tiny_cfg(root, kind)
-    classes = classes or SYNTH_CLASSES
-    torch.manual_seed(0)
-    model = build_model(cfg.model, num_classes=len(classes))
-    model.head1.bias.data.zero_()  # scores near 0.25: plenty of detections above conf 0.001
-    model.head2.bias.data.zero_()
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    for bn in bns:
-        bn.momentum = None
-        bn.reset_running_stats()
-    model.train()
-    with torch.no_grad():
-        for _ in range(2):
-            reset_states(model)
-            for _ in range(2):
-                model(torch.rand(4, 3, 64, 64))
-    for bn in bns:
-        bn.momentum = 0.1
-    save_checkpoint(
-        {"model": model.state_dict(), "config": config_to_dict(cfg), "class_names": classes, "epoch": 0}, path
-    )
-    return path
+    return save_tiny_checkpoint(path, tiny_cfg(root, kind), classes or SYNTH_CLASSES)
 
 
 @pytest.fixture(scope="module")

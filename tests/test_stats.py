@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from conftest import calibrate_bn
 from spyolo.models import SPYv4, YOLOv4Tiny
 from spyolo.snn import reset_states
 from spyolo.stats import (
@@ -35,18 +36,7 @@ T = 2
 def calibrated_spyv4(num_classes: int = 3, seed: int = 0) -> SPYv4:
     """A tiny SPYv4 (width 0.25) whose BN statistics come from random images, in eval mode."""
     torch.manual_seed(seed)
-    model = SPYv4(num_classes=num_classes, width=0.25)
-    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    for bn in bns:
-        bn.momentum = None
-        bn.reset_running_stats()
-    model.train()
-    with torch.no_grad():
-        for _ in range(2):
-            reset_states(model)
-            for _ in range(T):
-                model(torch.rand(4, 3, 64, 64))
-    return model.eval()
+    return calibrate_bn(SPYv4(num_classes=num_classes, width=0.25), T).eval()
 
 
 def run(model: nn.Module, batches: int = 2, batch: int = 3, seed: int = 1) -> None:

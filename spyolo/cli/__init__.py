@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+
+# The commands never need the network: albumentations would otherwise look up its latest
+# version online when spyolo's data pipeline imports it (and warn on every offline run).
+# A program embedding spyolo decides this for itself.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 

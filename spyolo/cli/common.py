@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable
 
 from spyolo.errors import SpyoloError
-from spyolo.utils.logging import configure_logging
+from spyolo.utils.logging import logging_configured
 
 __all__ = ["EXIT_BAD_INPUT", "add_logging_flags", "command_parser", "describe_os_error", "run_command"]
 
@@ -51,15 +51,16 @@ def describe_os_error(exc: OSError) -> str:
 def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run ``func(args)`` with logging configured and the error policy above; return the exit status."""
     verbosity = getattr(args, "verbose", 0) - getattr(args, "quiet", 0)
-    configure_logging(verbosity)
-    try:
-        return int(func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except (SpyoloError, OSError, ValueError) as exc:
-        if verbosity > 0:
-            traceback.print_exc()
-        message = describe_os_error(exc) if isinstance(exc, OSError) and not isinstance(exc, SpyoloError) else str(exc)
-        print(f"error: {message}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    with logging_configured(verbosity):
+        try:
+            return int(func(args) or 0)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+        except (SpyoloError, OSError, ValueError) as exc:
+            if verbosity > 0:
+                traceback.print_exc()
+            os_error = isinstance(exc, OSError) and not isinstance(exc, SpyoloError)
+            message = describe_os_error(exc) if os_error else str(exc)
+            print(f"error: {' '.join(message.split()) if message else type(exc).__name__}", file=sys.stderr)
+            return EXIT_BAD_INPUT

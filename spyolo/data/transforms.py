@@ -40,16 +40,11 @@ albumentations/OpenCV versions (interpolation details may differ).
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Sequence
 from typing import Any, Literal
 
-# albumentations looks up its latest version online at import unless told not to; spyolo
-# never needs the network (and offline machines would print a warning every run).
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-
-import albumentations as A  # noqa: E402
+import albumentations as A
 import cv2
 import numpy as np
 from albumentations.core.type_definitions import Targets

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 from torch.utils.data import Dataset
 
 from spyolo.data.images import read_image_file
@@ -264,11 +265,25 @@ def parse_voc_xml(path: PathLike, class_names: Sequence[str]) -> VOCAnnotation:
 # ---------------------------------------------------------------- classes & sets
 
 
-def _read_class_file(path: Path) -> list[str]:
+def read_text_file(path: Path) -> str:
+    """A small text file of the dataset (split list, class list): UTF-8, a leading BOM ignored.
+
+    Raises:
+        DatasetError: naming the file, if it cannot be read or is not UTF-8 text.
+    """
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+            f"save it as UTF-8"
+        ) from None
     except OSError as exc:
-        raise DatasetError(f"{path}: cannot read class list ({exc})") from None
+        raise DatasetError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+
+
+def _read_class_file(path: Path) -> list[str]:
+    lines = read_text_file(path).splitlines()
     names = [line.strip() for line in lines if line.strip()]
     if not names:
         raise DatasetError(f"{path}: class list is empty")
@@ -371,11 +386,13 @@ class VOCDataset(Dataset):  # type: ignore[type-arg]
             optionally ``"letterbox"``), e.g. from ``build_train_transform`` /
             ``build_eval_transform``. ``None`` returns the original image.
         keep_difficult: keep difficult objects in the training targets.
-        skip_bad: skip samples with a missing file or a bad annotation (or, with
-            ``verify_images``, a bad image) and log one warning
+        skip_bad: skip samples with a missing file, a bad annotation or an image that
+            cannot be decoded (corrupt, truncated, or not matching its annotation's size:
+            every image is decoded at construction to find them) and log one warning
             listing them (also kept in ``self.skipped``), instead of raising.
-        verify_images: decode every image at construction and check its size
-            against the XML. Otherwise a bad image raises at ``__getitem__``.
+        verify_images: decode every image at construction and check its size against
+            the XML (implied by ``skip_bad``). Otherwise a bad image raises at ``__getitem__``,
+            naming the file.
         mosaic_prob: probability that a sample is a 4-image mosaic of it and three
             random other samples (its ``meta`` still describes sample ``index``).
             Only valid with a training transform (one with ``is_train`` true and an
@@ -418,14 +435,16 @@ class VOCDataset(Dataset):  # type: ignore[type-arg]
         if seed is not None:
             self.set_seed(seed)
 
-        total = 0
-        for year_dir, split in sets:
-            year_dir = Path(year_dir)
-            ids = self._read_split(year_dir, split)
-            total += len(ids)
+        verify = verify_images or skip_bad
+        listed_sets = [(Path(year_dir), self._read_split(Path(year_dir), split)) for year_dir, split in sets]
+        total = sum(len(ids) for _, ids in listed_sets)
+        bar = tqdm(total=total, desc="checking images", unit="img", leave=False, dynamic_ncols=True,
+                   disable=not verify or total < 200)
+        for year_dir, ids in listed_sets:
             for image_id in ids:
+                bar.update(1)
                 try:
-                    ann = self._load_sample(year_dir, image_id, verify_images)
+                    ann = self._load_sample(year_dir, image_id, verify)
                 except DatasetError as exc:
                     if not skip_bad:
                         raise
@@ -434,6 +453,7 @@ class VOCDataset(Dataset):  # type: ignore[type-arg]
                     continue
                 self.items.append((year_dir, image_id))
                 self.annotations.append(ann)
+        bar.close()
 
         if self.skipped:
             listed = "\n".join(f"  {p}" for _, p in self.skipped[:_MAX_LISTED_SKIPS])
@@ -456,7 +476,7 @@ class VOCDataset(Dataset):  # type: ignore[type-arg]
         split_file = year_dir / "ImageSets" / "Main" / f"{split}.txt"
         if not split_file.is_file():
             raise DatasetError(f"{split_file}: split file not found (unknown split {split!r}?)")
-        ids = [line.strip() for line in split_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        ids = [line.strip() for line in read_text_file(split_file).splitlines() if line.strip()]
         if not ids:
             raise DatasetError(f"{split_file}: split file lists no image ids")
         return ids

@@ -86,7 +86,20 @@ def to_original_voc(
     img_size: int,
     letterbox: tuple[float, float, float] | None,
 ) -> np.ndarray:
-    """Input-pixel boxes -> VOC pixel boxes (1-based, inclusive) of the original image."""
+    """Input-pixel boxes -> VOC pixel boxes (1-based, inclusive) of the original image.
+
+    A box narrower (or shorter) than one pixel after clipping to the image, e.g. one that lies
+    on the image border, becomes the one pixel at its centre: VOC boxes cover whole pixels,
+    and ``x1 <= x2`` must hold.
+    """
     b = boxes.detach().float().cpu().numpy() if isinstance(boxes, torch.Tensor) else np.asarray(boxes, np.float32)
     cont = unmap_boxes(b.reshape(-1, 4), orig_size, img_size, letterbox)
-    return continuous_to_voc(cont)
+    voc = continuous_to_voc(cont)
+    h, w = int(orig_size[0]), int(orig_size[1])
+    for lo, hi, size in ((0, 2, w), (1, 3, h)):
+        thin = voc[:, lo] > voc[:, hi]
+        if thin.any():
+            centre = np.clip(np.ceil((cont[thin, lo] + cont[thin, hi]) / 2.0), 1, size)
+            voc[thin, lo] = centre
+            voc[thin, hi] = centre
+    return voc

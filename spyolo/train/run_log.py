@@ -3,7 +3,7 @@
 A run folder ``runs/<name>/`` holds
 
 * ``args.yaml``: the full config the run trains with;
-* ``run.yaml``: the run record, one entry per session (the first start and every resume):
+* ``run.yaml``: the run record, one entry per start (the first and every resume):
   spyolo, torch, CUDA and Python versions, the git commit of the code (when it is a git
   checkout), the device, the host and the command line;
 * ``results.csv``: one row per epoch (:data:`CSV_FIELDS`), rewritten atomically from the
@@ -33,7 +33,7 @@ from typing import Any
 import torch
 import yaml
 
-from spyolo.config import Config, config_to_dict
+from spyolo.config import Config, save_config
 from spyolo.utils.io import atomic_write_text
 from spyolo.utils.runtime import Runtime
 
@@ -111,22 +111,22 @@ class RunLog:
 
     def write_config(self, cfg: Config) -> Path:
         """``args.yaml``: the full config."""
-        return atomic_write_text(self.run_dir / "args.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+        return save_config(cfg, self.run_dir / "args.yaml")
 
-    def add_session(self, record: Mapping[str, Any], resumed_at_epoch: int | None = None) -> Path:
-        """Append this session's record to ``run.yaml`` (a fresh run starts a new file)."""
+    def add_start(self, record: Mapping[str, Any], resumed_at_epoch: int | None = None) -> Path:
+        """Append the record of this start of the run to ``run.yaml`` (a fresh run starts a new file)."""
         path = self.run_dir / "run.yaml"
-        sessions: list = []
+        starts: list = []
         if resumed_at_epoch is not None and path.is_file():
             try:
-                sessions = list((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("sessions", []))
+                starts = list((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("starts", []))
             except (OSError, yaml.YAMLError, AttributeError):
                 log.warning("%s: unreadable, starting a new run record", path)
-                sessions = []
+                starts = []
         entry = dict(record)
         entry["resumed_at_epoch"] = resumed_at_epoch
-        sessions.append(entry)
-        return atomic_write_text(path, yaml.safe_dump({"sessions": sessions}, sort_keys=False))
+        starts.append(entry)
+        return atomic_write_text(path, yaml.safe_dump({"starts": starts}, sort_keys=False))
 
     def write_results(self, history: Sequence[Mapping[str, Any]], title: str = "") -> None:
         """Rewrite ``results.csv`` and ``results.png`` from ``history``; log its last row to TensorBoard."""

@@ -111,7 +111,7 @@ class Trainer:
             self.run_log = RunLog(self.run_dir)
             self.run_log.write_config(cfg)
             self.record = run_record(self.runtime)
-            self.run_log.add_session(self.record, resumed_at_epoch=self.start_epoch if resume else None)
+            self.run_log.add_start(self.record, resumed_at_epoch=self.start_epoch if resume else None)
             self.run_log.write_results(self.history, title=self._title())
         else:
             self.record = {}

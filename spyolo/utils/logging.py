@@ -9,12 +9,14 @@ warnings and errors only).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 
 from tqdm import tqdm
 
-__all__ = ["LOGGER_NAME", "configure_logging", "level_for"]
+__all__ = ["LOGGER_NAME", "configure_logging", "level_for", "logging_configured"]
 
 LOGGER_NAME = "spyolo"
 
@@ -54,3 +56,19 @@ def configure_logging(verbosity: int = 0) -> logging.Logger:
     logger.setLevel(level_for(verbosity))
     logger.propagate = False
     return logger
+
+
+@contextlib.contextmanager
+def logging_configured(verbosity: int = 0) -> Iterator[logging.Logger]:
+    """:func:`configure_logging` for the duration of a block; the logger's earlier set-up is restored after.
+
+    For commands run in-process (``spyolo.cli.<cmd>.main([...])`` from Python or a test).
+    """
+    logger = logging.getLogger(LOGGER_NAME)
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    try:
+        yield configure_logging(verbosity)
+    finally:
+        logger.handlers[:] = saved[0]
+        logger.setLevel(saved[1])
+        logger.propagate = saved[2]

@@ -1,0 +1,65 @@
+"""The package's layering: no import cycle between spyolo's subpackages (function-level imports
+count), the product never imports the benchmarks, and the library never prints."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SPYOLO = Path(__file__).resolve().parents[1] / "spyolo"
+
+# docs/architecture.md, bottom to top: a package may import only packages listed before it.
+LAYERS = ["errors", "utils", "snn", "models", "loss", "data", "config", "checkpoint", "inference", "stats",
+          "eval", "train", "cli"]
+
+
+def _imports() -> dict[str, set[str]]:
+    """subpackage (or top-level module) -> the spyolo subpackages its code imports."""
+    edges: dict[str, set[str]] = {}
+    for path in SPYOLO.rglob("*.py"):
+        rel = path.relative_to(SPYOLO.parent).with_suffix("").parts  # ("spyolo", "train", "trainer")
+        if len(rel) < 2 or rel[1] in ("__init__", "__main__"):
+            continue
+        pkg = rel[1]
+        module = rel[:-1] if path.name == "__init__.py" else rel
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = list(module[: len(module) - node.level + (1 if path.name == "__init__.py" else 0)])
+                    names = [".".join(base + ([node.module] if node.module else []))]
+                else:
+                    names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                parts = name.split(".")
+                if parts[0] == "benchmarks":
+                    edges.setdefault(pkg, set()).add("benchmarks")
+                elif len(parts) >= 2 and parts[0] == "spyolo" and parts[1] != pkg:
+                    edges.setdefault(pkg, set()).add(parts[1])
+    return edges
+
+
+def test_every_subpackage_has_a_layer() -> None:
+    found = {p.stem if p.is_file() else p.name for p in SPYOLO.iterdir()
+             if (p.is_dir() and (p / "__init__.py").exists()) or (p.suffix == ".py" and p.stem not in ("__init__", "__main__"))}
+    assert found == set(LAYERS), found ^ set(LAYERS)
+
+
+def test_imports_follow_the_layers_without_cycles() -> None:
+    rank = {name: i for i, name in enumerate(LAYERS)}
+    upward = sorted(f"{a} -> {b}" for a, deps in _imports().items() for b in deps if b not in rank or rank[b] >= rank[a])
+    assert not upward, f"imports against the layering (or of the benchmarks): {upward}"
+
+
+def test_the_library_does_not_print() -> None:
+    printing = []
+    for path in SPYOLO.rglob("*.py"):
+        if "cli" in path.relative_to(SPYOLO).parts:
+            continue  # the commands print their results
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
+                printing.append(f"{path.relative_to(SPYOLO.parent)}:{node.lineno}")
+    assert not printing, printing

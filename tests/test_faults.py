@@ -1,0 +1,374 @@
+"""Fault injection: what a careless or hostile user does, and what spyolo must do about it.
+
+Each test builds a fault, runs the real command (``spyolo.cli.<cmd>.main``, in this process for
+speed; the scripts in ``tools/`` run the same functions) and checks: the exit status, one line
+``error: ...`` naming the file and the problem, no traceback, and that every input file is
+byte-identical afterwards. Sizes: 64 px, width 0.25, T = 2, a few iterations per epoch.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import save_tiny_checkpoint, tiny_config
+from spyolo.checkpoint import load_checkpoint
+from spyolo.cli import demo as demo_cli
+from spyolo.cli import eval as eval_cli
+from spyolo.cli import synth as synth_cli
+from spyolo.cli import train as train_cli
+from spyolo.config import Config, save_config
+from spyolo.data.synthetic import generate_synthetic_voc, is_complete
+
+SYNTH = ["circle", "square", "triangle", "star", "hexagon", "cross", "ring", "arrow"]
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def snapshot(*roots: Path) -> dict[str, str]:
+    """sha256 of every file below ``roots`` (the inputs that must stay byte-identical)."""
+    out = {}
+    for root in roots:
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for f in files:
+            out[str(f)] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return out
+
+
+def run(cli, argv: list[str], capsys) -> tuple[int, str, str]:
+    code = cli.main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def expect_error(result: tuple[int, str, str], *needles: str) -> str:
+    """Exit status 2, exactly one ``error:`` line holding every needle, no traceback; returns the line."""
+    code, _out, err = result
+    assert code == 2, err
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+@pytest.fixture
+def data_root(tiny_voc_root: Path, tmp_path: Path) -> Path:
+    """A private copy of the tiny synthetic VOC set (tests damage it)."""
+    root = tmp_path / "data"
+    shutil.copytree(tiny_voc_root, root)
+    return root
+
+
+def write_config(tmp_path: Path, root: Path, **over) -> Path:
+    cfg = tiny_config(root, {"train.epochs": 2, "train.max_iters_per_epoch": 2, "eval.max_images": 4, **over})
+    path = tmp_path / "tiny.yaml"
+    save_config(cfg, path)
+    return path
+
+
+def train(capsys, *argv: str) -> tuple[int, str, str]:
+    return run(train_cli, [*argv, "--no-progress"], capsys)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    cfg = Config()
+    cfg.data.img_size = 64
+    cfg.model.width = 0.25
+    cfg.model.timesteps = 2
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.pt", cfg, ["cat", "dog", "bird"])
+
+
+def _photo(path: Path, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    cv2.imwrite(str(path), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    return path
+
+
+def _video(path: Path, frames: int) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (64, 48))
+    for i in range(frames):
+        writer.write(np.full((48, 64, 3), 20 * i % 255, np.uint8))
+    writer.release()
+    return path
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+# ------------------------------------------------------------------------------ data loss
+
+
+def test_demo_never_replaces_an_input(ckpt: Path, tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    _photo(folder / "photo.jpg")
+    _video(folder / "clip.mp4", 3)
+    before = snapshot(folder)
+    for source in ("photo.jpg", "clip.mp4"):
+        result = run(demo_cli, ["--weights", str(ckpt), "--source", str(folder / source), "--out", str(folder),
+                                "--device", "cpu", "--no-progress"], capsys)
+        expect_error(result, source, "would replace this input file")
+    assert snapshot(folder) == before
+
+    out = tmp_path / "out"
+    args = ["--weights", str(ckpt), "--source", str(folder / "photo.jpg"), "--out", str(out), "--device", "cpu",
+            "--no-progress"]
+    assert run(demo_cli, args, capsys)[0] == 0
+    earlier = snapshot(out)
+    expect_error(run(demo_cli, args, capsys), "photo.jpg", "already exist", "--exist-ok")
+    assert snapshot(out) == earlier
+    assert run(demo_cli, [*args, "--exist-ok"], capsys)[0] == 0
+
+
+def test_synth_overwrite_never_deletes_other_data(data_root: Path, capsys) -> None:
+    foreign = data_root / "SYNTH"
+    (foreign / "synthetic_spec.json").unlink()  # now it is just some VOC data
+    before = snapshot(foreign)
+    for extra in ([], ["--overwrite"]):
+        line = expect_error(run(synth_cli, ["--out", str(foreign), "--train", "2", "--test", "1", "--no-progress",
+                                            *extra], capsys), str(foreign), "did not generate")
+        assert "--overwrite" not in line  # never suggested for someone else's data
+    assert snapshot(foreign) == before
+
+
+def test_a_fresh_run_never_reuses_an_earlier_runs_folder(data_root: Path, tmp_path: Path, capsys) -> None:
+    run_dir = tmp_path / "runs" / "old"
+    (run_dir / "weights").mkdir(parents=True)
+    (run_dir / "args.yaml").write_text("data: {}\n")
+    (run_dir / "results.csv").write_text("epoch,loss\n1,5.0\n")
+    (run_dir / "weights" / "last.pt").write_bytes(b"earlier weights")
+    before = snapshot(run_dir)
+    config = write_config(tmp_path, data_root)
+    expect_error(train(capsys, "--config", str(config), "--run-dir", str(run_dir), "--exist-ok"),
+                 str(run_dir), "holds an earlier run", "--resume")
+    assert snapshot(run_dir) == before
+
+
+# ------------------------------------------------------------------------ silently wrong
+
+
+def test_truncated_image_is_an_error_or_a_listed_skip(data_root: Path, tmp_path: Path, capsys) -> None:
+    bad = data_root / "SYNTH" / "JPEGImages" / "000002.jpg"
+    _truncate(bad)
+    before = snapshot(data_root)
+    config = write_config(tmp_path, data_root)
+    expect_error(train(capsys, "--config", str(config), "--run-dir", str(tmp_path / "a")), str(bad), "truncated JPEG")
+    code, out, err = train(capsys, "--config", str(config), "--run-dir", str(tmp_path / "b"), "data.skip_bad=true",
+                           "train.epochs=1")
+    assert code == 0, err
+    assert f"{bad}: truncated JPEG" in err and "skipped 1 of" in err  # listed at start-up
+    assert snapshot(data_root) == before
+
+
+def test_resume_refuses_other_settings_and_recovers_from_a_kill(data_root: Path, tmp_path: Path, capsys) -> None:
+    config = write_config(tmp_path, data_root, **{"train.epochs": 3})
+    straight = tmp_path / "straight"
+    assert train(capsys, "--config", str(config), "--run-dir", str(straight))[0] == 0
+    run_dir = tmp_path / "run"
+    assert train(capsys, "--config", str(config), "--run-dir", str(run_dir), "train.epochs=3")[0] == 0
+    # Turn it into a run killed with -9 during epoch 3's save: last.pt holds epoch 2, a temp file was
+    # left behind, and results.csv already has epoch 3's row.
+    shutil.copy(straight / "weights" / "last.pt", run_dir / "weights" / "last.pt")
+    shutil.copy(straight / "results.csv", run_dir / "results.csv")
+    ckpt = load_checkpoint(run_dir / "weights" / "last.pt")
+    ckpt["epoch"] = 1
+    ckpt["history"] = ckpt["history"][:2]
+    torch.save(ckpt, run_dir / "weights" / "last.pt")
+    (run_dir / "weights" / ".last.pt.k1ll3d.tmp").write_bytes(b"half a checkpoint")
+
+    args_before = (run_dir / "args.yaml").read_bytes()
+    expect_error(train(capsys, "--resume", str(run_dir), "train.lr=0.1", "train.epochs=5"),
+                 "train.epochs, train.lr", "cannot change on resume", "model.init_from=")
+    assert (run_dir / "args.yaml").read_bytes() == args_before  # args.yaml never says what did not happen
+
+    code, _out, err = train(capsys, "--resume", str(run_dir), "train.device=cpu")
+    assert code == 0, err
+    assert not list((run_dir / "weights").glob(".last.pt.*.tmp"))
+    rows = (run_dir / "results.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"]  # epoch 3 once, from the resumed run
+    starts = yaml.safe_load((run_dir / "run.yaml").read_text())["starts"]
+    assert [s["resumed_at_epoch"] for s in starts] == [None, 2]
+    assert starts[-1]["command"] and starts[-1]["torch"] == str(torch.__version__)
+
+
+def test_non_finite_weights_are_never_saved(make_tiny_config, tmp_path: Path) -> None:
+    from spyolo.errors import TrainingDiverged
+    from spyolo.train.trainer import Trainer
+
+    # BPTT: no end-of-epoch copy of FPTT's running average (which would hide the injected blow-up)
+    cfg = make_tiny_config({"train.epochs": 2, "train.max_iters_per_epoch": 1, "train.method": "bptt"})
+    tr = Trainer(cfg, tmp_path / "run", progress=False)
+    real_step = tr.parts.step
+
+    def exploding_step(images, targets):
+        out = real_step(images, targets)  # a finite loss ...
+        with torch.no_grad():
+            tr.core.conv1.conv.weight.fill_(float("inf"))  # ... and an update that blew up the weights
+        return out
+
+    tr.parts.step = exploding_step
+    with pytest.raises(TrainingDiverged, match=r"weights became non-finite during epoch 1 \(conv1.conv.weight\); "
+                                               r"they were not saved; no checkpoint was saved"):
+        tr.fit()
+    tr.close()
+    assert not (tmp_path / "run" / "weights" / "last.pt").exists()
+
+
+def test_thin_boxes_stay_valid_voc_boxes() -> None:
+    from spyolo.inference.postprocess import to_original_voc
+
+    boxes = np.array([[159.9, 10.0, 170.0, 20.0], [0.0, 0.0, 0.2, 5.0], [10.0, 10.0, 10.3, 10.6]], np.float32)
+    voc = to_original_voc(boxes, (100, 160), 160, None)
+    assert (voc[:, 0] <= voc[:, 2]).all() and (voc[:, 1] <= voc[:, 3]).all()
+    assert voc.min() >= 1.0 and voc[:, [0, 2]].max() <= 160 and voc[:, [1, 3]].max() <= 100
+
+
+def test_text_files_bom_latin1_and_binary_config(data_root: Path, tmp_path: Path, capsys) -> None:
+    split = data_root / "SYNTH" / "ImageSets" / "Main" / "trainval.txt"
+    ids = split.read_text().split()
+    split.write_bytes(b"\xef\xbb\xbf" + "\n".join(ids).encode() + b"\n")  # a UTF-8 BOM, as some editors write
+    config = write_config(tmp_path, data_root, **{"train.epochs": 1})
+    code, _out, err = train(capsys, "--config", str(config), "--run-dir", str(tmp_path / "bom"))
+    assert code == 0, err
+
+    split.write_bytes(b"000001\ncaf\xe9\n")  # a Latin-1 byte
+    expect_error(train(capsys, "--config", str(config), "--run-dir", str(tmp_path / "latin")),
+                 str(split), "not UTF-8 text")
+    binary = tmp_path / "model.yaml"
+    binary.write_bytes(bytes(range(256)))
+    expect_error(train(capsys, "--config", str(binary)), str(binary), "not a YAML text file")
+
+
+# --------------------------------------------------------------- one line instead of a traceback
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
+def test_cuda_asked_for_on_a_machine_without_it(data_root: Path, tmp_path: Path, capsys) -> None:
+    config = write_config(tmp_path, data_root)
+    expect_error(train(capsys, "--config", str(config), "train.device=cuda"), "'cuda'", "CUDA is not available")
+    expect_error(train(capsys, "--config", str(config), "train.device=gpu"), "unknown device 'gpu'")
+
+
+def test_unwritable_run_folder_fails_before_training(data_root: Path, tmp_path: Path, capsys) -> None:
+    config = write_config(tmp_path, data_root)
+    blocker = tmp_path / "runfile"
+    blocker.write_text("a user's file")
+    expect_error(train(capsys, "--config", str(config), "--run-dir", str(blocker), "--exist-ok"),
+                 str(blocker), "a file stands where the run folder should be")
+    assert blocker.read_text() == "a user's file"
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "weights").write_text("not a folder")
+    code, out, err = train(capsys, "--config", str(config), "--run-dir", str(run_dir), "--exist-ok")
+    expect_error((code, out, err), str(run_dir / "weights"), "a file stands where the run folder should be")
+    assert "epoch 1" not in err  # nothing was trained before the error
+
+
+def test_full_disk_while_saving_keeps_the_old_checkpoint(data_root: Path, tmp_path: Path, capsys,
+                                                          monkeypatch) -> None:
+    import spyolo.train.trainer as trainer_module
+
+    real_save = trainer_module.save_checkpoint
+    calls = {"n": 0}
+
+    def save_until_full(ckpt, path):
+        calls["n"] += 1
+        if ckpt["epoch"] >= 1:  # epoch 2's save finds the disk full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_save(ckpt, path)
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", save_until_full)
+    config = write_config(tmp_path, data_root)
+    run_dir = tmp_path / "run"
+    expect_error(train(capsys, "--config", str(config), "--run-dir", str(run_dir)),
+                 str(run_dir / "weights" / "last.pt"), "epoch 2", "No space left on device",
+                 "the previous file is unchanged")
+    assert load_checkpoint(run_dir / "weights" / "last.pt")["epoch"] == 0
+
+
+def test_interrupted_synthetic_generation_is_regenerated(tmp_path: Path, caplog) -> None:
+    from spyolo.config import DataConfig
+    from spyolo.data.build import ensure_synthetic
+
+    cfg = DataConfig(root=str(tmp_path), train_sets=["S:trainval"], test_sets=["S:test"], synthetic_train=4,
+                     synthetic_test=2, synthetic_min_side=64, synthetic_max_side=80)
+    ensure_synthetic(cfg)
+    folder = tmp_path / "S"
+    assert is_complete(folder)
+    # killed half-way: the spec file is there, images partly, no completion marker
+    (folder / ".synthetic_complete").unlink()
+    for jpg in sorted((folder / "JPEGImages").iterdir())[2:]:
+        jpg.unlink()
+    with caplog.at_level(logging.INFO, logger="spyolo"):
+        ensure_synthetic(cfg)
+    assert "only in part" in caplog.text and is_complete(folder)
+    assert len(list((folder / "JPEGImages").iterdir())) == 6
+
+
+def test_bad_test_image_is_skipped_or_reported_after_the_epoch_is_saved(data_root: Path, tmp_path: Path,
+                                                                        capsys) -> None:
+    test_ids = (data_root / "SYNTH" / "ImageSets" / "Main" / "test.txt").read_text().split()
+    bad = data_root / "SYNTH" / "JPEGImages" / f"{test_ids[0]}.jpg"
+    bad.write_bytes(b"\xff\xd8 not really a JPEG \xff\xd9")
+    config = write_config(tmp_path, data_root, **{"train.epochs": 1})
+    run_dir = tmp_path / "a"
+    expect_error(train(capsys, "--config", str(config), "--run-dir", str(run_dir)), str(bad), "cannot decode")
+    assert load_checkpoint(run_dir / "weights" / "last.pt")["epoch"] == 0  # saved before the evaluation failed
+    code, _out, err = train(capsys, "--config", str(config), "--run-dir", str(tmp_path / "b"), "data.skip_bad=true")
+    assert code == 0, err
+
+
+def test_demo_folder_goes_on_past_a_bad_file_and_empty_video(ckpt: Path, tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    _photo(folder / "a.jpg", 1)
+    _photo(folder / "c.jpg", 2)
+    (folder / "b.png").write_bytes(b"\x89PNG not really")
+    before = snapshot(folder)
+    out = tmp_path / "out"
+    code, stdout, err = run(demo_cli, ["--weights", str(ckpt), "--source", str(folder), "--out", str(out),
+                                       "--device", "cpu", "--no-progress"], capsys)
+    expect_error((code, stdout, err), "1 of 3 images could not be read")
+    assert f"skipped: {folder / 'b.png'}: cannot decode image" in err
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "a.json", "c.jpg", "c.json"]
+    assert snapshot(folder) == before
+
+    empty = _video(tmp_path / "empty.mp4", 0)
+    expect_error(run(demo_cli, ["--weights", str(ckpt), "--source", str(empty), "--out", str(tmp_path / "v"),
+                                "--device", "cpu", "--no-progress"], capsys), "empty.mp4")
+    assert not (tmp_path / "v").exists() or not any((tmp_path / "v").iterdir())
+
+
+def test_every_written_file_gets_normal_permissions(ckpt: Path, tiny_voc_root: Path, tmp_path: Path, capsys) -> None:
+    old = os.umask(0o022)
+    try:
+        cfg = tiny_config(tiny_voc_root)
+        weights = save_tiny_checkpoint(tmp_path / "w.pt", cfg, SYNTH)
+        code, _out, err = run(eval_cli, ["--weights", str(weights), "--json", str(tmp_path / "m" / "metrics.json"),
+                                         "--no-progress", "--device", "cpu", "--max-images", "2", "--spikes",
+                                         "--out", str(tmp_path / "m")], capsys)
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    written = sorted((tmp_path / "m").iterdir())
+    assert {p.name for p in written} >= {"metrics.json", "spike_stats.json", "spike_stats.csv", "firing_rates.png"}
+    for p in [*written, weights]:
+        assert stat.S_IMODE(p.stat().st_mode) == 0o644, p
+    assert not [p for p in written if p.name.endswith(".tmp")]
