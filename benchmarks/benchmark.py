@@ -48,6 +48,7 @@ from benchmarks.machine import machine_info
 from benchmarks.probe import COMPILE_MODES, METHODS, ProbeConfig
 from benchmarks.report import write_report
 from benchmarks.suite import expand_grid, run_configs
+from spyolo.utils.runtime import resolve_device
 
 CPU_DEFAULTS = {"batch": "8", "img_size": "160", "width": 0.5, "timesteps": "2,4"}
 CUDA_DEFAULTS = {"batch": "64", "img_size": "416", "width": 1.0, "timesteps": "2,8,16"}
@@ -132,12 +133,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _resolved_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def _grid(args: argparse.Namespace, device: torch.device) -> tuple[ProbeConfig, list[ProbeConfig]]:
     """The base configuration and the grid of configurations the flags select."""
     defaults = CUDA_DEFAULTS if device.type == "cuda" else CPU_DEFAULTS
@@ -220,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)  # here too, so that the report's machine line says so
     start = time.monotonic()
     deadline = None if args.budget_s is None else start + args.budget_s
-    device = _resolved_device(args.device)
+    device = resolve_device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         print(f"benchmark: --device {args.device} but CUDA is not available", file=sys.stderr)
         return 2

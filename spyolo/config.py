@@ -104,6 +104,14 @@ class ModelConfig:
     state_seed: int = 0  # seed of the uniform draw at evaluation
     # Heads' objectness/class bias = logit(head_prior) at init (0: PyTorch default, as the release).
     head_prior: float = 0.01
+    # How the heads are read over the timesteps: "last" (each step's own heads; the release) or
+    # "mean" (their running mean since the reset, a rate-coded read-out; spyolo/models/readout.py).
+    readout: str = "last"
+    # Dropout2d probability on the input image in training (the release: 0.1).
+    input_dropout: float = 0.0
+    # Start training from these weights (spyolo.models.transfer_weights): a trained ANN twin or
+    # SPYv4 checkpoint, or a YOLOv4-tiny state dict in the widely shared naming. Not on --resume.
+    init_from: Union[str, None] = None
 
 
 @dataclass
@@ -134,6 +142,12 @@ class TrainConfig:
     step_weighting: str = "uniform"  # "uniform" (the release) | "linear" (t/T)
     update_every: int = 1  # FPTT: optimiser step every K timesteps
     reset_to_average: str = "epoch"  # "epoch" | "never"
+    # Distillation from a trained, frozen ANN twin (spyolo/train/distill.py): its head outputs,
+    # computed once per batch, pull SPYv4's at every timestep; distill_weight scales the term,
+    # distill_box_weight its box part.
+    distill_from: Union[str, None] = None
+    distill_weight: float = 1.0
+    distill_box_weight: float = 1.0
     # Execution
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
     amp: str = "auto"  # "auto" (bf16 on CUDA) | "bf16" | "off"
@@ -240,6 +254,7 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("data", "eval_resize"): ("stretch", "letterbox"),
     ("model", "kind"): ("spyv4", "ann"),
     ("model", "state_init"): ("zero", "uniform"),
+    ("model", "readout"): ("last", "mean"),
     ("train", "method"): ("fptt", "bptt"),
     ("train", "optimizer"): ("adam", "adamw", "sgd"),
     ("train", "scheduler"): ("cosine", "step", "constant"),
@@ -317,6 +332,10 @@ def validate(cfg: Config, source: str = "config") -> None:
             f"{source}: the surrogate needs model.surrogate_sigma > 0, model.surrogate_gamma > 0 and "
             f"model.surrogate_height >= 0"
         )
+    if not 0.0 <= cfg.model.input_dropout < 1.0:
+        raise ConfigError(f"{source}: model.input_dropout must be in [0, 1), got {cfg.model.input_dropout}")
+    if cfg.train.distill_weight < 0 or cfg.train.distill_box_weight < 0:
+        raise ConfigError(f"{source}: train.distill_weight and train.distill_box_weight must be >= 0")
     if cfg.train.update_every < 1:
         raise ConfigError(f"{source}: train.update_every must be >= 1")
     if cfg.train.batch_size < 1 or cfg.train.epochs < 1:

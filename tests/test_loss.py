@@ -489,3 +489,33 @@ def test_build_targets_rejects_bad_input() -> None:
         YOLOLoss(ANCHORS_416, masks=((3, 4, 5),), strides=(32, 16))
     with pytest.raises(ValueError, match="distinct"):
         YOLOLoss(ANCHORS_416, masks=((3, 3, 5), (1, 2, 6)))
+
+
+@pytest.mark.parametrize("t", [-30.0, -17.0, 30.0])
+def test_box_loss_stays_finite_for_extreme_box_sizes(t: float) -> None:
+    """A positive whose tw = th = t: at -17 and below its box is far below a pixel (its corners coincide
+    in float32), at +30 it is 1e13 times its anchor; loss and gradients must stay finite."""
+    from torchvision.ops import box_convert, complete_box_iou_loss
+
+    img = 128
+    loss_fn = YOLOLoss(scale_anchors(ANCHORS_416, img), MASKS, NUM_CLASSES, strides=STRIDES)
+    targets = torch.tensor([[0, 1, 0.4, 0.55, 0.3, 0.25]])
+    built = loss_fn.build_targets(targets, 1, loss_fn.grid_sizes((img, img)), (img, img))
+    outs = [torch.zeros(1, 3 * (5 + NUM_CLASSES), img // s, img // s) for s in STRIDES]
+    head = next(k for k, h in enumerate(built.heads) if h.pos_index.numel())
+    flat = outs[head].view(1, 3, 5 + NUM_CLASSES, img // STRIDES[head], img // STRIDES[head]).permute(0, 1, 3, 4, 2)
+    slot = flat.reshape(-1, 5 + NUM_CLASSES)  # a view: writing it writes the head output
+    slot[built.heads[head].pos_index, 2:4] = t
+    outs = [o.requires_grad_() for o in outs]
+    loss, parts = loss_fn(outs, built)
+    assert torch.isfinite(loss) and torch.isfinite(parts["box"])
+    loss.backward()
+    assert all(torch.isfinite(o.grad).all() for o in outs)
+    # equal to torchvision's CIoU loss where that is finite
+    if t > -17:
+        from spyolo.loss.yolo import ciou_loss
+
+        pred = torch.tensor([[50.0, 70.0, 30.0 * math.exp(min(t, 5.0)), 20.0]])
+        gt = torch.tensor([[40.0, 60.0, 80.0, 85.0]])
+        torch.testing.assert_close(ciou_loss(pred, gt), complete_box_iou_loss(box_convert(pred, "cxcywh", "xyxy"), gt),
+                                   rtol=1e-5, atol=1e-6)

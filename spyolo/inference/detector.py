@@ -215,6 +215,7 @@ class Detector:
                     class_names=self.class_names,
                     image_size=size,
                     source=source,
+                    image=image,
                 )
             )
         return results

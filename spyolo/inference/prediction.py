@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,8 @@ class Prediction:
         class_names: all class names of the model (``labels`` index into them).
         image_size: ``(height, width)`` of the original image.
         source: the file the image came from, when it was given as a path.
+        image: the original image, RGB uint8 ``(H, W, 3)``, kept for :meth:`plot` and
+            :meth:`save` (the :class:`~spyolo.inference.Detector` sets it; ``None`` otherwise).
     """
 
     boxes: np.ndarray
@@ -42,6 +45,7 @@ class Prediction:
     class_names: tuple[str, ...]
     image_size: tuple[int, int]
     source: str | None = field(default=None)
+    image: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
@@ -75,6 +79,37 @@ class Prediction:
                 for box, score, label in zip(self.boxes, self.scores, self.labels)
             ],
         }
+
+    def plot(self, image: np.ndarray | None = None, rgb: bool = False) -> np.ndarray:
+        """The image with the boxes, class names and scores drawn (see :mod:`spyolo.inference.draw`).
+
+        Args:
+            image: the image to draw on, RGB uint8 ``(H, W, 3)`` of this prediction's size
+                (default: the one the prediction kept).
+            rgb: return RGB (for matplotlib or PIL); by default BGR, as OpenCV writes images.
+
+        Raises:
+            ValueError: no image was kept and none is given, or its size differs.
+        """
+        from spyolo.inference.draw import draw_predictions
+
+        source = self.image if image is None else image
+        if source is None:
+            raise ValueError("this prediction kept no image: pass the image to plot(image)")
+        annotated = draw_predictions(np.ascontiguousarray(np.asarray(source)[:, :, ::-1]), self)
+        return np.ascontiguousarray(annotated[:, :, ::-1]) if rgb else annotated
+
+    def save(self, path: str | Path, image: np.ndarray | None = None) -> Path:
+        """Write :meth:`plot` to ``path`` (format from its suffix: .jpg, .png, ...), atomically.
+
+        A ``.json`` path writes :meth:`to_json` instead.
+        """
+        from spyolo.utils.io import atomic_write_image, atomic_write_text
+
+        path = Path(path)
+        if path.suffix.lower() == ".json":
+            return atomic_write_text(path, self.to_json(indent=2) + "\n")
+        return atomic_write_image(path, self.plot(image))
 
     def to_json(self, indent: int | None = None) -> str:
         """:meth:`to_dict` as a JSON string."""

@@ -9,6 +9,7 @@ import torch
 from spyolo.data.images import ImageInput, read_image
 from spyolo.inference.detector import Detector
 from spyolo.inference.prediction import Prediction
+from spyolo.models.readout import restart_readout
 
 __all__ = ["StreamSession"]
 
@@ -18,9 +19,10 @@ class StreamSession:
 
     The first frame runs ``max(warmup, steps_per_frame)`` timesteps from a fresh state;
     every later frame runs ``steps_per_frame`` timesteps continuing from the state the
-    previous frame left; each frame's prediction is read from its last step. For a
-    non-spiking model every frame is one forward pass. Only one session per
-    :class:`Detector` holds the state at a time: calling :meth:`Detector.predict` or
+    previous frame left; each frame's prediction is read from its last step (with
+    ``model.readout=mean``: the mean of its own steps' heads; the membranes carry over, the
+    read-out restarts). For a non-spiking model every frame is one forward pass. Only one
+    session per :class:`Detector` holds the state at a time: calling :meth:`Detector.predict` or
     another session's :meth:`step` in between makes this session start over with a
     warm-up at its next frame.
 
@@ -63,6 +65,7 @@ class StreamSession:
             steps = max(self.warmup, self.steps_per_frame)
         else:
             steps = self.steps_per_frame
+            restart_readout(det.model)  # a mean read-out averages this frame's steps only
         outs = det._run_steps(batch, steps)
         self.frames += 1
         self.timesteps_run += steps if det.spiking else 1

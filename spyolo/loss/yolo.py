@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import box_convert, complete_box_iou_loss
+from torchvision.ops import box_convert
 
 from spyolo.models.heads import DEFAULT_MASKS, STRIDES, HeadSpec, decode_head
 
-__all__ = ["YOLOLoss", "YOLOTargets", "HeadTargets", "batched_pairwise_iou"]
+__all__ = ["YOLOLoss", "YOLOTargets", "HeadTargets", "batched_pairwise_iou", "ciou_loss"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,35 @@ def batched_pairwise_iou(boxes_a: torch.Tensor, boxes_b: torch.Tensor) -> torch.
     area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
     union = area_a + area_b - inter
     return torch.where(union > 0, inter / union.clamp(min=torch.finfo(union.dtype).tiny), 0.0)
+
+
+def ciou_loss(pred_cxcywh: torch.Tensor, target_xyxy: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """``1 - CIoU`` of predicted boxes ``(cx, cy, w, h)`` and target boxes ``(x1, y1, x2, y2)``, per row.
+
+    CIoU = IoU - rho^2 / c^2 - alpha * v (Zheng et al., 2020), with rho the centre distance, c
+    the diagonal of the smallest enclosing box, ``v = 4 / pi^2 (atan(w_g / h_g) - atan(w / h))^2``
+    and ``alpha = v / (1 - IoU + v)`` (not differentiated), the formulas of torchvision's
+    ``complete_box_iou_loss`` with its ``eps``. The aspect term takes the predicted ``w`` and ``h``
+    as decoded, not as ``x2 - x1``: a predicted box far smaller than a pixel (``t_w`` or ``t_h``
+    around -17 and below) would collapse to zero width in corner form and make ``atan(0 / 0)``
+    NaN; here it stays finite.
+    """
+    cx, cy, w, h = pred_cxcywh.unbind(dim=-1)
+    gx1, gy1, gx2, gy2 = target_xyxy.unbind(dim=-1)
+    x1, y1, x2, y2 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+    inter = (torch.minimum(x2, gx2) - torch.maximum(x1, gx1)).clamp(min=0) * (
+        torch.minimum(y2, gy2) - torch.maximum(y1, gy1)
+    ).clamp(min=0)
+    gw, gh = gx2 - gx1, gy2 - gy1
+    union = w * h + gw * gh - inter
+    iou = inter / (union + eps)
+    diagonal2 = (torch.maximum(x2, gx2) - torch.minimum(x1, gx1)) ** 2 + (torch.maximum(y2, gy2) - torch.minimum(y1, gy1)) ** 2 + eps
+    centre2 = (cx - (gx1 + gx2) / 2) ** 2 + (cy - (gy1 + gy2) / 2) ** 2
+    tiny = torch.finfo(w.dtype).tiny
+    v = (4 / torch.pi**2) * (torch.atan(gw / gh) - torch.atan(w / h.clamp(min=tiny))) ** 2
+    with torch.no_grad():
+        alpha = v / (1 - iou + v + eps)
+    return 1 - iou + centre2 / diagonal2 + alpha * v
 
 
 class YOLOLoss(nn.Module):
@@ -378,10 +407,8 @@ class YOLOLoss(nn.Module):
 
             pos_logits = logits.reshape(-1, per_slot).index_select(0, head_targets.pos_index)
             pos_boxes = boxes.reshape(-1, 4).index_select(0, head_targets.pos_index)
-            ciou_loss = complete_box_iou_loss(
-                box_convert(pos_boxes, "cxcywh", "xyxy"), head_targets.box_xyxy.to(dtype), reduction="none"
-            )
-            box_sum = box_sum + (ciou_loss * head_targets.box_weight.to(dtype)).sum()
+            box_term = ciou_loss(pos_boxes, head_targets.box_xyxy.to(dtype))
+            box_sum = box_sum + (box_term * head_targets.box_weight.to(dtype)).sum()
 
             cls_target = head_targets.cls_target.to(dtype)
             cls_sum = cls_sum + F.binary_cross_entropy_with_logits(pos_logits[:, 5:], cls_target, reduction="sum")

@@ -54,6 +54,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spyolo.models.heads import ANCHOR_REF_SIZE, DEFAULT_ANCHORS, DEFAULT_MASKS, STRIDES
+from spyolo.models.readout import READOUTS, MeanReadout
 from spyolo.snn.ltc import LTCConv2d
 from spyolo.snn.state import reset_states
 from spyolo.snn.surrogate import DEFAULT_SURROGATE, SurrogateParams
@@ -164,6 +165,8 @@ class _YOLOv4TinyTopology(nn.Module):
         masks: Anchor indices per head: ``masks[0]`` for stride 32, ``masks[1]``
             for stride 16.
         anchor_ref_size: Input size at which ``anchors`` are given.
+        input_dropout: Probability of ``Dropout2d`` on the input image in training (the
+            release uses 0.1 for SPYv4; 0 adds nothing).
     """
 
     is_spiking: ClassVar[bool] = False
@@ -178,6 +181,7 @@ class _YOLOv4TinyTopology(nn.Module):
         anchors: Sequence[Sequence[float]],
         masks: Sequence[Sequence[int]],
         anchor_ref_size: int,
+        input_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if num_classes < 1:
@@ -198,6 +202,9 @@ class _YOLOv4TinyTopology(nn.Module):
         self.masks: tuple[tuple[int, ...], ...] = tuple(tuple(int(i) for i in m) for m in masks)
         self.anchor_ref_size = int(anchor_ref_size)
         self.register_buffer("anchors", anchor_tensor, persistent=False)
+        if not 0.0 <= input_dropout < 1.0:
+            raise ValueError(f"input_dropout must be in [0, 1), got {input_dropout}")
+        self.input_dropout = nn.Dropout2d(input_dropout) if input_dropout > 0 else nn.Identity()
 
         ch = [scaled_channels(c, width) for c in (32, 64, 64, 128, 256, 512, 256, 512, 128, 256)]
         c_conv1, c_conv2, c_b1, c_b2, c_b3, c_conv3, c_p5, c_neck1, c_up, c_neck2 = ch
@@ -232,7 +239,7 @@ class _YOLOv4TinyTopology(nn.Module):
                 f"{type(self).__name__} expects images (B, 3, H, W) with H and W multiples of 32, "
                 f"got shape {tuple(x.shape)}"
             )
-        y = self.conv2(self.conv1(x))
+        y = self.conv2(self.conv1(self.input_dropout(x)))
         y, _ = self.block1(y)
         y, _ = self.block2(y)
         y, feat1 = self.block3(y)
@@ -240,6 +247,10 @@ class _YOLOv4TinyTopology(nn.Module):
         out13 = self.head1(self.neck1(p5))
         up = self.conv_up(p5)
         out26 = self.head2(self.neck2(torch.cat([up, feat1], dim=1)))
+        return self.read(out13, out26)
+
+    def read(self, out13: Tensor, out26: Tensor) -> tuple[Tensor, Tensor]:
+        """The outputs of this step as read out (see :mod:`spyolo.models.readout`); the heads' own here."""
         return out13, out26
 
     @torch.no_grad()
@@ -286,6 +297,9 @@ class SPYv4(_YOLOv4TinyTopology):
         threshold: Firing threshold of every LTC neuron.
         anchor_ref_size: Input size at which ``anchors`` are given.
         surrogate: Constants of the surrogate gradient of every LTC neuron (default: the paper's).
+        readout: ``"last"`` (each step's heads, as the release) or ``"mean"`` (the running mean of
+            the heads over the steps since the reset; :mod:`spyolo.models.readout`).
+        input_dropout: ``Dropout2d`` probability on the input image in training (release: 0.1).
     """
 
     is_spiking: ClassVar[bool] = True
@@ -299,6 +313,8 @@ class SPYv4(_YOLOv4TinyTopology):
         threshold: float = 1.0,
         anchor_ref_size: int = ANCHOR_REF_SIZE,
         surrogate: SurrogateParams | None = None,
+        readout: str = "last",
+        input_dropout: float = 0.0,
     ) -> None:
         def ltc(
             in_channels: int, out_channels: int, kernel_size: int, *, stride: int, bias: bool, upsample: bool
@@ -308,9 +324,20 @@ class SPYv4(_YOLOv4TinyTopology):
                 surrogate=surrogate,
             )
 
-        super().__init__(ltc, True, num_classes, width, anchors, masks, anchor_ref_size)
+        if readout not in READOUTS:
+            raise ValueError(f"unknown readout {readout!r}; valid values are {list(READOUTS)}")
+        super().__init__(ltc, True, num_classes, width, anchors, masks, anchor_ref_size, input_dropout)
         self.threshold = float(threshold)
         self.surrogate = DEFAULT_SURROGATE if surrogate is None else surrogate
+        self.readout = readout
+        # registered last: the LTC layers keep their forward order among the stateful modules
+        self.mean_readout = MeanReadout() if readout == "mean" else None
+
+    def read(self, out13: Tensor, out26: Tensor) -> tuple[Tensor, Tensor]:
+        """This step's heads (``readout="last"``) or their running mean (``"mean"``)."""
+        if self.mean_readout is None:
+            return out13, out26
+        return self.mean_readout(out13, out26)
 
 
 class YOLOv4Tiny(_YOLOv4TinyTopology):
@@ -330,8 +357,9 @@ class YOLOv4Tiny(_YOLOv4TinyTopology):
         masks: Sequence[Sequence[int]] = DEFAULT_MASKS,
         threshold: float = 1.0,
         anchor_ref_size: int = ANCHOR_REF_SIZE,
+        input_dropout: float = 0.0,
     ) -> None:
-        super().__init__(ConvBNAct, False, num_classes, width, anchors, masks, anchor_ref_size)
+        super().__init__(ConvBNAct, False, num_classes, width, anchors, masks, anchor_ref_size, input_dropout)
 
 
 def run_timesteps(
@@ -371,8 +399,9 @@ def build_model(cfg: Any, num_classes: int) -> nn.Module:
     """Build the detector described by a ``spyolo.config.ModelConfig``.
 
     Reads ``cfg.kind`` (``"spyv4"`` or ``"ann"``), ``cfg.width``, ``cfg.anchors``,
-    ``cfg.masks``, ``cfg.threshold`` and, if present, ``cfg.anchor_ref_size`` and the
-    surrogate constants ``cfg.surrogate_sigma`` / ``surrogate_height`` / ``surrogate_gamma``.
+    ``cfg.masks``, ``cfg.threshold`` and, if present, ``cfg.anchor_ref_size``, the
+    surrogate constants ``cfg.surrogate_sigma`` / ``surrogate_height`` / ``surrogate_gamma``,
+    ``cfg.readout`` and ``cfg.input_dropout``.
 
     Raises:
         ValueError: for an unknown ``kind``.
@@ -385,6 +414,7 @@ def build_model(cfg: Any, num_classes: int) -> nn.Module:
         masks=[tuple(m) for m in cfg.masks],
         threshold=cfg.threshold,
         anchor_ref_size=getattr(cfg, "anchor_ref_size", ANCHOR_REF_SIZE),
+        input_dropout=float(getattr(cfg, "input_dropout", 0.0)),
     )
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; valid kinds are {list(MODEL_KINDS)}")
@@ -394,7 +424,7 @@ def build_model(cfg: Any, num_classes: int) -> nn.Module:
             float(getattr(cfg, "surrogate_height", DEFAULT_SURROGATE.height)),
             float(getattr(cfg, "surrogate_gamma", DEFAULT_SURROGATE.gamma)),
         )
-        model: nn.Module = SPYv4(**kwargs, surrogate=surrogate)
+        model: nn.Module = SPYv4(**kwargs, surrogate=surrogate, readout=getattr(cfg, "readout", "last"))
     else:
         model = YOLOv4Tiny(**kwargs)
     prior = float(getattr(cfg, "head_prior", 0.0))

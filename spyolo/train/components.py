@@ -15,8 +15,9 @@ from torch import nn
 
 from spyolo.config import Config
 from spyolo.loss import YOLOLoss
-from spyolo.models import HeadSpec, build_model, head_spec_for
+from spyolo.models import HeadSpec, TransferReport, build_model, head_spec_for, transfer_weights
 from spyolo.snn.ltc import set_ltc_backend
+from spyolo.train.distill import HeadDistillation, load_teacher
 from spyolo.train.distributed import DistInfo, wrap_ddp
 from spyolo.train.fptt import FPTT
 from spyolo.train.optim import LRSchedule, build_optimizer, build_scheduler
@@ -39,6 +40,8 @@ class TrainingParts:
         fptt: the FPTT traces (``None`` unless ``method == "fptt"``).
         step: the per-batch training step.
         state_generator: generator of the uniform initial membranes (``model.state_init=uniform``).
+        transfer: what ``model.init_from`` loaded (``None`` without it, or on resume).
+        distill: the distillation teacher and term (``train.distill_from``), or ``None``.
     """
 
     core: nn.Module
@@ -52,6 +55,8 @@ class TrainingParts:
     fptt: FPTT | None
     step: TrainStep
     state_generator: torch.Generator | None
+    transfer: TransferReport | None = None
+    distill: HeadDistillation | None = None
 
     @property
     def spiking(self) -> bool:
@@ -69,11 +74,19 @@ def prepare_model(cfg: Config, num_classes: int, runtime: Runtime) -> nn.Module:
 
 
 def build_training(
-    cfg: Config, num_classes: int, runtime: Runtime, dist: DistInfo, iters_per_epoch: int
+    cfg: Config, num_classes: int, runtime: Runtime, dist: DistInfo, iters_per_epoch: int, resume: bool = False
 ) -> TrainingParts:
-    """Build the components of a run (``iters_per_epoch`` sizes the learning-rate schedule)."""
+    """Build the components of a run (``iters_per_epoch`` sizes the learning-rate schedule).
+
+    ``model.init_from`` loads its weights into the model before the FPTT traces are made (so they
+    start at the transferred weights: ``W_bar = W``, ``lambda = 0``); not when ``resume`` (the
+    checkpoint brings the weights). ``train.distill_from`` loads the frozen teacher.
+    """
     tc = cfg.train
     core = prepare_model(cfg, num_classes, runtime)
+    transfer = None
+    if cfg.model.init_from and not resume:
+        transfer = transfer_weights(core, cfg.model.init_from)
     spiking = bool(getattr(core, "is_spiking", False))
     method = tc.method if spiking else "ann"
     spec = head_spec_for(core, cfg.data.img_size)
@@ -92,11 +105,17 @@ def build_training(
     if tc.compile:
         model = torch.compile(model)
     state_generator = torch.Generator(device=runtime.device) if cfg.model.state_init == "uniform" else None
+    distill = None
+    if tc.distill_from:
+        teacher = load_teacher(tc.distill_from, core, runtime.device)
+        if runtime.channels_last:
+            teacher = teacher.to(memory_format=torch.channels_last)
+        distill = HeadDistillation(teacher, tc.distill_weight, tc.distill_box_weight, num_classes)
     step = TrainStep(
         model, loss_fn, optimizer,
         StepSettings(method, cfg.model.timesteps, tc.step_weighting, tc.update_every, tc.clip_norm,
                      cfg.model.state_init),
-        runtime, fptt=fptt, state_generator=state_generator,
+        runtime, fptt=fptt, state_generator=state_generator, distill=distill,
     )
     return TrainingParts(core, model, method, spec, loss_fn, optimizer, schedule, scheduler, fptt, step,
-                         state_generator)
+                         state_generator, transfer, distill)

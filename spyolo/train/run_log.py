@@ -10,6 +10,7 @@ A run folder ``runs/<name>/`` holds
   run's history after each epoch's checkpoint, so it never holds an epoch the checkpoint
   does not;
 * ``results.png``: loss parts, mAP and firing rate per epoch (:func:`spyolo.eval.plots.plot_results`);
+* ``transfer.txt``: what ``model.init_from`` loaded (runs started from trained weights);
 * TensorBoard events (``events.out.tfevents.*``): the same scalars.
 
 Every file is written through :mod:`spyolo.utils.io` (atomically).
@@ -42,7 +43,7 @@ __all__ = ["CSV_FIELDS", "RunLog", "git_commit", "run_record"]
 log = logging.getLogger(__name__)
 
 CSV_FIELDS = [
-    "epoch", "iterations", "lr", "loss", "box", "obj", "cls", "firing_rate",
+    "epoch", "iterations", "lr", "loss", "box", "obj", "cls", "distill", "firing_rate",
     "map_voc07", "map_area", "epoch_time_s", "images_per_s", "peak_mem_mib",
 ]
 """Columns of ``results.csv``."""
@@ -127,6 +128,10 @@ class RunLog:
         entry["resumed_at_epoch"] = resumed_at_epoch
         starts.append(entry)
         return atomic_write_text(path, yaml.safe_dump({"starts": starts}, sort_keys=False))
+
+    def write_text(self, name: str, text: str) -> Path:
+        """A text file of the run folder (e.g. ``transfer.txt``)."""
+        return atomic_write_text(self.run_dir / name, text)
 
     def write_results(self, history: Sequence[Mapping[str, Any]], title: str = "") -> None:
         """Rewrite ``results.csv`` and ``results.png`` from ``history``; log its last row to TensorBoard."""

@@ -11,7 +11,8 @@ A call is two phases, also available separately (:meth:`TrainStep.prepare`,
 :meth:`TrainStep.time_loop`):
 
 * ``prepare`` builds the targets once per batch (the only place that reads values back to
-  the host, to size tensors), clears the gradients and resets the neuron states;
+  the host, to size tensors), runs the distillation teacher if there is one (once per batch:
+  it does not depend on the timestep), clears the gradients and resets the neuron states;
 * ``time_loop`` runs the T timesteps and the updates without any host-device
   synchronisation: the returned loss parts are device tensors.
 
@@ -33,6 +34,7 @@ from spyolo.loss import YOLOLoss
 from spyolo.loss.yolo import YOLOTargets
 from spyolo.snn import detach_states, reset_states
 from spyolo.snn.ltc import StateLayout, init_states, state_layouts, truncated_states
+from spyolo.train.distill import HeadDistillation
 from spyolo.train.fptt import FPTT
 from spyolo.utils.runtime import Runtime
 
@@ -67,9 +69,11 @@ _LayoutKey = tuple[tuple[int, ...], torch.dtype, torch.device, bool, torch.dtype
 
 
 class TrainStep:
-    """Callable running one batch; returns device tensors ``{"loss","box","obj","cls","num_pos"}``.
+    """Callable running one batch; returns device tensors ``{"loss","box","obj","cls","num_pos","distill"}``.
 
-    ``loss`` is the mean over timesteps of the (unweighted) per-step YOLO loss, for logging.
+    ``loss`` is the mean over timesteps of the (unweighted) per-step YOLO loss, for logging;
+    ``distill`` the mean of the (weighted) distillation term added to it in training (0 without
+    a teacher).
 
     ``model`` may be the plain model, a ``torch.compile`` wrapper of it, or DDP (compiled or
     not); the wrapper's ``_orig_mod`` is used for the uncompiled first steps described in the
@@ -85,6 +89,7 @@ class TrainStep:
         runtime: Runtime,
         fptt: FPTT | None = None,
         state_generator: torch.Generator | None = None,
+        distill: HeadDistillation | None = None,
     ) -> None:
         if settings.method == "fptt" and fptt is None:
             raise ValueError("method 'fptt' needs an FPTT instance")
@@ -100,6 +105,7 @@ class TrainStep:
         self.runtime = runtime
         self.fptt = fptt
         self.state_generator = state_generator
+        self.distill = distill
         self.params = [p for p in model.parameters() if p.requires_grad]
         steps = settings.timesteps if settings.method != "ann" else 1
         if settings.step_weighting == "linear":
@@ -113,10 +119,19 @@ class TrainStep:
         self._lazy_batch = False
 
     # -- helpers -------------------------------------------------------------------------
-    def _forward_loss(self, model: nn.Module, images: torch.Tensor, built: YOLOTargets) -> tuple[torch.Tensor, dict]:
+    def _forward_loss(
+        self, model: nn.Module, images: torch.Tensor, built: YOLOTargets
+    ) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """One step: ``(training loss, YOLO loss, parts)``; the first adds the distillation term."""
         with self.runtime.autocast():
             outs = model(images)
-        return self.loss_fn(outs, built)
+        loss, parts = self.loss_fn(outs, built)
+        if self.distill is None:
+            parts["distill"] = torch.zeros((), device=loss.device)
+            return loss, loss, parts
+        term = self.distill(outs, built.num_pos)
+        parts["distill"] = term.detach()
+        return loss + term, loss, parts
 
     def _update(self) -> None:
         if self.fptt is not None and self.settings.method == "fptt":
@@ -131,7 +146,8 @@ class TrainStep:
     @staticmethod
     def _stack(loss: torch.Tensor, parts: dict) -> torch.Tensor:
         return torch.stack(
-            [loss.detach().float(), parts["box"].float(), parts["obj"].float(), parts["cls"].float(), parts["num_pos"].float()]
+            [loss.detach().float(), parts["box"].float(), parts["obj"].float(), parts["cls"].float(),
+             parts["num_pos"].float(), parts["distill"].float()]
         )
 
     def _layout_key(self, images: torch.Tensor) -> _LayoutKey:
@@ -180,6 +196,8 @@ class TrainStep:
         """
         h, w = images.shape[-2:]
         built = self.loss_fn.build_targets(targets, images.shape[0], self.loss_fn.grid_sizes((h, w)), (h, w))
+        if self.distill is not None:
+            self.distill.prepare(images, self.runtime.autocast())
         self.optimizer.zero_grad(set_to_none=True)
         if self.settings.method != "ann":
             self._reset_states(images)
@@ -189,36 +207,36 @@ class TrainStep:
         """Run the timesteps and updates of one batch after :meth:`prepare`; no host sync.
 
         Returns:
-            A device tensor ``[loss, box, obj, cls, num_pos]``, each the mean over timesteps.
+            A device tensor ``[loss, box, obj, cls, num_pos, distill]``, each the mean over timesteps.
         """
         s = self.settings
         if s.method == "ann":
-            loss, parts = self._forward_loss(self.model, images, built)
-            loss.backward()
+            total, loss, parts = self._forward_loss(self.model, images, built)
+            total.backward()
             self._update()
             return self._stack(loss, parts)
-        acc = torch.zeros(5, device=images.device)
+        acc = torch.zeros(6, device=images.device)
         if s.method == "fptt":
             # Each step's graph ends at the spikes: the membranes are stored detached
             # (detach_states keeps this true for any other stateful module).
             with truncated_states(self.eager_model):
                 for t in range(s.timesteps):
                     detach_states(self.eager_model)
-                    loss, parts = self._forward_loss(self._step_model(t), images, built)
+                    total, loss, parts = self._forward_loss(self._step_model(t), images, built)
                     self._record_layouts()
                     weight = self.weights[t]
-                    (loss if weight == 1.0 else loss * weight).backward()
+                    (total if weight == 1.0 else total * weight).backward()
                     if (t + 1) % s.update_every == 0 or t == s.timesteps - 1:
                         self._update()
                     acc += self._stack(loss, parts)
         else:  # bptt
-            total = None
+            summed = None
             for t in range(s.timesteps):
-                loss, parts = self._forward_loss(self._step_model(t), images, built)
+                total, loss, parts = self._forward_loss(self._step_model(t), images, built)
                 self._record_layouts()
-                total = loss * self.weights[t] if total is None else total + loss * self.weights[t]
+                summed = total * self.weights[t] if summed is None else summed + total * self.weights[t]
                 acc += self._stack(loss, parts)
-            total.backward()
+            summed.backward()
             self._update()
         acc /= s.timesteps
         return acc
@@ -226,4 +244,4 @@ class TrainStep:
     def __call__(self, images: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         built = self.prepare(images, targets)
         acc = self.time_loop(images, built)
-        return {"loss": acc[0], "box": acc[1], "obj": acc[2], "cls": acc[3], "num_pos": acc[4]}
+        return {"loss": acc[0], "box": acc[1], "obj": acc[2], "cls": acc[3], "num_pos": acc[4], "distill": acc[5]}

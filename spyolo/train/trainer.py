@@ -95,7 +95,8 @@ class Trainer:
             )
 
         # Model, loss, optimiser, FPTT, step
-        self.parts = build_training(cfg, len(self.class_names), self.runtime, self.dist, self._iters_per_epoch())
+        self.parts = build_training(cfg, len(self.class_names), self.runtime, self.dist, self._iters_per_epoch(),
+                                    resume=resume)
         self.core = self.parts.core
         self.method = self.parts.method
         self.spiking = self.parts.spiking
@@ -112,6 +113,9 @@ class Trainer:
             self.run_log.write_config(cfg)
             self.record = run_record(self.runtime)
             self.run_log.add_start(self.record, resumed_at_epoch=self.start_epoch if resume else None)
+            if self.parts.transfer is not None:
+                log.info("%s", self.parts.transfer.summary())
+                self.run_log.write_text("transfer.txt", self.parts.transfer.summary() + "\n")
             self.run_log.write_results(self.history, title=self._title())
         else:
             self.record = {}
@@ -232,7 +236,7 @@ class Trainer:
         iters = self._iters_per_epoch()
         if self.monitor is not None:
             self.monitor.reset()
-        sums = torch.zeros(5, device=self.runtime.device)
+        sums = torch.zeros(6, device=self.runtime.device)
         t0 = time.perf_counter()
         bar = tqdm(
             total=iters, desc=f"epoch {epoch + 1}/{tc.epochs} [{self.method}]", unit="batch",
@@ -255,12 +259,14 @@ class Trainer:
                 else:
                     held = f"; {self._checkpoint_note()}"
                 raise TrainingDiverged(f"non-finite loss ({float(out['loss'])}) at {where}; training stopped{held}")
-            sums += torch.stack([out[k] for k in ("loss", "box", "obj", "cls", "num_pos")])
+            sums += torch.stack([out[k] for k in ("loss", "box", "obj", "cls", "num_pos", "distill")])
             n_done += 1
             bar.update(1)
             if self.dist.main and (i % max(1, tc.log_every) == 0 or i == iters - 1):
                 mean = (sums / n_done).tolist()
                 post = {"loss": f"{mean[0]:.3f}", "box": f"{mean[1]:.3f}", "obj": f"{mean[2]:.3f}", "cls": f"{mean[3]:.3f}"}
+                if p.distill is not None:
+                    post["kd"] = f"{mean[5]:.3f}"
                 if self.monitor is not None:
                     post["fr"] = f"{self.monitor.mean_rate():.3f}"
                 post["lr"] = f"{p.optimizer.param_groups[0]['lr']:.2e}"
@@ -273,6 +279,7 @@ class Trainer:
         return {
             "epoch": epoch + 1, "iterations": n_done, "lr": p.optimizer.param_groups[0]["lr"],
             "loss": mean[0], "box": mean[1], "obj": mean[2], "cls": mean[3],
+            "distill": mean[5] if p.distill is not None else float("nan"),
             "firing_rate": self.monitor.mean_rate() if self.monitor is not None else float("nan"),
             "map_voc07": float("nan"), "map_area": float("nan"), "epoch_time_s": elapsed,
             "images_per_s": n_done * tc.batch_size / max(elapsed, 1e-9),

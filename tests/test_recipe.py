@@ -1,0 +1,213 @@
+"""The training recipe's parts: weight transfer, model.init_from, input dropout, the mean
+read-out, and distillation from the ANN twin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from spyolo.checkpoint import save_checkpoint
+from spyolo.config import Config, config_to_dict
+from spyolo.errors import ConfigError, TransferError
+from spyolo.models import SPYv4, YOLOv4Tiny, build_model, restart_readout, transfer_weights
+from spyolo.models.transfer import yolov4_tiny_key
+from spyolo.snn import reset_states
+
+
+def _ann(num_classes: int = 8, seed: int = 1) -> YOLOv4Tiny:
+    torch.manual_seed(seed)
+    model = YOLOv4Tiny(num_classes=num_classes, width=0.25)
+    with torch.no_grad():  # non-default BN statistics, so that copying them is visible
+        for name, buf in model.named_buffers():
+            if name.endswith("running_mean"):
+                buf.normal_()
+            elif name.endswith("running_var"):
+                buf.uniform_(0.5, 2.0)
+    return model
+
+
+def _public_naming(state: dict) -> dict:
+    """The ANN twin's state dict under the YOLOv4-tiny names of the public weights."""
+    inverse = {}
+    names = {"conv1": "backbone.conv1", "conv2": "backbone.conv2", "conv3": "backbone.conv3", "conv_p5": "conv_for_P5",
+             "neck1": "yolo_headP5.0", "conv_up": "upsample.upsample.0", "neck2": "yolo_headP4.0",
+             "head1": "yolo_headP5.1", "head2": "yolo_headP4.1"}
+    for key, value in state.items():
+        first, rest = key.split(".", 1)
+        if first.startswith("block"):
+            layer, rest2 = rest.split(".", 1)
+            public = f"backbone.resblock_body{first[-1]}.conv{layer[1:]}.{rest2}"
+        else:
+            public = f"{names[first]}.{rest}"
+        assert yolov4_tiny_key(public) == key, (public, key)
+        inverse[public] = value
+    return inverse
+
+
+# ------------------------------------------------------------------------------ transfer
+
+
+@pytest.mark.parametrize("kind", ["public", "checkpoint", "state_dict"])
+def test_transfer_from_the_ann_twin_in_every_source_form(kind: str, tmp_path: Path) -> None:
+    ann = _ann()
+    state = ann.state_dict()
+    source = {"public": _public_naming(state), "checkpoint": {"model": state, "config": {}}, "state_dict": state}[kind]
+    path = tmp_path / "source.pt"
+    torch.save(source, path)
+    torch.manual_seed(7)
+    snn = SPYv4(num_classes=8, width=0.25)
+    tau_before = {k: v.clone() for k, v in snn.state_dict().items() if ".tau_" in k}
+    report = transfer_weights(snn, path)
+    after = snn.state_dict()
+    for key, value in state.items():
+        assert torch.equal(after[key], value), key  # convs, BN affine and running statistics, heads
+    assert all(torch.equal(after[k], v) for k, v in tau_before.items())  # the tau path keeps its values
+    assert set(report.loaded) == set(state) and not report.skipped
+    assert all(".tau_" in k or k.endswith(".conv.bias") for k in report.left_at_init)
+    assert report.source_kind == {"public": "YOLOv4-tiny state dict", "checkpoint": "spyolo checkpoint",
+                                  "state_dict": "spyolo state dict"}[kind]
+    assert f"{len(state)} tensors loaded, 0 skipped" in report.summary()
+
+
+def test_transfer_skips_heads_of_another_class_count_and_names_bad_shapes() -> None:
+    coco = _ann(num_classes=80).state_dict()
+    snn = SPYv4(num_classes=8, width=0.25)
+    head_before = snn.head1.weight.clone()
+    report = transfer_weights(snn, coco)  # an in-memory dict
+    assert sorted(k for k, _ in report.skipped) == ["head1.bias", "head1.weight", "head2.bias", "head2.weight"]
+    assert "another number of classes" in report.skipped[0][1] and "skipped head1" in report.summary()
+    assert torch.equal(snn.head1.weight, head_before)
+    assert torch.equal(snn.conv1.conv.weight, coco["conv1.conv.weight"])
+
+    wide = YOLOv4Tiny(num_classes=8, width=0.5).state_dict()
+    with pytest.raises(TransferError, match=r"conv1.conv.weight has shape \(16, 3, 3, 3\) in the source but "
+                                            r"\(8, 3, 3, 3\) in the model"):
+        transfer_weights(snn, wide)
+    with pytest.raises(TransferError, match="none of its keys is a weight of this model"):
+        transfer_weights(snn, {"fc.weight": torch.zeros(2, 2)})
+
+
+def test_transfer_from_spyv4_brings_the_tau_path(tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    src = SPYv4(num_classes=8, width=0.25)
+    dst = SPYv4(num_classes=8, width=0.25)
+    report = transfer_weights(dst, src.state_dict())
+    assert not report.left_at_init and not report.skipped
+    assert all(torch.equal(a, b) for a, b in zip(src.state_dict().values(), dst.state_dict().values()))
+
+
+def test_init_from_starts_the_run_and_the_fptt_traces_at_the_transferred_weights(make_tiny_config, tmp_path):
+    from spyolo.train.trainer import Trainer
+
+    ann = _ann()
+    source = tmp_path / "ann.pt"
+    save_checkpoint({"model": ann.state_dict(), "config": config_to_dict(Config())}, source)
+    cfg = make_tiny_config({"model.init_from": str(source), "train.epochs": 1})
+    tr = Trainer(cfg, tmp_path / "run", progress=False)
+    try:
+        for key, value in ann.state_dict().items():
+            assert torch.equal(tr.core.state_dict()[key], value), key
+        fptt = tr.parts.fptt
+        assert all(torch.equal(w, p) for w, p in zip(fptt.w_bar, fptt.params))  # W_bar = W
+        assert all(not lam.any() for lam in fptt.lam)  # lambda = 0
+        assert "tensors loaded" in (tmp_path / "run" / "transfer.txt").read_text()
+        tr.fit()
+    finally:
+        tr.close()
+    resumed = Trainer(cfg, tmp_path / "run", resume=True, progress=False)  # resume: no transfer, the checkpoint's weights
+    try:
+        assert resumed.parts.transfer is None
+        assert not torch.equal(resumed.core.conv1.conv.weight, ann.conv1.conv.weight)
+    finally:
+        resumed.close()
+
+
+# ------------------------------------------------------------------------ input dropout, read-out
+
+
+def test_input_dropout_drops_image_channels_in_training_only() -> None:
+    model = SPYv4(num_classes=3, width=0.25, input_dropout=0.5)
+    assert set(model.state_dict()) == set(SPYv4(num_classes=3, width=0.25).state_dict())  # no new weights
+    x = torch.ones(64, 3, 32, 32)
+    model.train()
+    dropped = model.input_dropout(x)
+    kept = dropped.flatten(2).amax(dim=2)  # per image and channel: 0 (dropped) or 2 (kept, scaled by 1/(1-p))
+    assert set(kept.unique().tolist()) == {0.0, 2.0} and 0.3 < (kept == 0).float().mean() < 0.7
+    model.eval()
+    assert torch.equal(model.input_dropout(x), x)
+    with pytest.raises(ValueError, match="input_dropout"):
+        SPYv4(num_classes=3, input_dropout=1.0)
+
+
+def test_mean_readout_is_the_running_mean_of_the_heads() -> None:
+    torch.manual_seed(0)
+    last = SPYv4(num_classes=3, width=0.25).eval()
+    mean = SPYv4(num_classes=3, width=0.25, readout="mean").eval()
+    mean.load_state_dict(last.state_dict())
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        reset_states(last)
+        reset_states(mean)
+        steps = [last(x) for _ in range(3)]
+        means = [mean(x) for _ in range(3)]
+        for t in range(3):
+            for head in range(2):
+                expected = torch.stack([s[head] for s in steps[: t + 1]]).mean(dim=0)
+                torch.testing.assert_close(means[t][head], expected)
+        restart_readout(mean)  # membranes kept, read-out restarted: the next output is that step's heads alone
+        reset_free = last(x)
+        torch.testing.assert_close(mean(x)[0], reset_free[0])
+
+
+# ------------------------------------------------------------------------------ distillation
+
+
+def test_distillation_loss_is_zero_at_the_teacher_and_pulls_towards_it() -> None:
+    from spyolo.train.distill import distillation_loss
+
+    torch.manual_seed(0)
+    teacher = (torch.randn(2, 3 * 8, 4, 4), torch.randn(2, 3 * 8, 8, 8))
+    n = torch.tensor(5)
+    assert distillation_loss(teacher, teacher, 3, n).abs() < 1e-6
+    student = tuple(t.clone().requires_grad_() for t in teacher)
+    perturbed = tuple((s + 0.5).detach().requires_grad_() for s in student)
+    value = distillation_loss(perturbed, teacher, 3, n)
+    assert value > 0
+    value.backward()
+    # the gradient points back towards the teacher
+    assert all((p.grad * 0.5).sum() > 0 for p in perturbed)
+
+
+def test_distillation_teacher_is_frozen_and_runs_once_per_batch(make_tiny_config, tmp_path) -> None:
+    from spyolo.train.trainer import Trainer
+
+    ann_cfg = make_tiny_config({"model.kind": "ann"})
+    torch.manual_seed(5)
+    teacher_model = build_model(ann_cfg.model, num_classes=8)
+    source = tmp_path / "teacher.pt"
+    save_checkpoint({"model": teacher_model.state_dict(), "config": config_to_dict(ann_cfg),
+                     "class_names": ["circle", "square", "triangle", "star", "hexagon", "cross", "ring", "arrow"]},
+                    source)
+    cfg = make_tiny_config({"train.distill_from": str(source), "train.distill_weight": 2.0, "train.epochs": 1,
+                            "model.timesteps": 3})
+    tr = Trainer(cfg, tmp_path / "run", progress=False)
+    try:
+        teacher = tr.parts.distill.teacher
+        calls = []
+        teacher.register_forward_hook(lambda *_: calls.append(1))
+        before = {k: v.clone() for k, v in teacher.state_dict().items()}
+        row = tr.fit()
+        assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+        assert all(p.grad is None for p in teacher.parameters())
+        assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in before.items())  # running stats too
+        assert len(calls) == row["iterations"]  # once per batch, not once per timestep (T = 3)
+        assert row["distill"] > 0
+    finally:
+        tr.close()
+    other = tmp_path / "other.pt"
+    save_checkpoint({"model": build_model(ann_cfg.model, num_classes=3).state_dict(), "config": config_to_dict(ann_cfg),
+                     "class_names": ["a", "b", "c"]}, other)
+    with pytest.raises(ConfigError, match="the teacher's num_classes"):
+        Trainer(make_tiny_config({"train.distill_from": str(other)}), tmp_path / "run2", progress=False)
