@@ -1,4 +1,4 @@
-"""VOC annotation parsing, class/set specs, and VOCDataset (errors, skipping, targets)."""
+"""VOC annotation parsing, class/set specs, and the DetectionDataset on VOC folders (errors, skipping, targets)."""
 
 from __future__ import annotations
 
@@ -12,16 +12,8 @@ import pytest
 import torch
 
 from spyolo.data.transforms import build_eval_transform, letterbox_params
-from spyolo.data.voc import (
-    VOC_CLASSES,
-    DatasetError,
-    VOCDataset,
-    continuous_to_voc,
-    load_class_names,
-    parse_sets,
-    parse_voc_xml,
-    voc_to_continuous,
-)
+from spyolo.data.dataset import DetectionDataset, VOCSource, load_class_names, parse_sets
+from spyolo.data.voc import VOC_CLASSES, DatasetError, continuous_to_voc, parse_voc_xml, voc_to_continuous
 
 # Solid colour of every test JPEG, in OpenCV's BGR order: RGB (0, 128, 255).
 BGR = (255, 128, 0)
@@ -153,17 +145,18 @@ def test_box_on_the_image_border_is_valid(tmp_path: Path) -> None:
 def test_load_class_names(tmp_path: Path) -> None:
     year = tmp_path / "Y"
     year.mkdir()
-    assert load_class_names(None, [year]) == list(VOC_CLASSES)
+    sets = [VOCSource(year, "train")]
+    assert load_class_names(None, sets) == list(VOC_CLASSES)
     (year / "classes.txt").write_text("apple\n\n banana \n")
-    assert load_class_names(None, [tmp_path / "missing", year]) == ["apple", "banana"]
+    assert load_class_names(None, [VOCSource(tmp_path / "missing", "train"), *sets]) == ["apple", "banana"]
     given = tmp_path / "mine.txt"
     given.write_text("a\nb\nc\n")
-    assert load_class_names(given, [year]) == ["a", "b", "c"]
+    assert load_class_names(given, sets) == ["a", "b", "c"]
     given.write_text("a\nb\na\n")
     with pytest.raises(DatasetError, match=re.escape(f"{given}: class 'a' is listed more than once")):
-        load_class_names(given, [year])
+        load_class_names(given, sets)
     with pytest.raises(DatasetError, match="nope.txt: classes file not found"):
-        load_class_names(tmp_path / "nope.txt", [year])
+        load_class_names(tmp_path / "nope.txt", sets)
 
 
 def test_parse_sets(tmp_path: Path) -> None:
@@ -184,9 +177,9 @@ def test_parse_sets(tmp_path: Path) -> None:
 
 
 def test_dataset_reads_items_and_targets(voc: Path) -> None:
-    ds = VOCDataset([(voc, "train")], VOC_CLASSES)
+    ds = DetectionDataset([(voc, "train")], VOC_CLASSES)
     assert len(ds) == 3
-    assert ds.items == [(voc, "000001"), (voc, "000002"), (voc, "000003")]
+    assert ds.image_paths == [voc / "JPEGImages" / f"00000{i}.jpg" for i in (1, 2, 3)]
     image, target, meta = ds[0]
     assert image.dtype == torch.float32 and image.shape == (3, 30, 40)
     # RGB order and /255: the JPEG is a solid RGB (0, 128, 255).
@@ -198,8 +191,8 @@ def test_dataset_reads_items_and_targets(voc: Path) -> None:
 
 
 def test_difficult_kept_only_when_asked_but_always_in_annotation(voc: Path) -> None:
-    ds = VOCDataset([(voc, "train")], VOC_CLASSES)
-    kept = VOCDataset([(voc, "train")], VOC_CLASSES, keep_difficult=True)
+    ds = DetectionDataset([(voc, "train")], VOC_CLASSES)
+    kept = DetectionDataset([(voc, "train")], VOC_CLASSES, keep_difficult=True)
     assert ds[0][1][:, 0].tolist() == [11]
     assert kept[0][1][:, 0].tolist() == [11, 14]
     torch.testing.assert_close(kept[0][1][1], torch.tensor([14, 0.5, 0.5, 1.0, 1.0]))
@@ -211,14 +204,14 @@ def test_difficult_kept_only_when_asked_but_always_in_annotation(voc: Path) -> N
 
 def test_grayscale_image_gives_three_channels(voc: Path) -> None:
     cv2.imwrite(str(voc / "JPEGImages" / "000002.jpg"), np.full((30, 40), 200, np.uint8))
-    ds = VOCDataset([(voc, "train")], VOC_CLASSES)
+    ds = DetectionDataset([(voc, "train")], VOC_CLASSES)
     image = ds.load_image(1)
     assert image.shape == (30, 40, 3) and image.dtype == np.uint8
     assert abs(int(image[10, 10, 0]) - 200) <= 2 and image[10, 10, 0] == image[10, 10, 2]
 
 
 def test_letterbox_meta(voc: Path) -> None:
-    ds = VOCDataset([(voc, "train")], VOC_CLASSES, transform=build_eval_transform(64, "letterbox"))
+    ds = DetectionDataset([(voc, "train")], VOC_CLASSES, transform=build_eval_transform(64, "letterbox"))
     image, target, meta = ds[0]
     assert image.shape == (3, 64, 64)
     assert meta["letterbox"] == letterbox_params(30, 40, 64) == (1.6, 0, 8)
@@ -228,7 +221,7 @@ def test_letterbox_meta(voc: Path) -> None:
 
 def _expect_error(sets, fragment: str, **kwargs) -> None:
     with pytest.raises(DatasetError) as info:
-        VOCDataset(sets, VOC_CLASSES, **kwargs)
+        DetectionDataset(sets, VOC_CLASSES, **kwargs)
     assert fragment in str(info.value), str(info.value)
 
 
@@ -272,7 +265,7 @@ def test_corrupt_image(voc: Path) -> None:
     jpg = voc / "JPEGImages" / "000002.jpg"
     jpg.write_bytes(b"\x00garbage, not a JPEG" * 10)
     _expect_error([(voc, "train")], f"{jpg}: cannot decode image", verify_images=True)
-    ds = VOCDataset([(voc, "train")], VOC_CLASSES)  # not decoded at start-up ...
+    ds = DetectionDataset([(voc, "train")], VOC_CLASSES)  # not decoded at start-up ...
     with pytest.raises(DatasetError, match=re.escape(f"{jpg}: cannot decode image")):
         ds[1]  # ... but named when read
 
@@ -282,20 +275,20 @@ def test_image_size_differs_from_xml(voc: Path) -> None:
     cv2.imwrite(str(jpg), np.zeros((31, 40, 3), np.uint8))
     _expect_error([(voc, "train")], f"{jpg}: image is 40x31 (WxH) but its annotation says 40x30", verify_images=True)
     with pytest.raises(DatasetError, match="but its annotation says"):
-        VOCDataset([(voc, "train")], VOC_CLASSES)[1]
+        DetectionDataset([(voc, "train")], VOC_CLASSES)[1]
 
 
 def test_skip_bad_skips_and_warns(voc: Path, caplog: pytest.LogCaptureFixture) -> None:
     (voc / "JPEGImages" / "000002.jpg").unlink()
     (voc / "Annotations" / "000003.xml").write_text("<annotation>")
     with caplog.at_level(logging.WARNING, logger="spyolo"):
-        ds = VOCDataset([(voc, "train")], VOC_CLASSES, skip_bad=True)
+        ds = DetectionDataset([(voc, "train")], VOC_CLASSES, skip_bad=True)
     record = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(record) == 1
     message = record[0].getMessage()
     assert "skipped 2 of 3 samples" in message
     assert "000002.jpg: image file not found" in message and "000003.xml: malformed XML" in message
-    assert ds.items == [(voc, "000001")] and len(ds.annotations) == 1
+    assert ds.image_paths == [voc / "JPEGImages" / "000001.jpg"] and len(ds.annotations) == 1
     assert [p for p, _ in ds.skipped] == [str(voc / "JPEGImages" / "000002.jpg"), str(voc / "Annotations" / "000003.xml")]
 
 
@@ -307,7 +300,7 @@ def test_skip_bad_lists_at_most_twenty(tmp_path: Path, caplog: pytest.LogCapture
         add_sample(year, image_id, image=False)
     write_split(year, "train", ["good", *bad])
     with caplog.at_level(logging.WARNING, logger="spyolo"):
-        ds = VOCDataset([(year, "train")], VOC_CLASSES, skip_bad=True)
+        ds = DetectionDataset([(year, "train")], VOC_CLASSES, skip_bad=True)
     message = caplog.records[-1].getMessage()
     assert "skipped 23 of 24 samples" in message
     assert "b19.jpg" in message and "b20.jpg" not in message and message.endswith("... and 3 more")
@@ -322,4 +315,4 @@ def test_skip_bad_with_nothing_left_raises(voc: Path) -> None:
 
 def test_mosaic_needs_a_train_transform(voc: Path) -> None:
     with pytest.raises(ValueError, match="mosaic_prob > 0 needs a training transform"):
-        VOCDataset([(voc, "train")], VOC_CLASSES, transform=build_eval_transform(64), mosaic_prob=0.5)
+        DetectionDataset([(voc, "train")], VOC_CLASSES, transform=build_eval_transform(64), mosaic_prob=0.5)

@@ -17,7 +17,8 @@ from spyolo.config import DataConfig
 from spyolo.data.build import build_dataset, ensure_synthetic
 from spyolo.data.loader import build_dataloader, collate_detection
 from spyolo.data.transforms import build_train_transform
-from spyolo.data.voc import VOC_CLASSES, VOCDataset
+from spyolo.data.dataset import DetectionDataset
+from spyolo.data.voc import VOC_CLASSES
 
 def make_voc(year: Path, n: int, split: str = "train", seed: int = 0) -> None:
     """n random 48x64 images, each with two objects, listed in `split`."""
@@ -71,8 +72,8 @@ def _same(a, b) -> bool:
     )
 
 
-def _train_dataset(year: Path, mosaic: float = 0.0) -> VOCDataset:
-    return VOCDataset([(year, "train")], VOC_CLASSES, transform=build_train_transform(64), mosaic_prob=mosaic)
+def _train_dataset(year: Path, mosaic: float = 0.0) -> DetectionDataset:
+    return DetectionDataset([(year, "train")], VOC_CLASSES, transform=build_train_transform(64), mosaic_prob=mosaic)
 
 
 def test_loader_is_deterministic_for_a_seed(tmp_path: Path) -> None:

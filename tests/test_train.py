@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import pytest
 import torch
 
@@ -33,9 +34,21 @@ def test_methods_train_and_write_a_run_folder(make_tiny_config, tmp_path, over):
         tr.close()
     assert tr.method == ("ann" if over.get("model.kind") == "ann" else over["train.method"])
     run = tmp_path / "run"
-    for f in ("args.yaml", "results.csv", "weights/last.pt", "weights/best.pt"):
+    for f in ("args.yaml", "run.yaml", "results.csv", "results.png", "val_batch_pred.jpg", "weights/last.pt",
+              "weights/best.pt"):
         assert (run / f).is_file(), f
-    assert list(run.glob("events.out.tfevents.*")), "no TensorBoard events"
+    assert cv2.imread(str(run / "val_batch_pred.jpg")).shape[2] == 3 and cv2.imread(str(run / "results.png")) is not None
+    events = list(run.glob("events.out.tfevents.*"))
+    assert events, "no TensorBoard events"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run))
+    acc.Reload()
+    tags = acc.Tags()
+    assert "train/loss" in tags["scalars"] and "val/map_voc07" in tags["scalars"]
+    if tr.spiking:
+        assert {"map_voc07_at_timestep/t1", "map_voc07_at_timestep/t2", "firing_rate/conv1"} <= set(tags["scalars"])
+        assert "map_per_timestep" in tags["images"]
     rows = _rows(run)
     assert len(rows) == 1 and float(rows[0]["loss"]) > 0
     assert 0.0 <= row["map_voc07"] <= 1.0 and 0.0 <= row["map_area"] <= 1.0

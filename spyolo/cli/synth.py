@@ -4,8 +4,10 @@
 
 (``python tools/make_synthetic_voc.py ...`` is the same program.) See
 :mod:`spyolo.data.synthetic` for what the images contain and how the boxes and the
-truncated/difficult flags are defined. ``--overwrite`` regenerates a folder this generator
-wrote (it holds ``synthetic_spec.json``); a folder of other data is never touched.
+truncated/difficult flags are defined. ``--coco`` also writes each split as a COCO annotation
+file (``annotations/instances_<split>.json``, for ``coco:...`` set entries). ``--overwrite``
+regenerates a folder this generator wrote (it holds ``synthetic_spec.json``); a folder of other
+data is never touched.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality 1..100")
     parser.add_argument("--classes", nargs="+", default=None, metavar="NAME",
                         help=f"subset of classes (default all: {' '.join(SYNTHETIC_CLASSES)})")
+    parser.add_argument("--coco", action="store_true",
+                        help="also write each split as COCO JSON: annotations/instances_<split>.json")
     parser.add_argument("--overwrite", action="store_true",
                         help="regenerate a synthetic dataset spyolo generated earlier in --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -51,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     out = generate_synthetic_voc(
         args.out, args.train, args.test, args.seed, classes=args.classes,
         min_side=args.min_side, max_side=args.max_side, jpeg_quality=args.jpeg_quality,
-        workers=args.workers, progress=not args.no_progress, overwrite=args.overwrite)
+        workers=args.workers, progress=not args.no_progress, overwrite=args.overwrite, coco=args.coco)
     print(f"wrote {args.train + args.test} images to {out.resolve()}")
     print(f"{'split':<10}{'images':>8}{'objects':>9}{'difficult':>11}{'truncated':>11}")
     for split, stats in split_statistics(out).items():

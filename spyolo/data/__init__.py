@@ -1,4 +1,4 @@
-"""VOC data pipeline: annotations, dataset, transforms, loaders."""
+"""The data pipeline: VOC and COCO annotations, the dataset, transforms, loaders, the synthetic set."""
 
 from spyolo.data.build import build_dataset, ensure_synthetic
 from spyolo.data.loader import build_dataloader, collate_detection, seed_dataset
@@ -12,15 +12,14 @@ from spyolo.data.transforms import (
     map_boxes,
     unmap_boxes,
 )
+from spyolo.data.coco import COCOSource, read_coco
+from spyolo.data.dataset import DetectionDataset, VOCSource, load_class_names, parse_sets
 from spyolo.data.voc import (
     VOC_CLASSES,
     DatasetError,
     VOCAnnotation,
-    VOCDataset,
     VOCObject,
     continuous_to_voc,
-    load_class_names,
-    parse_sets,
     parse_voc_xml,
     read_image_rgb,
     voc_to_continuous,
@@ -28,12 +27,14 @@ from spyolo.data.voc import (
 
 __all__ = [
     "VOC_CLASSES",
+    "COCOSource",
     "DatasetError",
+    "DetectionDataset",
     "DetectionTransform",
     "Mosaic",
     "RandomScaleAspectPlace",
     "VOCAnnotation",
-    "VOCDataset",
+    "VOCSource",
     "VOCObject",
     "build_dataloader",
     "build_dataset",
@@ -47,6 +48,7 @@ __all__ = [
     "map_boxes",
     "parse_sets",
     "parse_voc_xml",
+    "read_coco",
     "read_image_rgb",
     "seed_dataset",
     "unmap_boxes",

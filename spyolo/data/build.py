@@ -7,11 +7,10 @@ Only attribute access is used on the config, so any object with the fields liste
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from spyolo.data.transforms import build_eval_transform, build_train_transform
-from spyolo.data.voc import VOCDataset, load_class_names, parse_sets
+from spyolo.data.dataset import DetectionDataset, VOCSource, load_class_names, parse_sets
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,11 @@ def ensure_synthetic(cfg: Any) -> None:
         synthetic_settings,
     )
 
-    year_dir, _ = parse_sets(cfg.train_sets, cfg.root)[0]
+    first = parse_sets(cfg.train_sets, cfg.root)[0]
+    if not isinstance(first, VOCSource):
+        raise ValueError("data.synthetic_train > 0 needs a VOC year folder as the first training set "
+                         f"(the generator writes one), got {cfg.train_sets[0]!r}")
+    year_dir = first.year_dir
     settings = synthetic_settings(cfg)
     wanted = provenance_for(cfg.synthetic_train, cfg.synthetic_test, cfg.synthetic_seed, **settings)
     found = read_provenance(year_dir)
@@ -68,13 +71,13 @@ def ensure_synthetic(cfg: Any) -> None:
     )
 
 
-def build_dataset(cfg: Any, train: bool) -> VOCDataset:
+def build_dataset(cfg: Any, train: bool) -> DetectionDataset:
     """The training (``train=True``) or test dataset described by ``cfg``.
 
-    Uses ``cfg.root``, ``cfg.train_sets`` / ``cfg.test_sets`` (``"<year>:<split>"``
-    specs), ``cfg.classes`` (a classes file or ``None``; else the first
-    ``classes.txt`` of the train then test year folders, else the 20 VOC classes, so
-    that train and test always agree), ``cfg.img_size``, ``cfg.keep_difficult``,
+    Uses ``cfg.root``, ``cfg.train_sets`` / ``cfg.test_sets`` (``"<year>:<split>"`` or
+    ``"coco:<annotations>.json:<image folder>"`` entries), ``cfg.classes`` (a classes file or
+    ``None``; else the first ``classes.txt`` or COCO categories of the train then test sets,
+    else the 20 VOC classes, so that train and test always agree), ``cfg.img_size``, ``cfg.keep_difficult``,
     ``cfg.skip_bad``, ``cfg.verify_images``; for training the augmentation fields
     ``scale_min``, ``scale_max``, ``aspect_jitter``, ``hflip``, ``hue``,
     ``saturation``, ``value`` and ``mosaic`` (a probability); for testing
@@ -84,8 +87,7 @@ def build_dataset(cfg: Any, train: bool) -> VOCDataset:
     ensure_synthetic(cfg)
     train_sets = parse_sets(cfg.train_sets, cfg.root)
     test_sets = parse_sets(cfg.test_sets, cfg.root)
-    year_dirs: list[Path] = [d for d, _ in train_sets + test_sets]
-    class_names = load_class_names(cfg.classes, year_dirs)
+    class_names = load_class_names(cfg.classes, train_sets + test_sets)
     if train:
         transform = build_train_transform(
             cfg.img_size,
@@ -98,7 +100,7 @@ def build_dataset(cfg: Any, train: bool) -> VOCDataset:
         )
     else:
         transform = build_eval_transform(cfg.img_size, cfg.eval_resize)
-    return VOCDataset(
+    return DetectionDataset(
         train_sets if train else test_sets,
         class_names,
         transform=transform,

@@ -94,7 +94,7 @@ def build_dataloader(
     """A ``DataLoader`` for detection samples, batched with :func:`collate_detection`.
 
     Args:
-        dataset: e.g. a :class:`spyolo.data.voc.VOCDataset`.
+        dataset: e.g. a :class:`spyolo.data.dataset.DetectionDataset`.
         batch_size: samples per batch (per process when distributed).
         shuffle: shuffle the order every epoch.
         workers: worker processes (0: load in the calling process).

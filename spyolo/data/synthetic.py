@@ -735,7 +735,7 @@ def generate_synthetic_voc(out_dir: str | Path, n_train: int, n_test: int, seed:
                            min_side: int = 300, max_side: int = 500,
                            jpeg_quality: int = 90, workers: int = 1, progress: bool = True,
                            spec: SyntheticSpec | None = None, val_fraction: float = 0.15,
-                           overwrite: bool = False) -> Path:
+                           overwrite: bool = False, coco: bool = False) -> Path:
     """Write the synthetic dataset as a VOC year folder at ``out_dir``; return its path.
 
     ``n_train`` trainval images (ids ``000001`` ..) and ``n_test`` test images follow.
@@ -750,6 +750,10 @@ def generate_synthetic_voc(out_dir: str | Path, n_train: int, n_test: int, seed:
     a dataset this generator wrote (its ``synthetic_spec.json``): then the generated
     sub-folders and files are replaced, and nothing else in the folder is touched. A folder
     of other data is never deleted.
+
+    ``coco=True`` also writes every split as a COCO annotation file,
+    ``annotations/instances_<split>.json``, over the same images (``JPEGImages/``; difficult
+    objects as ``iscrowd``), usable as ``coco:annotations/instances_<split>.json:JPEGImages``.
     """
     chosen = _checked_classes(classes)
     spec = SyntheticSpec() if spec is None else spec
@@ -768,7 +772,7 @@ def generate_synthetic_voc(out_dir: str | Path, n_train: int, n_test: int, seed:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
 
     out = Path(out_dir)
-    generated = [_COMPLETE_FILE, "JPEGImages", "Annotations", "ImageSets", "classes.txt", _SPEC_FILE]
+    generated = [_COMPLETE_FILE, "JPEGImages", "Annotations", "ImageSets", "annotations", "classes.txt", _SPEC_FILE]
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()):
@@ -818,6 +822,12 @@ def generate_synthetic_voc(out_dir: str | Path, n_train: int, n_test: int, seed:
     for name, ids in (("train", train), ("val", val), ("trainval", trainval), ("test", test)):
         _write_lines(main / f"{name}.txt", ids)
     _write_lines(out / "classes.txt", chosen)
+    if coco:
+        from spyolo.data.coco import voc_split_to_coco
+
+        for name in ("train", "val", "trainval", "test"):
+            record = voc_split_to_coco(out, name, list(chosen))
+            atomic_write_text(out / "annotations" / f"instances_{name}.json", json.dumps(record) + "\n")
     atomic_write_text(out / _COMPLETE_FILE, "")
     return out
 

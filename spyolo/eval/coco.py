@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["coco_map"]
+__all__ = ["coco_map", "coco_map_with_file"]
 
 
 def _arr(value: Any, dtype: Any) -> np.ndarray:
@@ -72,7 +72,6 @@ def coco_map(
         ValueError: no non-difficult ground truth, or detections on unknown images.
     """
     from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
 
     names = list(class_names)
     image_ids = list(gts.keys())
@@ -113,7 +112,51 @@ def coco_map(
                 "bbox": [box[0], box[1], box[2] - box[0] + 1.0, box[3] - box[1] + 1.0],
             })
 
-    ap_classes = [n for c, n in enumerate(names) if has_gt[c]]
+    coco_gt = COCO()
+    coco_gt.dataset = {"images": images, "annotations": annotations, "categories": categories}
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt.createIndex()
+    return _cocoeval(coco_gt, results, [img_num[iid] for iid in image_ids], verbose, max_dets)
+
+
+def coco_map_with_file(
+    coco_gt: Any,
+    results: Sequence[Mapping[str, Any]],
+    image_ids: Sequence[int],
+    verbose: bool = False,
+    max_dets: int = 100,
+) -> dict[str, Any]:
+    """COCO mAP against a dataset's own COCO file, with its own image and category ids.
+
+    Args:
+        coco_gt: the file's ``pycocotools.coco.COCO`` object
+            (:attr:`spyolo.data.coco.COCOFile.coco`).
+        results: detections in COCO's result format: ``{"image_id", "category_id", "bbox":
+            [x, y, w, h], "score"}`` (continuous pixels of the original image).
+        image_ids: the file's ids of the images evaluated (a subset is scored as such).
+        verbose, max_dets: as :func:`coco_map`.
+
+    Returns:
+        As :func:`coco_map`, per-class values keyed by the categories' names.
+    """
+    return _cocoeval(coco_gt, list(results), list(image_ids), verbose, max_dets)
+
+
+def _cocoeval(coco_gt: Any, results: list[dict[str, Any]], image_ids: list[int], verbose: bool,
+              max_dets: int) -> dict[str, Any]:
+    """Run ``COCOeval`` (bbox) on ``image_ids`` and read AP@[.5:.95], AP@.5, AP@.75 and per-class APs."""
+    from pycocotools.cocoeval import COCOeval
+
+    cat_ids = sorted(coco_gt.cats)
+    names = {c: str(coco_gt.cats[c]["name"]) for c in cat_ids}
+    wanted = set(image_ids)
+    has_gt = {c: False for c in cat_ids}
+    for ann in coco_gt.dataset.get("annotations", []):
+        if ann["image_id"] in wanted and not ann.get("iscrowd", 0) and ann["category_id"] in has_gt:
+            has_gt[ann["category_id"]] = True
+    if not any(has_gt.values()):
+        raise ValueError("cannot compute COCO mAP: no non-crowd ground-truth object")
+    ap_classes = [names[c] for c in cat_ids if has_gt[c]]
     if not results:
         zeros = {n: 0.0 for n in ap_classes}
         return {"map_coco": 0.0, "map50_coco": 0.0, "map75_coco": 0.0,
@@ -121,11 +164,10 @@ def coco_map(
 
     sink = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
     with sink:
-        coco_gt = COCO()
-        coco_gt.dataset = {"images": images, "annotations": annotations, "categories": categories}
-        coco_gt.createIndex()
         coco_dt = coco_gt.loadRes(results)
         ev = COCOeval(coco_gt, coco_dt, iouType="bbox")
+        ev.params.imgIds = sorted(wanted)
+        ev.params.catIds = cat_ids
         ev.params.maxDets = [1, 10, int(max_dets)]
         ev.evaluate()
         ev.accumulate()
@@ -138,13 +180,13 @@ def coco_map(
     t75 = int(np.argmin(np.abs(iou_thrs - 0.75)))
     ap: dict[str, float] = {}
     ap50: dict[str, float] = {}
-    for c, n in enumerate(names):
+    for k, c in enumerate(cat_ids):
         if not has_gt[c]:
             continue
-        p = prec[:, :, c]
-        ap[n] = float(np.mean(p[p > -1])) if np.any(p > -1) else 0.0
-        p50 = prec[t50, :, c]
-        ap50[n] = float(np.mean(p50[p50 > -1])) if np.any(p50 > -1) else 0.0
+        p = prec[:, :, k]
+        ap[names[c]] = float(np.mean(p[p > -1])) if np.any(p > -1) else 0.0
+        p50 = prec[t50, :, k]
+        ap50[names[c]] = float(np.mean(p50[p50 > -1])) if np.any(p50 > -1) else 0.0
 
     def _stat(sel: np.ndarray) -> float:
         valid = sel[sel > -1]

@@ -3,7 +3,8 @@
 Runs T timesteps per batch (one for the ANN twin), reads the last step's heads (and, with
 ``per_timestep=True``, every step's, in the same pass: anytime accuracy), maps boxes back to
 original-image VOC pixels and scores them against the split's ground truth (difficult flags
-kept). Returns the evaluator's result dict.
+kept). Returns the evaluator's result dict. COCO mAP (``coco=True``) uses the dataset's own COCO
+file, image and category ids when the split is one COCO set, else the VOC data converted.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
+from spyolo.data.voc import voc_to_continuous
 from spyolo.eval.voc import VOCEvaluator
 from spyolo.inference.postprocess import postprocess, to_original_voc
 from spyolo.models.heads import HeadSpec
@@ -59,14 +62,17 @@ def evaluate_model(
     *,
     per_timestep: bool = False,
     coco: bool = False,
+    preview: int = 0,
     progress: bool = True,
     desc: str = "eval",
 ) -> dict:
     """mAP of ``model`` on ``dataset`` (through ``loader``, which must not shuffle).
 
     Returns :meth:`VOCEvaluator.compute`'s dict for the last timestep, plus ``num_images``,
-    ``coco`` (with ``coco=True``) and ``per_timestep`` (a list of ``{"t", "map_voc07",
-    "map_area"}``, with ``per_timestep=True``).
+    ``coco`` (with ``coco=True``), ``per_timestep`` (a list of ``{"t", "map_voc07",
+    "map_area"}``, with ``per_timestep=True``) and ``preview`` (with ``preview=N``: the last
+    step's detections of the first N images, ``(dataset index, boxes, scores, labels)`` with
+    boxes in continuous pixels of the original image, for pictures of the predictions).
     """
     was_training = model.training
     model.eval()
@@ -79,6 +85,10 @@ def evaluate_model(
     if settings.state_init == "uniform":
         gen = torch.Generator(device=device)
         gen.manual_seed(settings.state_seed)
+    coco_file = getattr(dataset, "coco", None) if coco else None
+    coco_results: list[dict] = []
+    coco_images: list[int] = []
+    previews: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
     seen = 0
     total = len(dataset) if settings.max_images <= 0 else min(settings.max_images, len(dataset))
     bar = tqdm(total=total, desc=desc, unit="img", disable=not progress, leave=False, dynamic_ncols=True)
@@ -107,7 +117,19 @@ def evaluate_model(
                     ev.add_ground_truth(image_id, ann.boxes(), ann.labels(), ann.difficult())
                     det = per_step_dets[t][i]
                     boxes = to_original_voc(det.boxes, meta["orig_size"], settings.img_size, meta.get("letterbox"))
-                    ev.add_detections(image_id, boxes, det.scores.float().cpu().numpy(), det.labels.cpu().numpy())
+                    scores, labels = det.scores.float().cpu().numpy(), det.labels.cpu().numpy()
+                    ev.add_detections(image_id, boxes, scores, labels)
+                    if t == steps - 1 and len(previews) < preview:
+                        previews.append((meta["index"], voc_to_continuous(boxes), scores, labels))
+                    if coco_file is not None and t == steps - 1:
+                        coco_id = dataset.coco_ids[meta["index"]]
+                        coco_images.append(coco_id)
+                        coco_results += [
+                            {"image_id": coco_id, "category_id": dataset.category_ids[int(lab)], "score": float(sc),
+                             "bbox": [float(b[0]) - 1.0, float(b[1]) - 1.0, float(b[2] - b[0]) + 1.0,
+                                      float(b[3] - b[1]) + 1.0]}  # VOC pixels -> COCO [x, y, w, h]
+                            for b, sc, lab in zip(boxes, scores, labels)
+                        ]
             seen += len(metas)
             bar.update(len(metas))
     finally:
@@ -115,9 +137,16 @@ def evaluate_model(
         if was_training:
             model.train()
     last = evaluators[steps - 1].compute()
-    if coco:
+    if coco_file is not None:
+        from spyolo.eval.coco import coco_map_with_file
+
+        last["coco"] = coco_map_with_file(coco_file.coco, coco_results, coco_images)
+        last["coco"]["annotations"] = str(coco_file.path)
+    elif coco:
         last["coco"] = evaluators[steps - 1].compute_coco()
     last["num_images"] = seen
+    if preview:
+        last["preview"] = previews
     if per_timestep:
         last["per_timestep"] = [
             {"t": t + 1, **{k: v for k, v in evaluators[t].compute().items() if k.startswith("map")}} for t in read_steps

@@ -57,8 +57,9 @@ def format_ap_table(res: Mapping[str, Any]) -> str:
                  f"  ({len(names)} classes)")
     coco = res.get("coco")
     if coco:
+        source = f"with {coco['annotations']}'s own ids" if coco.get("annotations") else "not VOC"
         lines.append(
-            f"COCO-style (pycocotools, not VOC; maxDets {coco['max_dets']}): "
+            f"COCO-style (pycocotools, {source}; maxDets {coco['max_dets']}): "
             f"AP@[.5:.95] {100 * coco['map_coco']:.2f}%, AP@.5 {100 * coco['map50_coco']:.2f}%, "
             f"AP@.75 {100 * coco['map75_coco']:.2f}%"
         )

@@ -16,7 +16,7 @@ import numpy as np
 
 from spyolo.inference.prediction import Prediction
 
-__all__ = ["DrawStyle", "class_colors", "draw_predictions", "draw_style"]
+__all__ = ["DrawStyle", "class_colors", "draw_predictions", "draw_style", "tile_images"]
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _GOLDEN = 0.6180339887498949
@@ -125,3 +125,22 @@ def draw_predictions(
             cv2.LINE_AA,
         )
     return canvas
+
+
+def tile_images(images: list[np.ndarray], columns: int = 4, cell: int = 256, fill: int = 114) -> np.ndarray:
+    """Tile images (uint8 ``(H, W, 3)``, any sizes) into one grid image, each fitted into a ``cell``
+    square with its aspect kept (grey ``fill`` around it), ``columns`` per row."""
+    if not images:
+        raise ValueError("tile_images needs at least one image")
+    rows = (len(images) + columns - 1) // columns
+    cols = min(columns, len(images))
+    grid = np.full((rows * cell, cols * cell, 3), fill, np.uint8)
+    for k, image in enumerate(images):
+        h, w = image.shape[:2]
+        scale = cell / max(h, w)
+        nh, nw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
+        resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        r, c = divmod(k, columns)
+        y0, x0 = r * cell + (cell - nh) // 2, c * cell + (cell - nw) // 2
+        grid[y0 : y0 + nh, x0 : x0 + nw] = resized
+    return grid

@@ -30,6 +30,7 @@ __all__ = [
     "build_spike_report",
     "format_per_timestep_table",
     "plot_map_per_timestep",
+    "plot_map_per_timestep_figure",
 ]
 
 CSV_COLUMNS = (
@@ -295,8 +296,8 @@ def format_per_timestep_table(per_timestep: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def plot_map_per_timestep(per_timestep: Sequence[Mapping[str, Any]], path: str | Path, title: str = "") -> Path:
-    """Write a PNG of mAP (both VOC metrics, %) against the timestep ``t``."""
+def plot_map_per_timestep_figure(per_timestep: Sequence[Mapping[str, Any]], title: str = "") -> Any:
+    """A matplotlib figure of mAP (both VOC metrics, %) against the timestep ``t``."""
     from matplotlib.figure import Figure
 
     if not per_timestep:
@@ -315,4 +316,10 @@ def plot_map_per_timestep(per_timestep: Sequence[Mapping[str, Any]], path: str |
     ax.legend(loc="lower right")
     ax.set_title(title or "mAP against timestep (anytime accuracy)")
     fig.tight_layout()
+    return fig
+
+
+def plot_map_per_timestep(per_timestep: Sequence[Mapping[str, Any]], path: str | Path, title: str = "") -> Path:
+    """Write :func:`plot_map_per_timestep_figure` as a PNG."""
+    fig = plot_map_per_timestep_figure(per_timestep, title)
     return atomic_save_figure(fig, path)

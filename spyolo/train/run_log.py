@@ -11,7 +11,11 @@ A run folder ``runs/<name>/`` holds
   does not;
 * ``results.png``: loss parts, mAP and firing rate per epoch (:func:`spyolo.eval.plots.plot_results`);
 * ``transfer.txt``: what ``model.init_from`` loaded (runs started from trained weights);
-* TensorBoard events (``events.out.tfevents.*``): the same scalars.
+* ``val_batch_pred.jpg``: the first test images with the model's detections (``eval.demo_conf``),
+  redrawn at every evaluation;
+* TensorBoard events (``events.out.tfevents.*``): the same scalars, and at every evaluation the
+  mAP at every timestep (``map_voc07_at_timestep/t<k>`` and a ``map_per_timestep`` figure) and the
+  firing rate of every LTC layer (``firing_rate/<layer>``).
 
 Every file is written through :mod:`spyolo.utils.io` (atomically).
 """
@@ -35,7 +39,7 @@ import torch
 import yaml
 
 from spyolo.config import Config, save_config
-from spyolo.utils.io import atomic_write_text
+from spyolo.utils.io import atomic_write_image, atomic_write_text
 from spyolo.utils.runtime import Runtime
 
 __all__ = ["CSV_FIELDS", "RunLog", "git_commit", "run_record"]
@@ -146,6 +150,16 @@ class RunLog:
             for k, v in row.items():
                 if k != "epoch" and isinstance(v, (int, float)) and math.isfinite(v):
                     self._tb.add_scalar(f"val/{k}" if k.startswith("map") else f"train/{k}", v, row["epoch"])
+            self._tb.flush()
+
+    def write_image(self, name: str, image_bgr: Any) -> Path:
+        """An image of the run folder (e.g. ``val_batch_pred.jpg``), atomically."""
+        return atomic_write_image(self.run_dir / name, image_bgr)
+
+    def add_figure(self, tag: str, figure: Any, step: int) -> None:
+        """A matplotlib figure as a TensorBoard image at ``step`` (nothing without TensorBoard)."""
+        if self._tb is not None:
+            self._tb.add_figure(tag, figure, step, close=False)
             self._tb.flush()
 
     def add_scalars(self, tag: str, values: Mapping[str, float], step: int) -> None:

@@ -25,6 +25,7 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -34,7 +35,10 @@ from spyolo.data import build_dataloader, build_dataset
 from spyolo.data.loader import seed_dataset
 from spyolo.errors import CheckpointError, ConfigError, RunFolderError, TrainingDiverged
 from spyolo.eval.loop import EvalSettings, evaluate_model
+from spyolo.inference.draw import tile_images
+from spyolo.inference.prediction import Prediction
 from spyolo.stats.firing import FiringRateMonitor
+from spyolo.stats.report import plot_map_per_timestep_figure
 from spyolo.train.components import build_training
 from spyolo.train.distributed import barrier, init_distributed, shutdown
 from spyolo.train.run_log import RunLog, run_record
@@ -43,7 +47,10 @@ from spyolo.utils.io import remove_stale_temps
 from spyolo.utils.memory import peak_memory_bytes
 from spyolo.utils.runtime import resolve_runtime, rng_state, seed_everything, set_rng_state
 
-__all__ = ["Trainer"]
+__all__ = ["PREVIEW_IMAGES", "Trainer"]
+
+PREVIEW_IMAGES = 8
+"""Test images drawn with their predictions in ``val_batch_pred.jpg`` at every evaluation."""
 
 log = logging.getLogger(__name__)
 
@@ -295,17 +302,38 @@ class Trainer:
             )
 
     def evaluate(self, progress: bool | None = None) -> dict:
-        """Score the current model on the test split (:func:`spyolo.eval.loop.evaluate_model`)."""
+        """Score the current model on the test split (:func:`spyolo.eval.loop.evaluate_model`):
+        mAP at the last timestep and, for SPYv4, at every timestep; the first images' detections."""
         if self.monitor is not None:
             self.monitor.enabled = False
         try:
             return evaluate_model(
                 self.core, self.test_loader, self.test_set, self.parts.spec, EvalSettings.from_config(self.cfg),
-                self.runtime, progress=self.progress if progress is None else progress,
+                self.runtime, per_timestep=self.spiking, preview=PREVIEW_IMAGES,
+                progress=self.progress if progress is None else progress,
             )
         finally:
             if self.monitor is not None:
                 self.monitor.enabled = True
+
+    def _log_evaluation(self, res: dict, epoch: int) -> None:
+        """``val_batch_pred.jpg`` and the TensorBoard views of one evaluation."""
+        assert self.run_log is not None and self.test_set is not None
+        images = []
+        for index, boxes, scores, labels in res.get("preview", []):
+            keep = scores >= self.cfg.eval.demo_conf
+            image = self.test_set.load_image(index)
+            pred = Prediction(boxes[keep].astype(np.float32), scores[keep].astype(np.float32), labels[keep].astype(np.int64),
+                              tuple(self.class_names), image.shape[:2], image=image)
+            images.append(pred.plot())
+        if images:
+            self.run_log.write_image("val_batch_pred.jpg", tile_images(images))
+        per_t = res.get("per_timestep")
+        if per_t:
+            self.run_log.add_scalars("map_voc07_at_timestep", {f"t{r['t']}": r["map_voc07"] for r in per_t}, epoch + 1)
+            self.run_log.add_figure("map_per_timestep", plot_map_per_timestep_figure(per_t), epoch + 1)
+        if self.monitor is not None:
+            self.run_log.add_scalars("firing_rate", self.monitor.rates(), epoch + 1)
 
     # ------------------------------------------------------------------------------ fit
     def fit(self, stop_after: int | None = None) -> dict:
@@ -330,6 +358,7 @@ class Trainer:
                 self._save("last.pt", epoch)  # before evaluating: a failed evaluation loses no training
                 if do_eval:
                     res = self.evaluate()
+                    self._log_evaluation(res, epoch)
                     row["map_voc07"], row["map_area"] = res["map_voc07"], res["map_area"]
                     headline = row["map_voc07"] if self.cfg.eval.metric == "voc07" else row["map_area"]
                     if headline > self.best:
