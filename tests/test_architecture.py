@@ -10,7 +10,7 @@ SPYOLO = Path(__file__).resolve().parents[1] / "spyolo"
 
 # docs/architecture.md, bottom to top: a package may import only packages listed before it.
 LAYERS = ["errors", "utils", "snn", "models", "loss", "data", "config", "checkpoint", "inference", "stats",
-          "eval", "train", "cli"]
+          "eval", "export", "train", "cli"]
 
 
 def _imports() -> dict[str, set[str]]:
@@ -63,3 +63,9 @@ def test_the_library_does_not_print() -> None:
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
                 printing.append(f"{path.relative_to(SPYOLO.parent)}:{node.lineno}")
     assert not printing, printing
+
+
+def test_only_the_commands_import_export() -> None:
+    """spyolo.export (onnx, onnxruntime) is a deployment add-on: the library never depends on it."""
+    importers = sorted(pkg for pkg, deps in _imports().items() if "export" in deps and pkg != "cli")
+    assert not importers, importers

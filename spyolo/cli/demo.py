@@ -5,6 +5,7 @@
     spyolo demo --weights W --source clip.mp4 --out runs/demo              # T steps per frame
     spyolo demo --weights W --source clip.mp4 --out runs/demo --stream --k 1 --warmup 8
     spyolo demo --weights W --source 0 --out runs/cam --stream --max-frames 300   # camera 0
+    spyolo demo --weights model.onnx --source photo.jpg --out runs/demo    # ONNX model, onnxruntime
 
 (``python tools/demo.py ...`` is the same program.)
 
@@ -37,7 +38,9 @@ from spyolo.cli.common import command_parser, run_command
 from spyolo.data.images import IMAGE_EXTENSIONS
 from spyolo.errors import ConfigError, ImageReadError, SpyoloError
 
-__all__ = ["add_arguments", "build_parser", "classify_source", "list_images", "main", "output_names", "run"]
+__all__ = [
+    "add_arguments", "build_parser", "classify_source", "list_images", "load_detector", "main", "output_names", "run",
+]
 
 
 class OutputConflict(SpyoloError, ValueError):
@@ -45,7 +48,8 @@ class OutputConflict(SpyoloError, ValueError):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", required=True, help="checkpoint written by spyolo train (weights/best.pt)")
+    p.add_argument("--weights", required=True,
+                   help="checkpoint written by spyolo train (weights/best.pt), or a .onnx from spyolo export")
     p.add_argument("--source", required=True,
                    help="an image file, a folder of images, a video file, or a camera index (0, 1, ...)")
     p.add_argument("--out", required=True, help="output folder (created)")
@@ -167,8 +171,26 @@ def run_images(det, files: list[Path], out: Path, batch_size: int, progress: boo
     return written, total, problems
 
 
-def run(args: argparse.Namespace) -> int:
+def _is_onnx(weights: str) -> bool:
+    return str(weights).lower().endswith(".onnx")
+
+
+def load_detector(args: argparse.Namespace):
+    """The PyTorch ``Detector`` of a checkpoint, or the onnxruntime ``OnnxDetector`` of a ``.onnx`` file."""
+    settings = dict(timesteps=args.timesteps, conf=args.conf, nms=args.nms, max_det=args.max_det,
+                    batch_size=args.batch_size)
+    if _is_onnx(args.weights):
+        if args.device not in (None, "auto", "cpu"):
+            raise ConfigError(f"--device {args.device}: an ONNX model runs on onnxruntime's CPU provider; use --device cpu")
+        from spyolo.export import OnnxDetector
+
+        return OnnxDetector(args.weights, **settings)
     from spyolo.inference.detector import Detector
+
+    return Detector.from_checkpoint(args.weights, device=args.device, **settings)
+
+
+def run(args: argparse.Namespace) -> int:
     from spyolo.inference.video import run_video, video_outputs
 
     if args.batch_size < 1 or args.k < 1 or args.warmup < 0 or args.max_frames < 0:
@@ -187,14 +209,12 @@ def run(args: argparse.Namespace) -> int:
         stem = out / (f"camera{source}" if kind == "camera" else Path(source).stem)
         inputs = [] if kind == "camera" else [source]
         check_outputs(video_outputs(stem), inputs, args.exist_ok)
-    det = Detector.from_checkpoint(
-        args.weights, device=args.device, timesteps=args.timesteps, conf=args.conf, nms=args.nms,
-        max_det=args.max_det, batch_size=args.batch_size,
-    )
+    det = load_detector(args)
     out.mkdir(parents=True, exist_ok=True)
+    runtime = "onnxruntime (CPU)" if _is_onnx(args.weights) else f"device {det.device}"
     print(
         f"model: {'SPYv4' if det.spiking else 'ANN'} {det.num_classes} classes, input {det.img_size}px, "
-        f"T={det.steps_per_image}, conf {det.conf:g}, NMS {det.nms:g}, device {det.device}"
+        f"T={det.steps_per_image}, conf {det.conf:g}, NMS {det.nms:g}, {runtime}"
     )
     if kind in ("image", "folder"):
         written, n_det, problems = run_images(det, files, out, args.batch_size, not args.no_progress)

@@ -41,51 +41,60 @@ from spyolo.data.transforms import build_eval_transform, unmap_boxes
 from spyolo.inference.postprocess import postprocess
 from spyolo.inference.prediction import Prediction
 from spyolo.models.heads import HeadSpec, head_spec_for
+from spyolo.models.readout import restart_readout
 from spyolo.snn import reset_states
 from spyolo.utils.runtime import resolve_device
 
 if TYPE_CHECKING:  # pragma: no cover
     from spyolo.inference.stream import StreamSession
 
-__all__ = ["Detector"]
+__all__ = ["Detector", "DetectorBase"]
 
 
-class Detector:
-    """A trained detector (SPYv4 or its ANN twin) ready to run on images.
+def _check_img_size(img_size: int) -> None:
+    if img_size <= 0 or img_size % 32:
+        raise ValueError(f"img_size must be a positive multiple of 32, got {img_size}")
+
+
+class DetectorBase:
+    """What every detector shares: input checks, the evaluation resize, post-processing and
+    box mapping, the :meth:`predict` loop and :meth:`stream`.
+
+    A subclass runs the network: :meth:`_reset` (a fresh neuron state), :meth:`_run_steps`
+    (``steps`` timesteps on a pre-processed batch, returning the heads of the last one) and
+    :meth:`_restart_readout` (clear a mean read-out's sums, keep the membranes).
+    :class:`Detector` runs a PyTorch model; ``spyolo.export.OnnxDetector`` an ONNX model.
 
     Args:
-        model: the network (its weights loaded); it is moved to ``device`` and put in
-            eval mode.
         class_names: one name per class, in label order.
         img_size: square network input size (a multiple of 32).
+        spec: the heads' geometry at ``img_size`` (anchors in input pixels, masks, strides).
+        spiking: whether the network has neuron state (``timesteps`` steps per image).
         timesteps: timesteps ``T`` per image (ignored for a non-spiking model).
         conf: confidence threshold on objectness x class probability.
         nms: IoU threshold of the per-class NMS.
         max_det: cap on detections per image (0: no cap).
         resize: ``"stretch"`` or ``"letterbox"``, the evaluation resize.
-        device: ``None``/``"auto"`` (CUDA when available), or a torch device.
-        state_init: initial membrane, ``"zero"`` or ``"uniform"``.
-        state_seed: seed of the uniform initial membrane, re-applied at every call.
+        device: ``None``/``"auto"`` (CUDA when available), or a torch device: where the
+            pre-processed batch and the post-processing live.
         batch_size: images per forward pass in :meth:`predict`.
     """
 
     def __init__(
         self,
-        model: nn.Module,
         class_names: Sequence[str],
         img_size: int,
+        spec: HeadSpec,
+        spiking: bool,
         timesteps: int = 8,
         conf: float = 0.25,
         nms: float = 0.45,
         max_det: int = 300,
         resize: str = "stretch",
         device: str | torch.device | None = None,
-        state_init: str = "zero",
-        state_seed: int = 0,
         batch_size: int = 16,
     ) -> None:
-        if img_size <= 0 or img_size % 32:
-            raise ValueError(f"img_size must be a positive multiple of 32, got {img_size}")
+        _check_img_size(img_size)
         if timesteps < 1:
             raise ValueError(f"timesteps must be >= 1, got {timesteps}")
         if not 0.0 <= conf <= 1.0:
@@ -94,13 +103,9 @@ class Detector:
             raise ValueError(f"nms IoU threshold must be in (0, 1], got {nms}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if state_init not in ("zero", "uniform"):
-            raise ValueError(f"state_init must be 'zero' or 'uniform', got {state_init!r}")
-        num_classes = int(getattr(model, "num_classes", len(class_names)))
-        if num_classes != len(class_names):
-            raise ValueError(f"the model has {num_classes} classes but {len(class_names)} class names were given")
+        if spec.num_classes != len(class_names):
+            raise ValueError(f"the model has {spec.num_classes} classes but {len(class_names)} class names were given")
         self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
         self.class_names: tuple[str, ...] = tuple(str(n) for n in class_names)
         self.img_size = int(img_size)
         self.timesteps = int(timesteps)
@@ -108,55 +113,12 @@ class Detector:
         self.nms = float(nms)
         self.max_det = int(max_det)
         self.resize = resize
-        self.state_init = state_init
-        self.state_seed = int(state_seed)
         self.batch_size = int(batch_size)
-        self.spiking = bool(getattr(model, "is_spiking", False))
-        self.spec: HeadSpec = head_spec_for(model, self.img_size)
+        self.spiking = bool(spiking)
+        self.spec: HeadSpec = spec
         self._transform = build_eval_transform(self.img_size, resize)  # validates ``resize``
-        # Which StreamSession (if any) the neuron state in the model currently belongs to.
+        # Which StreamSession (if any) the neuron state currently belongs to.
         self._state_owner: object | None = None
-
-    @classmethod
-    def from_checkpoint(
-        cls,
-        path: str | Path,
-        device: str | torch.device | None = None,
-        timesteps: int | None = None,
-        conf: float | None = None,
-        nms: float | None = None,
-        max_det: int | None = None,
-        batch_size: int = 16,
-    ) -> "Detector":
-        """Build a detector from a training checkpoint (``weights/best.pt`` or ``last.pt``).
-
-        The model, input size, resize mode, anchors and initial-state mode come from the
-        checkpoint's config. ``timesteps`` defaults to ``model.timesteps``; ``conf`` and
-        ``nms`` default to the config's demo thresholds (``eval.demo_conf``,
-        ``eval.demo_nms``: 0.25 and 0.45); ``max_det`` to ``eval.max_det``.
-
-        Raises:
-            spyolo.errors.CheckpointError: missing, unreadable or foreign file, or weights
-                that do not fit the model its config describes.
-        """
-        from spyolo.checkpoint import load_model
-
-        loaded = load_model(path)
-        cfg = loaded.config
-        return cls(
-            loaded.model,
-            loaded.class_names,
-            img_size=cfg.data.img_size,
-            timesteps=cfg.model.timesteps if timesteps is None else timesteps,
-            conf=cfg.eval.demo_conf if conf is None else conf,
-            nms=cfg.eval.demo_nms if nms is None else nms,
-            max_det=cfg.eval.max_det if max_det is None else max_det,
-            resize=cfg.data.eval_resize,
-            device=device,
-            state_init=cfg.model.state_init,
-            state_seed=cfg.model.state_seed,
-            batch_size=batch_size,
-        )
 
     @property
     def num_classes(self) -> int:
@@ -181,19 +143,16 @@ class Detector:
         return batch, letterboxes
 
     def _reset(self) -> None:
-        if not self.spiking:
-            return
-        generator = None
-        if self.state_init == "uniform":
-            generator = torch.Generator(device=self.device)
-            generator.manual_seed(self.state_seed)
-        reset_states(self.model, init=self.state_init, generator=generator)
+        """Give the network a fresh neuron state (a subclass's job)."""
+        raise NotImplementedError
 
     def _run_steps(self, batch: torch.Tensor, steps: int) -> tuple[torch.Tensor, ...]:
-        outs: tuple[torch.Tensor, ...] = ()
-        for _ in range(steps if self.spiking else 1):
-            outs = self.model(batch)
-        return outs
+        """Run ``steps`` timesteps (one for a non-spiking model) on ``batch``; the last step's heads."""
+        raise NotImplementedError
+
+    def _restart_readout(self) -> None:
+        """Clear a mean read-out's sums, keeping the membranes (a subclass's job)."""
+        raise NotImplementedError
 
     def _finish(
         self,
@@ -256,3 +215,111 @@ class Detector:
         from spyolo.inference.stream import StreamSession
 
         return StreamSession(self, steps_per_frame=steps_per_frame, warmup=warmup)
+
+
+class Detector(DetectorBase):
+    """A trained PyTorch detector (SPYv4 or its ANN twin) ready to run on images.
+
+    Args:
+        model: the network (its weights loaded); it is moved to ``device`` and put in
+            eval mode.
+        class_names: one name per class, in label order.
+        img_size: square network input size (a multiple of 32).
+        timesteps: timesteps ``T`` per image (ignored for a non-spiking model).
+        conf: confidence threshold on objectness x class probability.
+        nms: IoU threshold of the per-class NMS.
+        max_det: cap on detections per image (0: no cap).
+        resize: ``"stretch"`` or ``"letterbox"``, the evaluation resize.
+        device: ``None``/``"auto"`` (CUDA when available), or a torch device.
+        state_init: initial membrane, ``"zero"`` or ``"uniform"``.
+        state_seed: seed of the uniform initial membrane, re-applied at every call.
+        batch_size: images per forward pass in :meth:`predict`.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        class_names: Sequence[str],
+        img_size: int,
+        timesteps: int = 8,
+        conf: float = 0.25,
+        nms: float = 0.45,
+        max_det: int = 300,
+        resize: str = "stretch",
+        device: str | torch.device | None = None,
+        state_init: str = "zero",
+        state_seed: int = 0,
+        batch_size: int = 16,
+    ) -> None:
+        if state_init not in ("zero", "uniform"):
+            raise ValueError(f"state_init must be 'zero' or 'uniform', got {state_init!r}")
+        _check_img_size(img_size)  # before the anchors are scaled to it
+        super().__init__(
+            class_names, img_size, head_spec_for(model, img_size), bool(getattr(model, "is_spiking", False)),
+            timesteps=timesteps, conf=conf, nms=nms, max_det=max_det, resize=resize, device=device,
+            batch_size=batch_size,
+        )
+        self.model = model.to(self.device).eval()
+        self.state_init = state_init
+        self.state_seed = int(state_seed)
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        device: str | torch.device | None = None,
+        timesteps: int | None = None,
+        conf: float | None = None,
+        nms: float | None = None,
+        max_det: int | None = None,
+        batch_size: int = 16,
+    ) -> "Detector":
+        """Build a detector from a training checkpoint (``weights/best.pt`` or ``last.pt``).
+
+        The model, input size, resize mode, anchors and initial-state mode come from the
+        checkpoint's config. ``timesteps`` defaults to ``model.timesteps``; ``conf`` and
+        ``nms`` default to the config's demo thresholds (``eval.demo_conf``,
+        ``eval.demo_nms``: 0.25 and 0.45); ``max_det`` to ``eval.max_det``.
+
+        Raises:
+            spyolo.errors.CheckpointError: missing, unreadable or foreign file, or weights
+                that do not fit the model its config describes.
+        """
+        from spyolo.checkpoint import load_model
+
+        loaded = load_model(path)
+        cfg = loaded.config
+        return cls(
+            loaded.model,
+            loaded.class_names,
+            img_size=cfg.data.img_size,
+            timesteps=cfg.model.timesteps if timesteps is None else timesteps,
+            conf=cfg.eval.demo_conf if conf is None else conf,
+            nms=cfg.eval.demo_nms if nms is None else nms,
+            max_det=cfg.eval.max_det if max_det is None else max_det,
+            resize=cfg.data.eval_resize,
+            device=device,
+            state_init=cfg.model.state_init,
+            state_seed=cfg.model.state_seed,
+            batch_size=batch_size,
+        )
+
+    # ---------------------------------------------------------------- building blocks
+
+    def _reset(self) -> None:
+        if not self.spiking:
+            return
+        generator = None
+        if self.state_init == "uniform":
+            generator = torch.Generator(device=self.device)
+            generator.manual_seed(self.state_seed)
+        reset_states(self.model, init=self.state_init, generator=generator)
+
+    def _run_steps(self, batch: torch.Tensor, steps: int) -> tuple[torch.Tensor, ...]:
+        outs: tuple[torch.Tensor, ...] = ()
+        for _ in range(steps if self.spiking else 1):
+            outs = self.model(batch)
+        return outs
+
+    def _restart_readout(self) -> None:
+        restart_readout(self.model)

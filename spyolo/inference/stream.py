@@ -7,9 +7,8 @@ from pathlib import Path
 import torch
 
 from spyolo.data.images import ImageInput, read_image
-from spyolo.inference.detector import Detector
+from spyolo.inference.detector import DetectorBase
 from spyolo.inference.prediction import Prediction
-from spyolo.models.readout import restart_readout
 
 __all__ = ["StreamSession"]
 
@@ -32,7 +31,7 @@ class StreamSession:
         warmup: timesteps on the first frame (>= 0).
     """
 
-    def __init__(self, detector: Detector, steps_per_frame: int = 1, warmup: int = 8) -> None:
+    def __init__(self, detector: DetectorBase, steps_per_frame: int = 1, warmup: int = 8) -> None:
         if steps_per_frame < 1:
             raise ValueError(f"steps_per_frame must be >= 1, got {steps_per_frame}")
         if warmup < 0:
@@ -65,7 +64,7 @@ class StreamSession:
             steps = max(self.warmup, self.steps_per_frame)
         else:
             steps = self.steps_per_frame
-            restart_readout(det.model)  # a mean read-out averages this frame's steps only
+            det._restart_readout()  # a mean read-out averages this frame's steps only
         outs = det._run_steps(batch, steps)
         self.frames += 1
         self.timesteps_run += steps if det.spiking else 1
