@@ -51,7 +51,35 @@ ABLATIONS = {
                                 "model.surrogate_sigma=0.3", "model.surrogate_height=0.15",
                                 "model.surrogate_gamma=0.5"],
 }
-ALL_RUNS = {**RUNS, **ABLATIONS}
+PAPER_NEURON = ["model.threshold=1.0", "model.surrogate_sigma=0.3", "model.surrogate_height=0.15",
+                "model.surrogate_gamma=0.5"]
+FPTT = ["model.kind=spyv4", "train.method=fptt"]
+TRANSFER = ["model.init_from={teacher}", "train.lr=2e-3"]  # from the trained twin: a smaller step
+DISTILL = ["train.distill_from={teacher}"]
+MEAN = ["model.readout=mean"]
+# The training recipe: SPYv4-FPTT started from the trained ANN twin (transfer), pulled towards it
+# (distillation), read out over time (mean), at the benchmark's neuron recipe and at the paper's.
+# "{teacher}" is the ANN twin's last.pt: this invocation's ann_twin run (which then runs first),
+# or --teacher PATH. spyv4_fptt_equal_time: the best recipe with the epochs that make ANN stage +
+# SNN stage cost what the scratch run costs (20 ANN epochs ~ 2.7 SNN epochs on the CPU benchmark).
+RECIPE = {
+    "spyv4_fptt_mean": [*FPTT, *MEAN],
+    "spyv4_fptt_transfer": [*FPTT, *TRANSFER],
+    "spyv4_fptt_distill": [*FPTT, *DISTILL],
+    "spyv4_fptt_transfer_distill": [*FPTT, *TRANSFER, *DISTILL],
+    "spyv4_fptt_transfer_distill_mean": [*FPTT, *TRANSFER, *DISTILL, *MEAN],
+    "spyv4_fptt_equal_time": [*FPTT, *TRANSFER, *DISTILL, *MEAN, "train.epochs=17"],
+    "spyv4_fptt_paper_transfer": [*FPTT, *PAPER_NEURON, *TRANSFER],
+    "spyv4_fptt_paper_distill": [*FPTT, *PAPER_NEURON, *DISTILL],
+    "spyv4_fptt_paper_transfer_distill": [*FPTT, *PAPER_NEURON, *TRANSFER, *DISTILL],
+    "spyv4_fptt_paper_transfer_distill_mean": [*FPTT, *PAPER_NEURON, *TRANSFER, *DISTILL, *MEAN],
+}
+ALL_RUNS = {**RUNS, **ABLATIONS, **RECIPE}
+
+
+def needs_teacher(name: str) -> bool:
+    """Whether a run starts from, or distils from, the ANN twin."""
+    return any("{teacher}" in o for o in ALL_RUNS[name])
 
 
 def _inherited_threads() -> int:
@@ -123,6 +151,9 @@ def summarise(name: str, run_dir: Path, eval_json: Path, spikes_json: Path | Non
         "epochs": len(rows),
         "final_loss": float(rows[-1]["loss"]),
     }
+    distill = float(rows[-1].get("distill") or "nan")
+    if distill == distill:  # not NaN: the run distilled
+        out["final_distill"] = distill
     if spikes_json is not None and spikes_json.is_file():
         sp = json.loads(spikes_json.read_text())
         out["firing_rate"] = sp["totals"]["mean_firing_rate"]
@@ -142,15 +173,17 @@ def markdown(rows: list[dict], meta: dict) -> str:
         f"Benchmark `{meta['config']}` on {_machine_name(meta['machine'])} "
         f"(torch {meta['machine']['torch']}), {meta['date']}",
         "",
-        "| run | VOC2007 mAP (11-pt) | area mAP | COCO mAP@[.5:.95] | firing rate | energy/image (µJ) | train wall (s) | train img/s | peak mem (MiB) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| run | VOC2007 mAP (11-pt) | area mAP | COCO mAP@[.5:.95] | final loss (+ distill) | firing rate | energy/image (µJ) | train wall (s) | train img/s | peak mem (MiB) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         energy = r.get("energy_uj")
+        distill = f" (+{r['final_distill']:.2f})" if "final_distill" in r else ""
         if r["run"] == "ann_twin":
             energy = next((x.get("ann_twin_energy_uj") for x in rows if x.get("ann_twin_energy_uj")), None)
         lines.append(
             f"| {r['run']} | {fmt(r['map_voc07'], True)} | {fmt(r['map_area'], True)} | {fmt(r['map_coco'], True)} | "
+            f"{r['final_loss']:.2f}{distill} | "
             f"{fmt(r.get('firing_rate'), digits=4)} | {fmt(energy, digits=1)} | {r['train_wall_s']:.0f} | "
             f"{r['train_images_per_s']:.1f} | {r['peak_mem_mib']:.0f} |"
         )
@@ -159,6 +192,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
         "",
         f"FPTT / BPTT (VOC2007 mAP): {fmt(t['fptt_over_bptt'])} (target >= 0.95); "
         f"FPTT / ANN: {fmt(t['fptt_over_ann'])} (target >= 0.85); "
+        f"best FPTT row / ANN: {fmt(t.get('best_fptt_over_ann'))} ({t.get('best_fptt_run') or '-'}); "
         f"ANN twin in [0.6, 0.9]: {t['ann_in_band']}.",
         "",
         "Peak memory: CUDA max allocated (GPU) or the training process's peak RSS (CPU). Energy: "
@@ -187,6 +221,9 @@ def main() -> int:
                    help="runs trained at the same time (default 1). With N > 1 each run gets cpu_count / N "
                         "threads; their wall times and images/s are then measured under that sharing (the "
                         "table says so)")
+    p.add_argument("--teacher", default=None,
+                   help="a trained ANN-twin checkpoint for the transfer/distillation runs (default: this "
+                        "invocation's ann_twin run, trained first)")
     p.add_argument("overrides", nargs="*", help="section.key=value overrides applied to every run")
     args = p.parse_args()
     configure_logging(0)
@@ -197,6 +234,11 @@ def main() -> int:
             sys.exit(f"bench_quality: unknown run '{name}'; valid: {', '.join(ALL_RUNS)}")
     if args.jobs < 1:
         sys.exit("bench_quality: --jobs must be >= 1")
+    if any(needs_teacher(n) for n in names) and not args.teacher and "ann_twin" not in names:
+        sys.exit("bench_quality: the transfer/distillation runs need the ANN twin: add ann_twin to --runs "
+                 "or pass --teacher PATH")
+    if args.teacher and not Path(args.teacher).is_file():
+        sys.exit(f"bench_quality: {args.teacher}: teacher checkpoint not found")
     out = Path(args.out or f"runs/{cfg.train.name}_quality")
     from spyolo.cli.train import run_files
 
@@ -212,13 +254,19 @@ def main() -> int:
     threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
     commands: dict[str, list[str]] = {}
     results: dict[str, dict] = {}
-    pending = list(names)
+    teacher = args.teacher or str(out / "ann_twin" / "weights" / "last.pt")
+    # the ANN twin first when others wait for it
+    pending = sorted(names, key=lambda n: n != "ann_twin") if not args.teacher else list(names)
     running: dict[str, tuple[subprocess.Popen, float]] = {}
+
+    def ready(name: str) -> bool:
+        return args.teacher is not None or not needs_teacher(name) or "ann_twin" in results
 
     def launch(name: str) -> None:
         run_dir = out / name
+        run_overrides = [o.replace("{teacher}", teacher) for o in ALL_RUNS[name]]
         train_cmd = [py, str(TOOLS / "train.py"), "--config", args.config, "--run-dir", str(run_dir), "--exist-ok",
-                     "--no-progress", *args.overrides, *ALL_RUNS[name], "train.eval_every=0"]
+                     "--no-progress", *args.overrides, *run_overrides, "train.eval_every=0"]
         commands[name] = [shown(train_cmd)]
         running[name] = _start(train_cmd, out / f"{name}_train.log", threads)
 
@@ -238,8 +286,10 @@ def main() -> int:
         print(json.dumps(results[name]), flush=True)
 
     while pending or running:
-        while pending and len(running) < args.jobs:
-            launch(pending.pop(0))
+        while len(running) < args.jobs and any(ready(n) for n in pending):
+            name = next(n for n in pending if ready(n))
+            pending.remove(name)
+            launch(name)
         done = None
         while done is None:
             done = next((n for n, (proc, _) in running.items() if proc.poll() is not None), None)
@@ -254,6 +304,8 @@ def main() -> int:
         return by[a]["map_voc07"] / by[b]["map_voc07"] if a in by and b in by and by[b]["map_voc07"] > 0 else None
 
     ann = by.get("ann_twin", {}).get("map_voc07")
+    fptt_rows = [r for r in rows if r["run"].startswith("spyv4_fptt")]
+    best = max(fptt_rows, key=lambda r: r["map_voc07"])["run"] if fptt_rows else None
     meta = {
         "config": args.config, "overrides": args.overrides, "machine": machine(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -261,6 +313,7 @@ def main() -> int:
         "jobs": args.jobs, "threads_per_run": threads or _inherited_threads(),
         "seeds": {"data": cfg.data.synthetic_seed, "train": cfg.train.seed},
         "targets": {"fptt_over_bptt": ratio("spyv4_fptt", "spyv4_bptt"), "fptt_over_ann": ratio("spyv4_fptt", "ann_twin"),
+                    "best_fptt_run": best, "best_fptt_over_ann": ratio(best, "ann_twin") if best else None,
                     "ann_in_band": (None if ann is None else 0.6 <= ann <= 0.9)},
     }
     (out / "table.json").write_text(json.dumps({"rows": rows, **meta}, indent=2))

@@ -17,7 +17,6 @@ processes affects both alike; the table gives the median over rounds.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time

@@ -49,21 +49,26 @@ def test_bench_quality_two_runs_side_by_side(tmp_path: Path) -> None:
     config.write_text(TINY_CONFIG.format(root=tmp_path / "data"))
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "benchmarks.bench_quality", "--config", str(config), "--out", str(out),
-           "--runs", "ann_twin,spyv4_fptt", "--jobs", "2"]
+           "--runs", "spyv4_fptt,spyv4_fptt_transfer_distill_mean,ann_twin", "--jobs", "2"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT,
                        env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     # the data was generated once, by bench_quality itself, before the runs started
     assert (r.stdout + r.stderr).count("generated a synthetic VOC-style dataset") == 1
     table = json.loads((out / "table.json").read_text())
-    assert [row["run"] for row in table["rows"]] == ["ann_twin", "spyv4_fptt"]
-    ann, fptt = table["rows"]
+    assert [row["run"] for row in table["rows"]] == ["spyv4_fptt", "spyv4_fptt_transfer_distill_mean", "ann_twin"]
+    fptt, recipe, ann = table["rows"]
     for row in (ann, fptt):
         assert 0.0 <= row["map_voc07"] <= 1.0 and 0.0 <= row["map_area"] <= 1.0
         assert row["epochs"] == 1 and row["train_wall_s"] > 0 and row["peak_mem_mib"] > 0
     assert 0.0 <= fptt["firing_rate"] <= 1.0 and fptt["energy_uj"] > 0 and "firing_rate" not in ann
     assert table["jobs"] == 2 and table["seeds"] == {"data": 2, "train": 0}
     assert table["targets"]["fptt_over_bptt"] is None  # no BPTT run asked for
+    # the recipe run started from, and distilled from, the twin trained first in the same invocation
+    teacher = str(out / "ann_twin" / "weights" / "last.pt")
+    assert any(f"model.init_from={teacher}" in c and f"train.distill_from={teacher}" in c for c in table["commands"])
+    assert "tensors loaded" in (out / "spyv4_fptt_transfer_distill_mean" / "transfer.txt").read_text()
+    assert recipe["final_distill"] > 0 and table["targets"]["best_fptt_run"] in ("spyv4_fptt", "spyv4_fptt_transfer_distill_mean")
     assert isinstance(table["targets"]["ann_in_band"], bool)
     md = (out / "table.md").read_text()
     assert "| ann_twin |" in md and "| spyv4_fptt |" in md and "2 at a time" in md
