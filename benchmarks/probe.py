@@ -242,7 +242,7 @@ class ProbeSession:
             self.fptt = FPTT(model.parameters()) if cfg.method == "fptt" else None
 
     def train_step(self, timesteps: int) -> TrainStep:
-        """A new :class:`~spyolo.train.steps.TrainStep` at ``T = timesteps`` on this session's
+        """A new :class:`~spyolo.train.steps.TrainStep` at ``T = timesteps`` on the probe's
         model, loss, optimiser and FPTT state (training methods only)."""
         if self.loss_fn is None or self.optimizer is None:
             raise ValueError(f"method {self.cfg.method!r} has no training step")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import math
 import subprocess
 import sys
 from dataclasses import replace
@@ -413,3 +414,21 @@ def test_gpu_check_profile_part():
     assert "--compile" in compiled and "--no-compile" not in compiled and value("--ltc-backend", compiled) == "auto"
     eager = gpu_check.part_argv(gpu_check.Part("p", 60, 30, argv, profile=True, compile_after="bench_fptt"), set())
     assert eager == argv
+
+
+def test_gradient_scale_rows():
+    """benchmarks/gradient_scale.py: one relative gradient per synaptic convolution (19 LTC layers
+    and the same 19 Conv-BN layers in the twin), finite and positive, and the firing rate of the
+    spiking recipes; the paper's threshold 1 fires less than the recipe's 0.5."""
+    from benchmarks.gradient_scale import measure
+
+    rows = {r: measure(r, width=0.25, img_size=64, timesteps=2, batch=2, num_classes=4, seed=0)
+            for r in ("paper_neuron", "synthetic_recipe", "ann_twin")}
+    for name, row in rows.items():
+        layers = row["per_layer"]
+        assert len(layers) == 19, (name, sorted(layers))
+        assert all(math.isfinite(v) and v > 0 for v in layers.values())
+        assert row["rel_grad_min"] <= row["rel_grad_median"] <= row["rel_grad_max"]
+    assert set(rows["paper_neuron"]["per_layer"]) == set(rows["synthetic_recipe"]["per_layer"])
+    assert rows["ann_twin"]["firing_rate"] is None and rows["ann_twin"]["timesteps"] == 1
+    assert 0 < rows["paper_neuron"]["firing_rate"] < rows["synthetic_recipe"]["firing_rate"] < 1

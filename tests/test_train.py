@@ -131,3 +131,22 @@ def test_atomic_save_permissions_and_no_leftovers(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o644  # as a plain open() would give, not mkstemp's 0o600
     assert [p.name for p in path.parent.iterdir()] == ["ck.pt"]
     assert torch.equal(load_checkpoint(path)["model"]["w"], torch.ones(2))
+
+
+def test_overrides_anywhere_on_the_command_line():
+    """`--config C a=1 --run-dir D b=2`: overrides after an option join the others in order; an
+    unknown option is still a usage error (exit 2), and so is an override for a command without."""
+    from spyolo.cli import build_parser as spyolo_parser
+    from spyolo.cli.common import parse_command_line
+    from spyolo.cli.train import build_parser
+
+    args = parse_command_line(build_parser(), ["--config", "c.yaml", "train.lr=1", "--run-dir", "D",
+                                               "train.epochs=2", "model.width=0.5"])
+    assert args.overrides == ["train.lr=1", "train.epochs=2", "model.width=0.5"] and args.run_dir == "D"
+    args = parse_command_line(spyolo_parser(), ["eval", "--weights", "w.pt", "--split", "test", "data.root=R"])
+    assert args.overrides == ["data.root=R"]
+    for argv in (["train", "--run-dir", "D", "train.lr=1", "--bogus"], ["synth", "--out", "X", "--train", "1",
+                                                                          "--test", "1", "a.b=1"]):
+        with pytest.raises(SystemExit) as e:
+            parse_command_line(spyolo_parser(), argv)
+        assert e.value.code == 2

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """The main job on the embedded default (what `make demo` runs), end to end:
 
-1. generate the synthetic VOC-format dataset (first use only) and train SPYv4 with FPTT
-   (tools/train.py, config configs/spyv4_synthetic.yaml);
-2. evaluate the best checkpoint on the test split: per-class VOC2007 11-point and area AP,
+1. generate the synthetic VOC-format dataset (first use only) and train the ANN twin
+   (YOLOv4-tiny, the same topology with Conv-BN-LeakyReLU) for --ann-epochs epochs;
+2. train SPYv4 with FPTT (config configs/spyv4_synthetic.yaml) started from the twin's weights
+   (model.init_from) and pulled towards its head outputs at every timestep
+   (train.distill_from); --ann-epochs 0 trains SPYv4 from scratch instead;
+3. evaluate SPYv4's best checkpoint on the test split: per-class VOC2007 11-point and area AP,
    COCO mAP, spike statistics (firing rates, synaptic operations, energy) and mAP per
    timestep (tools/eval.py);
-3. run the demo on test images (tools/demo.py): annotated images + JSON.
+4. run the demo on test images (tools/demo.py): annotated images + JSON.
 
 Every step is a plain command, printed before it runs, so each can be re-run by hand.
 """
@@ -27,6 +30,10 @@ from spyolo.config import load_config
 from spyolo.utils.io import atomic_write_bytes
 
 TOOLS = Path(__file__).resolve().parent
+# The ANN-twin stage: the CPU benchmark's recipe for the twin (lr 5e-3, cosine) at twice its epochs;
+# its last.pt seeds SPYv4 and teaches it (docs/learning_quality.md, "The two-stage recipe").
+ANN_EPOCHS = 40
+ANN_LR = 5e-3
 
 
 def run(cmd: list[str]) -> None:
@@ -43,15 +50,29 @@ def main() -> int:
     p.add_argument("--config", default="configs/spyv4_synthetic.yaml")
     p.add_argument("--run-dir", default="runs/synthetic",
                    help="run folder; made unique (runs/synthetic2, ...) so no earlier run is touched")
+    p.add_argument("--ann-epochs", type=int, default=ANN_EPOCHS,
+                   help=f"epochs of the ANN-twin stage (default {ANN_EPOCHS}); 0: SPYv4 from scratch, one stage")
+    p.add_argument("--ann-lr", type=float, default=ANN_LR, help=f"the ANN twin's learning rate (default {ANN_LR:g})")
     p.add_argument("--demo-images", type=int, default=8, help="test images annotated by the demo")
-    p.add_argument("overrides", nargs="*", help="section.key=value overrides for training")
+    p.add_argument("overrides", nargs="*", help="section.key=value overrides for training (both stages)")
     args = p.parse_args()
+    t_start = time.perf_counter()
+    if args.ann_epochs < 0:
+        p.error("--ann-epochs must be >= 0")
     py = sys.executable
     cfg = load_config(args.config, args.overrides)
     run_dir = unique_dir(Path(args.run_dir))
+    train = [py, str(TOOLS / "train.py"), "--config", args.config]
 
-    run([py, str(TOOLS / "train.py"), "--config", args.config, "--run-dir", str(run_dir), *args.overrides])
-    weights = run_dir / "weights" / "best.pt"
+    snn_dir, stage = run_dir, []
+    if args.ann_epochs:
+        ann_dir, snn_dir = run_dir / "ann_twin", run_dir / "spyv4"
+        run([*train, "--run-dir", str(ann_dir), *args.overrides, "model.kind=ann", "model.readout=last",
+             f"train.epochs={args.ann_epochs}", f"train.lr={args.ann_lr:g}", "train.eval_every=0"])
+        teacher = str(ann_dir / "weights" / "last.pt")
+        stage = [f"model.init_from={teacher}", f"train.distill_from={teacher}"]
+    run([*train, "--run-dir", str(snn_dir), *args.overrides, *stage])
+    weights = snn_dir / "weights" / "best.pt"
     eval_dir = run_dir / "eval"
     run([py, str(TOOLS / "eval.py"), "--weights", str(weights), "--split", "test", "--coco", "--spikes",
          "--per-timestep", "--json", str(eval_dir / "metrics.json"), "--plots", str(eval_dir / "pr"),
@@ -65,7 +86,7 @@ def main() -> int:
     for image_id in ids[: args.demo_images]:
         atomic_write_bytes(src / f"{image_id}.jpg", (year_dir / "JPEGImages" / f"{image_id}.jpg").read_bytes())
     run([py, str(TOOLS / "demo.py"), "--weights", str(weights), "--source", str(src), "--out", str(run_dir / "demo")])
-    print(f"\nmain job done: weights {weights}, metrics {eval_dir}, annotated images {run_dir / 'demo'}")
+    print(f"\nmain job done in {time.perf_counter() - t_start:.0f} s: weights {weights}, metrics {eval_dir}, annotated images {run_dir / 'demo'}")
     return 0
 
 

@@ -52,9 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``spyolo`` console command."""
-    from spyolo.cli.common import run_command
+    from spyolo.cli.common import parse_command_line, run_command
 
-    args = build_parser().parse_args(argv)
+    args = parse_command_line(build_parser(), argv)
     return run_command(args._run, args)
 
 

@@ -12,12 +12,13 @@ import argparse
 import logging
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from spyolo.errors import SpyoloError
 from spyolo.utils.logging import logging_configured
 
-__all__ = ["EXIT_BAD_INPUT", "add_logging_flags", "command_parser", "describe_os_error", "run_command"]
+__all__ = ["EXIT_BAD_INPUT", "add_logging_flags", "command_parser", "describe_os_error", "parse_command_line",
+           "run_command"]
 
 EXIT_BAD_INPUT = 2
 
@@ -39,6 +40,22 @@ def command_parser(
     add_arguments(parser)
     add_logging_flags(parser)
     return parser
+
+
+def parse_command_line(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """``parser.parse_args`` that also takes ``section.key=value`` overrides after options.
+
+    argparse reads a positional list once, so ``--config C a=1 --run-dir D b=2`` would reject
+    ``b=2``; here every such leftover joins ``args.overrides`` in command-line order (for a
+    command that takes overrides). Anything else left over is the usual usage error.
+    """
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        overrides = [a for a in extra if "=" in a and not a.startswith("-")]
+        if not hasattr(args, "overrides") or len(overrides) != len(extra):
+            parser.error("unrecognized arguments: " + " ".join(extra))
+        args.overrides = [*(args.overrides or []), *overrides]
+    return args
 
 
 def describe_os_error(exc: OSError) -> str:

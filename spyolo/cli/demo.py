@@ -34,7 +34,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from spyolo.cli.common import command_parser, run_command
+from spyolo.cli.common import command_parser, parse_command_line, run_command
 from spyolo.data.images import IMAGE_EXTENSIONS
 from spyolo.errors import ConfigError, ImageReadError, SpyoloError
 
@@ -241,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(run, build_parser().parse_args(argv))
+    return run_command(run, parse_command_line(build_parser(), argv))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from spyolo.cli.common import command_parser, run_command
+from spyolo.cli.common import command_parser, parse_command_line, run_command
 from spyolo.errors import ConfigError
 
 __all__ = ["OPTION_KEYS", "add_arguments", "build_parser", "main", "run"]
@@ -201,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(run, build_parser().parse_args(argv))
+    return run_command(run, parse_command_line(build_parser(), argv))
 
 
 if __name__ == "__main__":

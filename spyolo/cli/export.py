@@ -30,7 +30,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from spyolo.cli.common import command_parser, run_command
+from spyolo.cli.common import command_parser, parse_command_line, run_command
 from spyolo.errors import ConfigError, RunFolderError
 
 __all__ = ["FORMATS", "add_arguments", "build_parser", "main", "run"]
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(run, build_parser().parse_args(argv))
+    return run_command(run, parse_command_line(build_parser(), argv))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from spyolo.cli.common import command_parser, run_command
+from spyolo.cli.common import command_parser, parse_command_line, run_command
 
 __all__ = ["add_arguments", "build_parser", "main", "run"]
 
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_command(run, build_parser().parse_args(argv))
+    return run_command(run, parse_command_line(build_parser(), argv))
 
 
 if __name__ == "__main__":

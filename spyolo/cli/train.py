@@ -22,7 +22,7 @@ import logging
 import sys
 from pathlib import Path
 
-from spyolo.cli.common import command_parser, run_command
+from spyolo.cli.common import command_parser, parse_command_line, run_command
 from spyolo.config import Config, config_to_dict, load_config
 from spyolo.errors import ConfigError, RunFolderError
 
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(run, build_parser().parse_args(argv))
+    return run_command(run, parse_command_line(build_parser(), argv))
 
 
 if __name__ == "__main__":

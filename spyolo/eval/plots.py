@@ -171,7 +171,7 @@ def plot_results(history: list[Mapping[str, Any]], path: str | Path, title: str 
             if points:
                 xs, ys = zip(*points)
                 ax.plot(xs, ys, marker=".", label=labels.get(col, col))
-        if len(columns) > 1:
+        if len(columns) > 1 and ax.lines:
             ax.legend(fontsize=8)
         if not ax.lines:
             ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes, color="grey")

@@ -22,7 +22,7 @@ class StreamSession:
     ``model.readout=mean``: the mean of its own steps' heads; the membranes carry over, the
     read-out restarts). For a non-spiking model every frame is one forward pass. Only one
     session per :class:`Detector` holds the state at a time: calling :meth:`Detector.predict` or
-    another session's :meth:`step` in between makes this session start over with a
+    the :meth:`step` of another stream in between makes this stream start over with a
     warm-up at its next frame.
 
     Args:

@@ -85,7 +85,7 @@ class TransferReport:
 
     def summary(self) -> str:
         """A few lines: counts, the skipped keys with their reasons, and what kept its init."""
-        groups = sorted({k.split(".")[-2] if k.count(".") >= 2 else k for k in self.left_at_init})
+        groups = sorted({".".join(k.split(".")[-2:]) for k in self.left_at_init})
         lines = [
             f"weights from {self.source} ({self.source_kind}): {len(self.loaded)} tensors loaded, "
             f"{len(self.skipped)} skipped, {len(self.left_at_init)} left at their initial values"
@@ -93,7 +93,7 @@ class TransferReport:
         ]
         lines += [f"  skipped {key}: {reason}" for key, reason in self.skipped]
         if self.left_at_init:
-            lines.append(f"  left at init: {len(self.left_at_init)} tensors of kinds {', '.join(groups)}")
+            lines.append(f"  left at init: {len(self.left_at_init)} tensors ({', '.join(groups)})")
         return "\n".join(lines)
 
     def __str__(self) -> str:
