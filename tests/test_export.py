@@ -328,7 +328,7 @@ def test_command_errors(spyv4, tmp_path: Path, capsys, monkeypatch) -> None:
     bad_json = tmp_path / "badjson.onnx"
     bad_json.write_bytes(onnx_path.read_bytes())
     bad_json.with_suffix(".json").write_text("{not json")
-    assert f"{bad_json.with_suffix('.json')}: not a JSON sidecar" in run_demo(bad_json)
+    assert f"{bad_json.with_suffix('.json')}: malformed JSON" in run_demo(bad_json)
 
     # without the export extra: one line that says how to install it
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail

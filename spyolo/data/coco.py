@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from spyolo.errors import DatasetError
+from spyolo.utils.jsonfile import read_json
 
 __all__ = ["COCOFile", "COCOSource", "read_coco", "voc_split_to_coco"]
 
@@ -79,16 +79,7 @@ class COCOFile:
 
 
 def _load_json(path: Path) -> dict:
-    if not path.is_file():
-        raise DatasetError(f"{path}: COCO annotation file not found")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except UnicodeDecodeError:
-        raise DatasetError(f"{path}: not a JSON text file (not UTF-8)") from None
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path}: malformed JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    data = read_json(path, DatasetError, "COCO annotation file")
     if not isinstance(data, dict):
         raise DatasetError(f"{path}: not a COCO annotation file (the top level is not a JSON object)")
     for key in ("images", "categories"):

@@ -23,12 +23,12 @@ Its keys (``FORMAT_VERSION`` 1)::
 from __future__ import annotations
 
 import importlib
-import json
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from spyolo.errors import SpyoloError
+from spyolo.utils.jsonfile import read_json
 
 __all__ = ["EXTRA_HINT", "FORMAT", "FORMAT_VERSION", "ExportError", "read_sidecar", "require", "sidecar_path"]
 
@@ -75,10 +75,7 @@ def read_sidecar(onnx_path: str | Path) -> dict[str, Any]:
     path = sidecar_path(onnx_path)
     if not path.is_file():
         raise ExportError(f"{path}: sidecar not found (spyolo export writes it beside {Path(onnx_path).name})")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ExportError(f"{path}: not a JSON sidecar ({exc})") from None
+    meta = read_json(path, ExportError, "sidecar")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ExportError(f"{path}: not a spyolo ONNX sidecar (expected \"format\": \"{FORMAT}\")")
     if meta.get("format_version") != FORMAT_VERSION:
