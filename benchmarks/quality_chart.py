@@ -4,12 +4,13 @@
     python -m benchmarks.quality_chart runs/quality/table.json:ann_twin,spyv4_fptt \
         runs/quality_recipe2/table.json --out chart.png --reference ann_twin --ratio 0.85
 
-Each argument is a ``table.json`` written by the benchmark, optionally followed by ``:`` and
-the comma-separated runs to take from it (default: all of its rows). The bars keep the order of
-the arguments and of the rows. With ``--reference RUN`` the chart draws that run's mAP as a line,
+Each argument is a ``table.json`` written by the benchmark (or a one-run record with its row
+under ``"row"``), optionally followed by ``:`` and the comma-separated runs to take from it
+(default: all of its rows). The bars keep the order of the arguments and of the rows. With ``--reference RUN`` the chart draws that run's mAP as a line,
 and ``--ratio R`` a second line at R times it, and every bar is labelled with its mAP and its
-ratio to the reference. A run named twice, a missing file, a file that is not a benchmark table
-or a selected run the table does not hold is one error line and exit status 2.
+ratio to the reference. A run named twice, a missing file, a file that is not a benchmark table,
+a selected run the table does not hold, or an ``--out`` that is one of the inputs is one error
+line and exit status 2; nothing is written then.
 """
 
 from __future__ import annotations
@@ -31,9 +32,15 @@ def load_rows(spec: str) -> list[dict]:
     path_text, _, selection = spec.rpartition(":") if not Path(spec).exists() else (spec, "", "")
     path = Path(path_text)
     table = read_json(path, ChartInputError, "benchmark table")
-    rows = table.get("rows") if isinstance(table, dict) else None
+    rows = None
+    if isinstance(table, dict):  # a table ({"rows": [...]}) or one run's record ({"row": {...}})
+        rows = table.get("rows") if "rows" in table else [table["row"]] if "row" in table else None
     if not isinstance(rows, list) or not all(isinstance(r, dict) and "run" in r and "map_voc07" in r for r in rows):
         raise ChartInputError(f"{path}: not a bench_quality table (no 'rows' with 'run' and 'map_voc07')")
+    for row in rows:
+        value = row["map_voc07"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ChartInputError(f"{path}: run {row['run']}: map_voc07 is {value!r}, not a fraction in [0, 1]")
     if not selection:
         return rows
     by_name = {r["run"]: r for r in rows}
@@ -103,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--title", default="", help="chart title")
     args = parser.parse_args(argv)
     try:
+        inputs = {Path(spec if Path(spec).exists() else spec.rpartition(":")[0]).resolve() for spec in args.tables}
+        if Path(args.out).resolve() in inputs:
+            raise ChartInputError(f"{args.out}: is one of the input tables; choose another --out")
         rows = collect(args.tables)
         path = draw(rows, args.out, args.reference, args.ratio, args.title)
     except ChartInputError as exc:
