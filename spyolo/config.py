@@ -60,6 +60,9 @@ class DataConfig:
     skip_bad: bool = False  # skip (and report) bad samples instead of stopping
     verify_images: bool = False  # decode every image at start-up
     eval_resize: str = "stretch"  # "stretch" (the paper) or "letterbox"
+    # Interpolation of that resize: "cubic" (the release's bicubic) or "linear" (bilinear: Darknet's and
+    # OpenCV's; spyolo convert sets it, so that a converted Darknet model sees the input Darknet gives it).
+    eval_interpolation: str = "cubic"
     mosaic: float = 0.0  # probability of a 4-image mosaic per training sample
     scale_min: float = 0.25
     scale_max: float = 2.0
@@ -109,6 +112,9 @@ class ModelConfig:
     readout: str = "last"
     # Dropout2d probability on the input image in training (the release: 0.1).
     input_dropout: float = 0.0
+    # Centre scale of the heads' decoding, Darknet's scale_x_y: centre = sigmoid(t) * k - (k - 1) / 2
+    # + cell. 1 for SPYv4 (the release); 1.05 in the original yolov4-tiny.cfg (spyolo convert keeps it).
+    scale_xy: float = 1.0
     # Start training from these weights (spyolo.models.transfer_weights): a trained ANN twin or
     # SPYv4 checkpoint, or a YOLOv4-tiny state dict in the widely shared naming. Not on --resume.
     init_from: Union[str, None] = None
@@ -252,6 +258,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("data", "eval_resize"): ("stretch", "letterbox"),
+    ("data", "eval_interpolation"): ("cubic", "linear"),
     ("model", "kind"): ("spyv4", "ann"),
     ("model", "state_init"): ("zero", "uniform"),
     ("model", "readout"): ("last", "mean"),
@@ -332,6 +339,8 @@ def validate(cfg: Config, source: str = "config") -> None:
             f"{source}: the surrogate needs model.surrogate_sigma > 0, model.surrogate_gamma > 0 and "
             f"model.surrogate_height >= 0"
         )
+    if not 1.0 <= cfg.model.scale_xy <= 2.0:
+        raise ConfigError(f"{source}: model.scale_xy must be in [1, 2], got {cfg.model.scale_xy}")
     if not 0.0 <= cfg.model.input_dropout < 1.0:
         raise ConfigError(f"{source}: model.input_dropout must be in [0, 1), got {cfg.model.input_dropout}")
     if cfg.train.distill_weight < 0 or cfg.train.distill_box_weight < 0:

@@ -1,4 +1,4 @@
-"""The ``spyolo`` command: ``spyolo train | eval | demo | synth | export`` (``spyolo <cmd> --help``).
+"""The ``spyolo`` command: ``spyolo train | eval | demo | synth | export | convert`` (``spyolo <cmd> --help``).
 
 Each subcommand is a module here with ``add_arguments(parser)`` and ``run(args)``; the scripts
 in ``tools/`` run the same modules (``python tools/train.py`` is ``spyolo train``).
@@ -25,6 +25,7 @@ COMMANDS = {
     "demo": "detect objects in images, a folder, a video or a camera; write annotated results",
     "synth": "generate the synthetic VOC-format shapes dataset",
     "export": "export a checkpoint for inference",
+    "convert": "convert a Darknet YOLOv4-tiny (.weights + .cfg) into a spyolo checkpoint",
 }
 """Subcommand -> one-line description; each is the module ``spyolo.cli.<name>``."""
 

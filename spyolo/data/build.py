@@ -99,7 +99,7 @@ def build_dataset(cfg: Any, train: bool) -> DetectionDataset:
             value=cfg.value,
         )
     else:
-        transform = build_eval_transform(cfg.img_size, cfg.eval_resize)
+        transform = build_eval_transform(cfg.img_size, cfg.eval_resize, interpolation=cfg.eval_interpolation)
     return DetectionDataset(
         train_sets if train else test_sets,
         class_names,

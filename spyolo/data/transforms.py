@@ -475,7 +475,14 @@ def build_train_transform(
     return DetectionTransform(pipeline, img_size, "train", mosaic=mosaic, post_mosaic=post_mosaic, seed=seed)
 
 
-def build_eval_transform(img_size: int, mode: EvalMode = "stretch", fill: int = 128) -> DetectionTransform:
+EVAL_INTERPOLATIONS: dict[str, int] = {"cubic": cv2.INTER_CUBIC, "linear": cv2.INTER_LINEAR}
+"""Interpolations of the evaluation resize: ``"cubic"`` (the release's bicubic) or ``"linear"``
+(bilinear, as Darknet and OpenCV's ``blobFromImage`` resize)."""
+
+
+def build_eval_transform(
+    img_size: int, mode: EvalMode = "stretch", fill: int = 128, interpolation: str = "cubic"
+) -> DetectionTransform:
     """Deterministic evaluation resize.
 
     Args:
@@ -484,12 +491,16 @@ def build_eval_transform(img_size: int, mode: EvalMode = "stretch", fill: int = 
             protocol) or ``"letterbox"`` (keep aspect, centre on a grey canvas; the
             output's ``"letterbox"`` entry holds ``(scale, pad_x, pad_y)``).
         fill: grey level of the letterbox padding.
+        interpolation: a key of :data:`EVAL_INTERPOLATIONS`.
     """
+    if interpolation not in EVAL_INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {list(EVAL_INTERPOLATIONS)}, got {interpolation!r}")
+    flag = EVAL_INTERPOLATIONS[interpolation]
     if mode == "stretch":
-        steps: list[Any] = [A.Resize(img_size, img_size, interpolation=cv2.INTER_CUBIC)]
+        steps: list[Any] = [A.Resize(img_size, img_size, interpolation=flag)]
     elif mode == "letterbox":
         steps = [
-            A.LongestMaxSize(max_size=img_size, interpolation=cv2.INTER_CUBIC),
+            A.LongestMaxSize(max_size=img_size, interpolation=flag),
             A.PadIfNeeded(
                 min_height=img_size,
                 min_width=img_size,

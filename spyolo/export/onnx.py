@@ -216,6 +216,7 @@ def export_onnx(
         "input": {
             "name": IMAGES, "shape": [3, size, size], "dtype": "float32", "layout": "NCHW", "channels": "RGB",
             "scale": "pixel / 255", "resize": cfg.data.eval_resize,
+            "interpolation": cfg.data.eval_interpolation,
         },
         "timesteps": int(cfg.model.timesteps),
         "heads": {
@@ -225,6 +226,7 @@ def export_onnx(
             "anchors": spec.anchors_px.tolist(),
             "anchors_ref": model.anchors.tolist(),
             "anchor_ref_size": int(model.anchor_ref_size),
+            "scale_xy": float(spec.scale_xy),
         },
         "thresholds": {
             "demo": {"conf": float(cfg.eval.demo_conf), "nms": float(cfg.eval.demo_nms)},

@@ -83,6 +83,7 @@ class OnnxDetector(DetectorBase):
             masks=tuple(tuple(int(i) for i in m) for m in heads["masks"]),
             strides=tuple(int(s) for s in heads["strides"]),
             num_classes=len(names),
+            scale_xy=float(heads.get("scale_xy", 1.0)),
         )
         super().__init__(
             names, int(meta["input"]["shape"][-1]), spec, bool(states),
@@ -91,6 +92,7 @@ class OnnxDetector(DetectorBase):
             nms=float(thresholds["demo"]["nms"]) if nms is None else nms,
             max_det=int(thresholds["max_det"]) if max_det is None else max_det,
             resize=meta["input"]["resize"], device="cpu", batch_size=batch_size,
+            interpolation=str(meta["input"].get("interpolation", "cubic")),
         )
         self.path = path
         self.meta = meta

@@ -9,10 +9,11 @@ Its keys (``FORMAT_VERSION`` 1)::
     format, format_version, spyolo_version, exported_from, onnx_file, opset
     model:      kind, spiking, width, readout
     class_names
-    input:      name, shape [3, S, S], dtype, layout, channels, scale, resize
+    input:      name, shape [3, S, S], dtype, layout, channels, scale, resize, interpolation
     timesteps
     heads:      outputs [head1, head2], strides, masks, anchors (input pixels),
-                anchors_ref (pixels at anchor_ref_size), anchor_ref_size
+                anchors_ref (pixels at anchor_ref_size), anchor_ref_size,
+                scale_xy (centre scale of the decoding; 1 when absent)
     thresholds: demo {conf, nms}, eval {conf, nms}, max_det
     state_init: "zero" (every state starts at 0)
     states:     [{input, output, module, shape (without the batch axis)}, ...]

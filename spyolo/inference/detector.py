@@ -75,6 +75,7 @@ class DetectorBase:
         nms: IoU threshold of the per-class NMS.
         max_det: cap on detections per image (0: no cap).
         resize: ``"stretch"`` or ``"letterbox"``, the evaluation resize.
+        interpolation: ``"cubic"`` or ``"linear"``, the evaluation resize's interpolation.
         device: ``None``/``"auto"`` (CUDA when available), or a torch device: where the
             pre-processed batch and the post-processing live.
         batch_size: images per forward pass in :meth:`predict`.
@@ -93,6 +94,7 @@ class DetectorBase:
         resize: str = "stretch",
         device: str | torch.device | None = None,
         batch_size: int = 16,
+        interpolation: str = "cubic",
     ) -> None:
         _check_img_size(img_size)
         if timesteps < 1:
@@ -116,7 +118,8 @@ class DetectorBase:
         self.batch_size = int(batch_size)
         self.spiking = bool(spiking)
         self.spec: HeadSpec = spec
-        self._transform = build_eval_transform(self.img_size, resize)  # validates ``resize``
+        self.interpolation = interpolation
+        self._transform = build_eval_transform(self.img_size, resize, interpolation=interpolation)  # validates both
         # Which StreamSession (if any) the neuron state currently belongs to.
         self._state_owner: object | None = None
 
@@ -234,6 +237,7 @@ class Detector(DetectorBase):
         state_init: initial membrane, ``"zero"`` or ``"uniform"``.
         state_seed: seed of the uniform initial membrane, re-applied at every call.
         batch_size: images per forward pass in :meth:`predict`.
+        interpolation: ``"cubic"`` or ``"linear"``, the evaluation resize's interpolation.
     """
 
     def __init__(
@@ -250,6 +254,7 @@ class Detector(DetectorBase):
         state_init: str = "zero",
         state_seed: int = 0,
         batch_size: int = 16,
+        interpolation: str = "cubic",
     ) -> None:
         if state_init not in ("zero", "uniform"):
             raise ValueError(f"state_init must be 'zero' or 'uniform', got {state_init!r}")
@@ -257,7 +262,7 @@ class Detector(DetectorBase):
         super().__init__(
             class_names, img_size, head_spec_for(model, img_size), bool(getattr(model, "is_spiking", False)),
             timesteps=timesteps, conf=conf, nms=nms, max_det=max_det, resize=resize, device=device,
-            batch_size=batch_size,
+            batch_size=batch_size, interpolation=interpolation,
         )
         self.model = model.to(self.device).eval()
         self.state_init = state_init
@@ -298,6 +303,7 @@ class Detector(DetectorBase):
             nms=cfg.eval.demo_nms if nms is None else nms,
             max_det=cfg.eval.max_det if max_det is None else max_det,
             resize=cfg.data.eval_resize,
+            interpolation=cfg.data.eval_interpolation,
             device=device,
             state_init=cfg.model.state_init,
             state_seed=cfg.model.state_seed,

@@ -38,7 +38,7 @@ def decode_outputs(outputs: Sequence[torch.Tensor], spec: HeadSpec) -> torch.Ten
     rows = []
     for out, mask, stride in zip(outputs, spec.masks, spec.strides):
         anchors = spec.anchors_px[list(mask)]
-        rows.append(decode_head(out.float(), anchors, stride, spec.num_classes).flatten())
+        rows.append(decode_head(out.float(), anchors, stride, spec.num_classes, spec.scale_xy).flatten())
     return torch.cat(rows, dim=1)
 
 

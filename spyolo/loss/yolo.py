@@ -135,6 +135,7 @@ class YOLOLoss(nn.Module):
         ignore_thresh: a non-positive slot whose decoded box has IoU above this with
             some ground-truth box of its image is excluded from the negatives.
         label_smoothing: ``eps``; class targets become ``y * (1 - eps) + eps / C``.
+        scale_xy: centre scale of the decoding (:func:`spyolo.models.heads.decode_head`).
 
     The anchors are buffers: move the module to the device of the head outputs
     (``loss_fn.to(device)``); :meth:`forward` refuses outputs on another device rather
@@ -149,6 +150,7 @@ class YOLOLoss(nn.Module):
         strides: Sequence[int] = STRIDES,
         ignore_thresh: float = 0.5,
         label_smoothing: float = 0.0,
+        scale_xy: float = 1.0,
     ) -> None:
         super().__init__()
         anchor_tensor = torch.as_tensor(anchors, dtype=torch.float32)
@@ -180,6 +182,7 @@ class YOLOLoss(nn.Module):
         self.num_classes = int(num_classes)
         self.ignore_thresh = float(ignore_thresh)
         self.label_smoothing = float(label_smoothing)
+        self.scale_xy = float(scale_xy)
         self.register_buffer("anchors", anchor_tensor, persistent=False)
         for head, mask in enumerate(self.masks):
             # slot_of_anchor[i] = slot of anchor i in this head, -1 where the head lacks it
@@ -192,7 +195,7 @@ class YOLOLoss(nn.Module):
     def from_spec(cls, spec: HeadSpec, ignore_thresh: float = 0.5, label_smoothing: float = 0.0) -> "YOLOLoss":
         """The loss for the heads described by ``spec`` (:func:`spyolo.models.heads.head_spec_for`)."""
         return cls(spec.anchors_px, spec.masks, spec.num_classes, strides=spec.strides,
-                   ignore_thresh=ignore_thresh, label_smoothing=label_smoothing)
+                   ignore_thresh=ignore_thresh, label_smoothing=label_smoothing, scale_xy=spec.scale_xy)
 
     def grid_sizes(self, img_size: tuple[int, int]) -> list[tuple[int, int]]:
         """``(h, w)`` of each head's grid for an input of ``img_size = (H, W)`` pixels."""
@@ -390,7 +393,8 @@ class YOLOLoss(nn.Module):
                     f"YOLOLoss: head {head} output is on {out.device} but the loss module is on "
                     f"{self.anchors.device}; move it with .to(device) (its anchors are buffers)"
                 )
-            decoded = decode_head(out.to(dtype), self._head_anchors(head), self.strides[head], self.num_classes)
+            decoded = decode_head(out.to(dtype), self._head_anchors(head), self.strides[head], self.num_classes,
+                                  self.scale_xy)
             per_slot = decoded.logits.shape[-1]
             logits = decoded.logits.reshape(batch, -1, per_slot)
             boxes = decoded.boxes.reshape(batch, -1, 4)

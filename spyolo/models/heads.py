@@ -13,8 +13,10 @@ a tensor of shape ``(B, A * (5 + C), H / s, W / s)``. For anchor slot ``j`` the
 channels ``j * (5 + C) ... (j + 1) * (5 + C) - 1`` hold
 ``[t_x, t_y, t_w, t_h, t_obj, cls_0 .. cls_{C-1}]``. They are decoded as
 
-* ``x = (sigmoid(t_x) + c_x) * s`` and ``y = (sigmoid(t_y) + c_y) * s``, where
-  ``(c_x, c_y)`` is the column and row of the grid cell: the box centre in input pixels;
+* ``x = (sigmoid(t_x) * k - (k - 1) / 2 + c_x) * s`` and likewise ``y``, where
+  ``(c_x, c_y)`` is the column and row of the grid cell and ``k`` the centre scale
+  (Darknet's ``scale_x_y``: 1 for SPYv4 and spyolo-trained models, 1.05 in the original
+  yolov4-tiny.cfg, which lets a centre reach the cell's edges): the box centre in input pixels;
 * ``w = a_w * exp(t_w)`` and ``h = a_h * exp(t_h)``, with ``(a_w, a_h)`` the slot's
   anchor in input pixels;
 * objectness ``sigmoid(t_obj)`` and class probabilities ``sigmoid(cls_k)`` (independent
@@ -65,12 +67,14 @@ class HeadSpec:
         masks: anchor indices per head.
         strides: input pixels per grid cell, per head.
         num_classes: number of classes ``C``.
+        scale_xy: the centre scale ``k`` of the decoding (Darknet's ``scale_x_y``; 1 by default).
     """
 
     anchors_px: torch.Tensor
     masks: tuple[tuple[int, ...], ...]
     strides: tuple[int, ...]
     num_classes: int
+    scale_xy: float = 1.0
 
     def grid_sizes(self, img_size: tuple[int, int]) -> list[tuple[int, int]]:
         """``(h, w)`` of each head's grid for an input of ``img_size = (H, W)`` pixels."""
@@ -93,6 +97,7 @@ def head_spec_for(model: torch.nn.Module, img_size: int) -> HeadSpec:
         masks=tuple(tuple(int(i) for i in m) for m in core.masks),
         strides=tuple(int(s) for s in core.strides),
         num_classes=int(core.num_classes),
+        scale_xy=float(core.scale_xy),
     )
 
 
@@ -139,6 +144,7 @@ def decode_head(
     anchors_px: torch.Tensor,
     stride: int | float,
     num_classes: int,
+    scale_xy: float = 1.0,
 ) -> DecodedHead:
     """Decode one head's raw output.
 
@@ -148,6 +154,7 @@ def decode_head(
             pixels (already scaled to the input size, see :func:`scale_anchors`).
         stride: input pixels per grid cell of this head (see :data:`STRIDES`).
         num_classes: number of object classes ``C``.
+        scale_xy: centre scale ``k`` (see the module doc; 1 is the plain ``sigmoid(t) + c``).
 
     Returns:
         A :class:`DecodedHead` in the dtype of ``out``. Grid offsets are built on the
@@ -176,8 +183,13 @@ def decode_head(
     col = torch.arange(grid_w, device=out.device, dtype=out.dtype).reshape(1, 1, 1, grid_w)
     row = torch.arange(grid_h, device=out.device, dtype=out.dtype).reshape(1, 1, grid_h, 1)
 
-    cx = (torch.sigmoid(logits[..., 0]) + col) * stride
-    cy = (torch.sigmoid(logits[..., 1]) + row) * stride
+    if scale_xy == 1.0:
+        cx = (torch.sigmoid(logits[..., 0]) + col) * stride
+        cy = (torch.sigmoid(logits[..., 1]) + row) * stride
+    else:
+        shift = (scale_xy - 1.0) / 2.0
+        cx = (torch.sigmoid(logits[..., 0]) * scale_xy - shift + col) * stride
+        cy = (torch.sigmoid(logits[..., 1]) * scale_xy - shift + row) * stride
     wh = anchors * torch.exp(logits[..., 2:4])
     boxes = torch.cat((cx.unsqueeze(-1), cy.unsqueeze(-1), wh), dim=-1)
     return DecodedHead(logits=logits, boxes=boxes)

@@ -167,6 +167,8 @@ class _YOLOv4TinyTopology(nn.Module):
         anchor_ref_size: Input size at which ``anchors`` are given.
         input_dropout: Probability of ``Dropout2d`` on the input image in training (the
             release uses 0.1 for SPYv4; 0 adds nothing).
+        scale_xy: Centre scale of the heads' decoding (Darknet's ``scale_x_y``; 1 for SPYv4,
+            1.05 for the original Darknet YOLOv4-tiny; :func:`spyolo.models.heads.decode_head`).
     """
 
     is_spiking: ClassVar[bool] = False
@@ -182,8 +184,12 @@ class _YOLOv4TinyTopology(nn.Module):
         masks: Sequence[Sequence[int]],
         anchor_ref_size: int,
         input_dropout: float = 0.0,
+        scale_xy: float = 1.0,
     ) -> None:
         super().__init__()
+        if not 1.0 <= scale_xy <= 2.0:
+            raise ValueError(f"scale_xy must be in [1, 2], got {scale_xy}")
+        self.scale_xy = float(scale_xy)
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         anchor_tensor = torch.tensor([[float(a) for a in pair] for pair in anchors], dtype=torch.float32)
@@ -300,6 +306,7 @@ class SPYv4(_YOLOv4TinyTopology):
         readout: ``"last"`` (each step's heads, as the release) or ``"mean"`` (the running mean of
             the heads over the steps since the reset; :mod:`spyolo.models.readout`).
         input_dropout: ``Dropout2d`` probability on the input image in training (release: 0.1).
+        scale_xy: Centre scale of the heads' decoding (1: the release).
     """
 
     is_spiking: ClassVar[bool] = True
@@ -315,6 +322,7 @@ class SPYv4(_YOLOv4TinyTopology):
         surrogate: SurrogateParams | None = None,
         readout: str = "last",
         input_dropout: float = 0.0,
+        scale_xy: float = 1.0,
     ) -> None:
         def ltc(
             in_channels: int, out_channels: int, kernel_size: int, *, stride: int, bias: bool, upsample: bool
@@ -326,7 +334,7 @@ class SPYv4(_YOLOv4TinyTopology):
 
         if readout not in READOUTS:
             raise ValueError(f"unknown readout {readout!r}; valid values are {list(READOUTS)}")
-        super().__init__(ltc, True, num_classes, width, anchors, masks, anchor_ref_size, input_dropout)
+        super().__init__(ltc, True, num_classes, width, anchors, masks, anchor_ref_size, input_dropout, scale_xy)
         self.threshold = float(threshold)
         self.surrogate = DEFAULT_SURROGATE if surrogate is None else surrogate
         self.readout = readout
@@ -358,8 +366,10 @@ class YOLOv4Tiny(_YOLOv4TinyTopology):
         threshold: float = 1.0,
         anchor_ref_size: int = ANCHOR_REF_SIZE,
         input_dropout: float = 0.0,
+        scale_xy: float = 1.0,
     ) -> None:
-        super().__init__(ConvBNAct, False, num_classes, width, anchors, masks, anchor_ref_size, input_dropout)
+        super().__init__(ConvBNAct, False, num_classes, width, anchors, masks, anchor_ref_size, input_dropout,
+                         scale_xy)
 
 
 def run_timesteps(
@@ -415,6 +425,7 @@ def build_model(cfg: Any, num_classes: int) -> nn.Module:
         threshold=cfg.threshold,
         anchor_ref_size=getattr(cfg, "anchor_ref_size", ANCHOR_REF_SIZE),
         input_dropout=float(getattr(cfg, "input_dropout", 0.0)),
+        scale_xy=float(getattr(cfg, "scale_xy", 1.0)),
     )
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; valid kinds are {list(MODEL_KINDS)}")

@@ -12,19 +12,24 @@ values. Sources:
   ``backbone.resblock_body{1,2,3}.conv{1,2,3,4}``, ``conv_for_P5``, ``yolo_headP5.0``,
   ``upsample.upsample.0``, ``yolo_headP4.0`` (each ``<name>.conv.weight`` and
   ``<name>.bn.{weight,bias,running_mean,running_var,num_batches_tracked}``) and the heads
-  ``yolo_headP5.1`` / ``yolo_headP4.1`` (``.weight``, ``.bias``).
+  ``yolo_headP5.1`` / ``yolo_headP4.1`` (``.weight``, ``.bias``);
+* a Darknet ``.weights`` file of YOLOv4-tiny, such as the original COCO ``yolov4-tiny.weights``
+  (:mod:`spyolo.models.darknet`; the ``.cfg`` beside it, if any, is checked against the file).
 
-Either may be a path (read with ``torch.load(..., weights_only=True)``) or a dict in memory. A
-head whose shape differs (another number of classes, e.g. 80-class COCO weights into a
-20-class model) is skipped and reported; any other shape mismatch, or a source with none of the
-expected keys, is a :class:`~spyolo.errors.TransferError` naming the key and both shapes. A
-SPYv4 source also brings its tau path (a SPYv4 model then continues from it as it was).
+Either may be a path (read with ``torch.load(..., weights_only=True)``, or the Darknet reader) or
+a dict in memory. A head whose shape differs (another number of classes, e.g. 80-class COCO
+weights into a 20-class model) is skipped and reported; so are heads of the same size trained on
+other classes (when the source names its classes, as a spyolo checkpoint does); the same
+classes in another order are remapped by name. Any other shape mismatch, a non-finite value, or
+a source with none of the expected keys, is a :class:`~spyolo.errors.TransferError` naming the
+key and both shapes. A SPYv4 source also brings its tau path (a SPYv4 model then continues from
+it as it was).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,8 +38,9 @@ import torch
 from torch import nn
 
 from spyolo.errors import TransferError
+from spyolo.models.darknet import is_darknet_weights, read_darknet_weights
 
-__all__ = ["TransferReport", "transfer_weights", "yolov4_tiny_key"]
+__all__ = ["TransferReport", "read_state_source", "transfer_weights", "yolov4_tiny_key"]
 
 _YOLOV4_TINY_LAYERS = {
     "backbone.conv1": "conv1",
@@ -74,6 +80,7 @@ class TransferReport:
         skipped: ``(model key, reason)`` of source tensors not loaded (a head of another shape).
         left_at_init: model keys that kept their values (no counterpart in the source).
         unused: source keys with no counterpart in the model.
+        notes: what else a user should know (heads remapped by class name, another centre scale).
     """
 
     source: str
@@ -82,6 +89,7 @@ class TransferReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     left_at_init: list[str] = field(default_factory=list)
     unused: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """A few lines: counts, the skipped keys with their reasons, and what kept its init."""
@@ -92,6 +100,7 @@ class TransferReport:
             + (f", {len(self.unused)} source tensors unused" if self.unused else ""),
         ]
         lines += [f"  skipped {key}: {reason}" for key, reason in self.skipped]
+        lines += [f"  note: {note}" for note in self.notes]
         if self.left_at_init:
             lines.append(f"  left at init: {len(self.left_at_init)} tensors ({', '.join(groups)})")
         return "\n".join(lines)
@@ -100,45 +109,121 @@ class TransferReport:
         return self.summary()
 
 
-def _read_source(source: str | Path | Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
-    if isinstance(source, Mapping):
-        return source, "<dict>"
-    path = Path(source)
-    if not path.is_file():
-        raise TransferError(f"{path}: weights file not found")
+def _looks_like_text(path: Path) -> bool:
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - re-raised with the file name
-        raise TransferError(f"{path}: cannot read weights ({type(exc).__name__}: {exc})") from None
-    if not isinstance(obj, Mapping):
-        raise TransferError(f"{path}: expected a state dict or a checkpoint dict, got {type(obj).__name__}")
-    return obj, str(path)
+        with path.open("rb") as f:
+            head = f.read(64)
+    except OSError:
+        return False
+    return bool(head) and all(32 <= b < 127 or b in (9, 10, 13) for b in head)
+
+
+def read_state_source(
+    source: str | Path | Mapping[str, Any], cfg: str | Path | None = None, width: float | None = None
+) -> tuple[dict[str, torch.Tensor], str, str, list[str] | None, float | None]:
+    """The tensors of a weights source by spyolo name, with where they came from.
+
+    Returns ``(tensors, where, kind, class names or None, scale_xy or None)``; a YOLOv4-tiny state
+    dict in the shared naming is renamed to spyolo's, a Darknet ``.weights`` file is read by
+    :func:`spyolo.models.darknet.read_darknet_weights` (its ``cfg``, or the one beside it, checked).
+
+    Raises:
+        TransferError: unreadable or foreign file (names it and the problem).
+    """
+    names: list[str] | None = None
+    scale_xy: float | None = None
+    if isinstance(source, Mapping):
+        raw, where = source, "<dict>"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise TransferError(f"{path}: weights file not found")
+        if is_darknet_weights(path):
+            dark = read_darknet_weights(path, cfg=cfg, width=width)
+            scale = dark.spec.scale_xy if dark.spec is not None else None
+            return dict(dark.state), str(path), dark.describe(), None, scale
+        if _looks_like_text(path):
+            raise TransferError(f"{path}: a text file, not weights (expected a spyolo checkpoint, a PyTorch state "
+                                f"dict or Darknet .weights)")
+        try:
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - re-raised with the file name
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise TransferError(f"{path}: not a readable PyTorch weights file ({type(exc).__name__}: {first})") from None
+        if not isinstance(raw, Mapping):
+            raise TransferError(f"{path}: expected a state dict or a checkpoint dict, got {type(raw).__name__}")
+        where = str(path)
+    if "model" in raw and isinstance(raw["model"], Mapping):
+        state, kind = raw["model"], "spyolo checkpoint"
+        if isinstance(raw.get("class_names"), (list, tuple)):
+            names = [str(n) for n in raw["class_names"]]
+        config = raw.get("config")
+        if isinstance(config, Mapping) and isinstance(config.get("model"), Mapping):
+            value = config["model"].get("scale_xy", 1.0)
+            scale_xy = float(value) if isinstance(value, (int, float)) else None
+    else:
+        state, kind = raw, "spyolo state dict"
+    tensors = {str(k): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if tensors and not any("." in k and k.split(".")[0] in _SPYOLO_TOP for k in tensors) and any(
+            yolov4_tiny_key(k) for k in tensors):
+        kind = "YOLOv4-tiny state dict"
+        tensors = {(yolov4_tiny_key(k) or f"<unmapped>{k}"): v for k, v in tensors.items()}
+    return tensors, where, kind, names, scale_xy
+
+
+_SPYOLO_TOP = {"conv1", "conv2", "block1", "block2", "block3", "conv3", "conv_p5", "neck1", "head1", "conv_up",
+               "neck2", "head2"}
+
+
+def _class_mapping(source: Sequence[str] | None, target: Sequence[str] | None) -> tuple[str, list[int] | None]:
+    """How the heads' class channels carry over: ``("same" | "remap" | "differ" | "unknown", order)``.
+
+    ``order[i]`` is the source class of target class ``i`` (for ``"remap"``).
+    """
+    if source is None or target is None:
+        return "unknown", None
+    if list(source) == list(target):
+        return "same", None
+    if len(source) == len(target) and len(set(source)) == len(source) and set(source) == set(target):
+        return "remap", [list(source).index(name) for name in target]
+    return "differ", None
+
+
+def _remap_head(tensor: torch.Tensor, order: list[int]) -> torch.Tensor:
+    """A head weight or bias with its class channels put in ``order`` (per anchor slot)."""
+    per_slot = 5 + len(order)
+    slots = tensor.shape[0] // per_slot
+    index = torch.tensor([s * per_slot + c for s in range(slots) for c in [*range(5), *(5 + i for i in order)]])
+    return tensor.index_select(0, index)
 
 
 @torch.no_grad()
-def transfer_weights(model: nn.Module, source: str | Path | Mapping[str, Any]) -> TransferReport:
+def transfer_weights(
+    model: nn.Module,
+    source: str | Path | Mapping[str, Any],
+    class_names: Sequence[str] | None = None,
+    cfg: str | Path | None = None,
+) -> TransferReport:
     """Copy the weights of ``source`` into ``model`` (SPYv4 or the ANN twin) by name; see the module doc.
 
     Tensors are copied in place (device, dtype and memory layout of the model are kept).
 
+    Args:
+        model: the model to fill.
+        source: a spyolo checkpoint, a state dict (spyolo or YOLOv4-tiny naming), a Darknet
+            ``.weights`` file, or a dict in memory.
+        class_names: the model's classes, in label order. When the source names its classes (a
+            spyolo checkpoint does): the same list copies the heads, the same classes in another
+            order copy them remapped by name, other classes leave them at their init (reported).
+        cfg: the Darknet ``.cfg`` of a ``.weights`` source (default: the one beside it, if any).
+
     Raises:
-        TransferError: unreadable source, no expected key at all, or a shape mismatch other
-            than a head's (the message names the key and both shapes).
+        TransferError: unreadable source, no expected key at all, a shape mismatch other
+            than a head's (the message names the key and both shapes), or a non-finite value.
     """
-    raw, where = _read_source(source)
-    if "model" in raw and isinstance(raw["model"], Mapping):
-        state, kind = raw["model"], "spyolo checkpoint"
-    else:
-        state, kind = raw, "spyolo state dict"
-    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    tensors, where, kind, source_names, source_scale = read_state_source(
+        source, cfg=cfg, width=getattr(model, "width", None))
     target = model.state_dict()
-    if not any(k in target for k in tensors) and any(yolov4_tiny_key(k) for k in tensors):
-        kind = "YOLOv4-tiny state dict"
-        mapped = {}
-        for k, v in tensors.items():
-            name = yolov4_tiny_key(k)
-            mapped[name if name is not None else f"<unmapped>{k}"] = v
-        tensors = mapped
     report = TransferReport(source=where, source_kind=kind)
     matched = [k for k in tensors if k in target]
     if not matched:
@@ -147,8 +232,18 @@ def transfer_weights(model: nn.Module, source: str | Path | Mapping[str, Any]) -
             f"{where}: none of its keys is a weight of this model (found e.g. {examples}; expected spyolo names such "
             f"as conv1.conv.weight or YOLOv4-tiny names such as backbone.conv1.conv.weight)"
         )
+    relation, order = _class_mapping(source_names, list(class_names) if class_names is not None else None)
     for key in matched:
         src, dst = tensors[key], target[key]
+        if src.is_floating_point() and not bool(torch.isfinite(src).all()):
+            raise TransferError(f"{where}: {key} holds NaN or infinite values; these weights cannot start a model")
+        if key.startswith(_HEADS):
+            if relation == "differ":
+                report.skipped.append((key, f"the source's classes ({_short(source_names)}) are not the model's "
+                                            f"({_short(class_names)}): kept at its init"))
+                continue
+            if relation == "remap" and src.shape == dst.shape:
+                src = _remap_head(src, order)
         if src.shape != dst.shape:
             if key.startswith(_HEADS):
                 report.skipped.append((key, f"shape {tuple(src.shape)} in the source, {tuple(dst.shape)} in the model "
@@ -160,7 +255,22 @@ def transfer_weights(model: nn.Module, source: str | Path | Mapping[str, Any]) -
             )
         dst.copy_(src.to(dst.dtype))
         report.loaded.append(key)
+    copied_heads = any(k.startswith(_HEADS) for k in report.loaded)
+    if relation == "remap" and copied_heads:
+        report.notes.append(f"the source's classes are the model's in another order ({_short(source_names)}): "
+                            f"the heads' class channels were remapped by name")
+    model_scale = float(getattr(model, "scale_xy", 1.0))
+    if copied_heads and source_scale is not None and source_scale != model_scale:
+        report.notes.append(f"the source decodes box centres with scale_xy={source_scale:g}, the model with "
+                            f"{model_scale:g} (model.scale_xy)")
     done = set(report.loaded) | {k for k, _ in report.skipped}
     report.left_at_init = [k for k in target if k not in done]
     report.unused = [k for k in tensors if k not in target]
     return report
+
+
+def _short(names: Sequence[str] | None, limit: int = 5) -> str:
+    if names is None:
+        return "unknown"
+    shown = ", ".join(list(names)[:limit])
+    return shown + (f", ... ({len(names)} classes)" if len(names) > limit else "")

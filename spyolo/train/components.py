@@ -74,19 +74,21 @@ def prepare_model(cfg: Config, num_classes: int, runtime: Runtime) -> nn.Module:
 
 
 def build_training(
-    cfg: Config, num_classes: int, runtime: Runtime, dist: DistInfo, iters_per_epoch: int, resume: bool = False
+    cfg: Config, num_classes: int, runtime: Runtime, dist: DistInfo, iters_per_epoch: int, resume: bool = False,
+    class_names: list[str] | None = None,
 ) -> TrainingParts:
     """Build the components of a run (``iters_per_epoch`` sizes the learning-rate schedule).
 
     ``model.init_from`` loads its weights into the model before the FPTT traces are made (so they
     start at the transferred weights: ``W_bar = W``, ``lambda = 0``); not when ``resume`` (the
-    checkpoint brings the weights). ``train.distill_from`` loads the frozen teacher.
+    checkpoint brings the weights). ``train.distill_from`` loads the frozen teacher. ``class_names``
+    (the dataset's) let both compare the source's classes with the model's.
     """
     tc = cfg.train
     core = prepare_model(cfg, num_classes, runtime)
     transfer = None
     if cfg.model.init_from and not resume:
-        transfer = transfer_weights(core, cfg.model.init_from)
+        transfer = transfer_weights(core, cfg.model.init_from, class_names=class_names)
     spiking = bool(getattr(core, "is_spiking", False))
     method = tc.method if spiking else "ann"
     spec = head_spec_for(core, cfg.data.img_size)
@@ -107,7 +109,8 @@ def build_training(
     state_generator = torch.Generator(device=runtime.device) if cfg.model.state_init == "uniform" else None
     distill = None
     if tc.distill_from:
-        teacher = load_teacher(tc.distill_from, core, runtime.device)
+        teacher = load_teacher(tc.distill_from, core, runtime.device, class_names=class_names,
+                               img_size=cfg.data.img_size)
         if runtime.channels_last:
             teacher = teacher.to(memory_format=torch.channels_last)
         distill = HeadDistillation(teacher, tc.distill_weight, tc.distill_box_weight, num_classes)

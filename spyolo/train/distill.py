@@ -17,6 +17,7 @@ sits on the scale of the YOLO loss; ``train.distill_weight`` scales it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +27,9 @@ from torch import nn
 
 from spyolo.checkpoint import load_model
 from spyolo.errors import ConfigError
+from spyolo.models.darknet import companion_names, darknet_model, is_darknet_weights, read_darknet_names
+
+log = logging.getLogger(__name__)
 
 __all__ = ["HeadDistillation", "distillation_loss", "load_teacher"]
 
@@ -54,22 +58,57 @@ def distillation_loss(
     return total / normaliser.clamp(min=1).float()
 
 
-def load_teacher(path: str | Path, student: nn.Module, device: torch.device) -> nn.Module:
+def load_teacher(
+    path: str | Path,
+    student: nn.Module,
+    device: torch.device,
+    class_names: Sequence[str] | None = None,
+    img_size: int | None = None,
+) -> nn.Module:
     """The frozen teacher of ``path`` on ``device`` (eval mode, no gradients).
 
+    ``path`` is an ANN-twin checkpoint (``model.kind=ann``) or a Darknet YOLOv4-tiny ``.weights``
+    file (its ``.cfg`` and ``.names`` beside it, with the same stem, are used when present).
+    ``class_names`` and ``img_size`` are the dataset's and the training input size: the teacher's
+    classes must be the same list; another training size is a warning.
+
     Raises:
-        ConfigError: its heads differ from the student's (classes, anchors or masks).
+        ConfigError: a spiking teacher, or heads that differ from the student's (classes, their
+            names and order, anchors, masks, centre scale).
     """
-    loaded = load_model(path)
-    teacher = loaded.model
+    key = f"train.distill_from={path}"
+    if is_darknet_weights(path):
+        teacher, dark = darknet_model(path)
+        names_file = companion_names(path)
+        teacher_names = read_darknet_names(names_file, dark.num_classes) if names_file else None
+        if teacher_names is None and class_names is not None and dark.num_classes == len(class_names):
+            log.warning("%s: a Darknet file carries no class names (no %s beside it): its %d classes are taken to "
+                        "be the dataset's, in order", key, Path(path).with_suffix(".names").name, dark.num_classes)
+    else:
+        loaded = load_model(path)
+        teacher, teacher_names = loaded.model, loaded.class_names
+        if getattr(teacher, "is_spiking", False):
+            raise ConfigError(f"{key}: a SPYv4 checkpoint; the teacher must be a trained ANN twin (model.kind=ann), "
+                              f"which gives its outputs in one step")
+        teacher_size = loaded.config.data.img_size
+        if img_size is not None and teacher_size != img_size:
+            log.warning("%s: the teacher was trained at %d px, the model trains at %d px (data.img_size): its "
+                        "outputs at this size may be a weaker target", key, teacher_size, img_size)
     for attr in ("num_classes", "masks"):
         if getattr(teacher, attr) != getattr(student, attr):
             raise ConfigError(
-                f"train.distill_from={path}: the teacher's {attr} ({getattr(teacher, attr)}) differ from the "
+                f"{key}: the teacher's {attr} ({getattr(teacher, attr)}) differ from the "
                 f"model's ({getattr(student, attr)}); distillation needs the same heads"
             )
+    if teacher_names is not None and class_names is not None and list(teacher_names) != list(class_names):
+        order = "the same classes in another order" if sorted(teacher_names) == sorted(class_names) else "other classes"
+        raise ConfigError(f"{key}: the teacher was trained on {order} ({', '.join(list(teacher_names)[:5])}) than "
+                          f"the dataset's ({', '.join(list(class_names)[:5])}); distillation needs the same class list")
     if not torch.equal(teacher.anchors, student.anchors.cpu()):
-        raise ConfigError(f"train.distill_from={path}: the teacher's anchors differ from the model's")
+        raise ConfigError(f"{key}: the teacher's anchors differ from the model's")
+    if float(teacher.scale_xy) != float(getattr(student, "scale_xy", 1.0)):
+        raise ConfigError(f"{key}: the teacher decodes box centres with scale_xy={teacher.scale_xy:g}, the model with "
+                          f"{getattr(student, 'scale_xy', 1.0):g}; set model.scale_xy={teacher.scale_xy:g}")
     teacher.to(device).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)

@@ -103,7 +103,7 @@ class Trainer:
 
         # Model, loss, optimiser, FPTT, step
         self.parts = build_training(cfg, len(self.class_names), self.runtime, self.dist, self._iters_per_epoch(),
-                                    resume=resume)
+                                    resume=resume, class_names=self.class_names)
         self.core = self.parts.core
         self.method = self.parts.method
         self.spiking = self.parts.spiking
