@@ -74,12 +74,40 @@ RECIPE = {
     "spyv4_fptt_paper_transfer_distill": [*FPTT, *PAPER_NEURON, *TRANSFER, *DISTILL],
     "spyv4_fptt_paper_transfer_distill_mean": [*FPTT, *PAPER_NEURON, *TRANSFER, *DISTILL, *MEAN],
 }
-ALL_RUNS = {**RUNS, **ABLATIONS, **RECIPE}
+# Real photographs (configs/real_raccoon.yaml, configs/real_bccd.yaml): the ANN twin from scratch and
+# from pretrained weights ("{pretrained}": --pretrained, e.g. the Darknet COCO yolov4-tiny.weights),
+# then SPYv4 from scratch and from the fine-tuned twin ("{teacher}": --teacher-run real_ann_pretrained)
+# with the paper's recipe (its neuron constants, FPTT alpha 0.5 / 0.1, input dropout, last-step
+# read-out) and with spyolo's (transfer + distillation + mean read-out), by FPTT and by BPTT. Every row
+# has the config's epochs and schedule; the ANN rows use the twin's fine-tuning step size.
+ANN_LR = ["train.lr=1e-3"]
+RELEASE_FPTT = ["train.fptt_alpha=0.5", "train.fptt_alpha_reg=0.1", "model.input_dropout=0.1"]
+REAL = {
+    "real_ann_scratch": ["model.kind=ann", *ANN_LR],
+    "real_ann_pretrained": ["model.kind=ann", *ANN_LR, "model.init_from={pretrained}"],
+    "real_spyv4_fptt_scratch": [*FPTT, "model.readout=last"],
+    "real_spyv4_fptt_paper_recipe": [*FPTT, *PAPER_NEURON, *RELEASE_FPTT, "model.readout=last",
+                                     "model.init_from={teacher}"],
+    "real_spyv4_fptt_recipe": [*FPTT, "model.init_from={teacher}", *DISTILL, *MEAN],
+    "real_spyv4_bptt_recipe": ["model.kind=spyv4", "train.method=bptt", "model.init_from={teacher}", *DISTILL, *MEAN],
+}
+REAL_RUNS = ",".join(REAL)
+ALL_RUNS = {**RUNS, **ABLATIONS, **RECIPE, **REAL}
 
 
 def needs_teacher(name: str) -> bool:
-    """Whether a run starts from, or distils from, the ANN twin."""
+    """Whether a run starts from, or distils from, the trained ANN twin."""
     return any("{teacher}" in o for o in ALL_RUNS[name])
+
+
+def needs_pretrained(name: str) -> bool:
+    """Whether a run starts from ``--pretrained`` weights."""
+    return any("{pretrained}" in o for o in ALL_RUNS[name])
+
+
+def is_ann(name: str) -> bool:
+    """Whether a run trains the ANN twin (no timesteps, no spike statistics)."""
+    return "model.kind=ann" in ALL_RUNS[name]
 
 
 def _inherited_threads() -> int:
@@ -179,7 +207,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
     for r in rows:
         energy = r.get("energy_uj")
         distill = f" (+{r['final_distill']:.2f})" if "final_distill" in r else ""
-        if r["run"] == "ann_twin":
+        if is_ann(r["run"]):
             energy = next((x.get("ann_twin_energy_uj") for x in rows if x.get("ann_twin_energy_uj")), None)
         lines.append(
             f"| {r['run']} | {fmt(r['map_voc07'], True)} | {fmt(r['map_area'], True)} | {fmt(r['map_coco'], True)} | "
@@ -192,8 +220,10 @@ def markdown(rows: list[dict], meta: dict) -> str:
         "",
         f"FPTT / BPTT (VOC2007 mAP): {fmt(t['fptt_over_bptt'])} (target >= 0.95); "
         f"FPTT / ANN: {fmt(t['fptt_over_ann'])} (target >= 0.85); "
-        f"best FPTT row / ANN: {fmt(t.get('best_fptt_over_ann'))} ({t.get('best_fptt_run') or '-'}); "
-        f"ANN twin in [0.6, 0.9]: {t['ann_in_band']}.",
+        f"best FPTT row / ANN ({t.get('reference_run', 'ann_twin')}): {fmt(t.get('best_fptt_over_ann'))} "
+        f"({t.get('best_fptt_run') or '-'}); "
+        + (f"recipe FPTT / BPTT: {fmt(t['recipe_fptt_over_bptt'])}; " if t.get("recipe_fptt_over_bptt") else "")
+        + f"ANN twin in [0.6, 0.9]: {t['ann_in_band']}.",
         "",
         "Peak memory: CUDA max allocated (GPU) or the training process's peak RSS (CPU). Energy: "
         "0.9 pJ per accumulate, 4.6 pJ per multiply-accumulate (45 nm; docs/spike_stats.md); the ANN "
@@ -216,29 +246,42 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="configs/bench_synthetic_cpu.yaml")
     p.add_argument("--out", default=None, help="output folder (default runs/<train.name>_quality)")
-    p.add_argument("--runs", default=",".join(RUNS), help=f"comma list from {','.join(ALL_RUNS)}")
+    p.add_argument("--runs", default=",".join(RUNS),
+                   help=f"comma list from {','.join(ALL_RUNS)}; 'real': the real-photo rows ({REAL_RUNS})")
     p.add_argument("--jobs", type=int, default=1,
                    help="runs trained at the same time (default 1). With N > 1 each run gets cpu_count / N "
                         "threads; their wall times and images/s are then measured under that sharing (the "
                         "table says so)")
     p.add_argument("--teacher", default=None,
-                   help="a trained ANN-twin checkpoint for the transfer/distillation runs (default: this "
-                        "invocation's ann_twin run, trained first)")
+                   help="a trained ANN-twin checkpoint for the transfer/distillation runs (default: the last.pt of "
+                        "this invocation's --teacher-run, trained first)")
+    p.add_argument("--teacher-run", default="ann_twin",
+                   help="the run whose last.pt is the teacher when --teacher is not given (default ann_twin; the "
+                        "real-photo rows use real_ann_pretrained)")
+    p.add_argument("--pretrained", default=None,
+                   help="pretrained weights for the runs that start from them (real_ann_pretrained), e.g. the "
+                        "Darknet yolov4-tiny.weights")
     p.add_argument("overrides", nargs="*", help="section.key=value overrides applied to every run")
     args = p.parse_args()
     configure_logging(0)
     cfg = load_config(args.config, args.overrides)  # validates the overrides once, up front
-    names = args.runs.split(",")
+    names = list(REAL) if args.runs == "real" else args.runs.split(",")
     for name in names:
         if name not in ALL_RUNS:
             sys.exit(f"bench_quality: unknown run '{name}'; valid: {', '.join(ALL_RUNS)}")
     if args.jobs < 1:
         sys.exit("bench_quality: --jobs must be >= 1")
-    if any(needs_teacher(n) for n in names) and not args.teacher and "ann_twin" not in names:
-        sys.exit("bench_quality: the transfer/distillation runs need the ANN twin: add ann_twin to --runs "
+    teacher_run = args.teacher_run
+    if any(needs_teacher(n) for n in names) and not args.teacher and teacher_run not in names:
+        sys.exit(f"bench_quality: the transfer/distillation runs need the ANN twin: add {teacher_run} to --runs "
                  "or pass --teacher PATH")
+    if not args.teacher and teacher_run in names and not is_ann(teacher_run):
+        sys.exit(f"bench_quality: --teacher-run {teacher_run} does not train the ANN twin")
     if args.teacher and not Path(args.teacher).is_file():
         sys.exit(f"bench_quality: {args.teacher}: teacher checkpoint not found")
+    if any(needs_pretrained(n) for n in names) and not (args.pretrained and Path(args.pretrained).is_file()):
+        sys.exit(f"bench_quality: {', '.join(n for n in names if needs_pretrained(n))} need --pretrained WEIGHTS "
+                 f"(an existing file; got {args.pretrained!r})")
     out = Path(args.out or f"runs/{cfg.train.name}_quality")
     from spyolo.cli.train import run_files
 
@@ -254,17 +297,18 @@ def main() -> int:
     threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
     commands: dict[str, list[str]] = {}
     results: dict[str, dict] = {}
-    teacher = args.teacher or str(out / "ann_twin" / "weights" / "last.pt")
-    # the ANN twin first when others wait for it
-    pending = sorted(names, key=lambda n: n != "ann_twin") if not args.teacher else list(names)
+    teacher = args.teacher or str(out / teacher_run / "weights" / "last.pt")
+    # the teacher run first when others wait for it
+    pending = sorted(names, key=lambda n: n != teacher_run) if not args.teacher else list(names)
     running: dict[str, tuple[subprocess.Popen, float]] = {}
 
     def ready(name: str) -> bool:
-        return args.teacher is not None or not needs_teacher(name) or "ann_twin" in results
+        return args.teacher is not None or not needs_teacher(name) or teacher_run in results
 
     def launch(name: str) -> None:
         run_dir = out / name
-        run_overrides = [o.replace("{teacher}", teacher) for o in ALL_RUNS[name]]
+        run_overrides = [o.replace("{teacher}", teacher).replace("{pretrained}", str(args.pretrained))
+                         for o in ALL_RUNS[name]]
         train_cmd = [py, str(TOOLS / "train.py"), "--config", args.config, "--run-dir", str(run_dir), "--exist-ok",
                      "--no-progress", *args.overrides, *run_overrides, "train.eval_every=0"]
         commands[name] = [shown(train_cmd)]
@@ -275,7 +319,7 @@ def main() -> int:
         eval_json = run_dir / "eval" / "metrics.json"
         eval_cmd = [py, str(TOOLS / "eval.py"), "--weights", str(run_dir / "weights" / "last.pt"), "--coco",
                     "--json", str(eval_json), "--out", str(run_dir / "eval"), "--no-progress", *args.overrides]
-        spiking = name != "ann_twin"
+        spiking = not is_ann(name)
         if spiking:
             eval_cmd.append("--spikes")
         log = out / f"{name}_eval.log"
@@ -303,8 +347,9 @@ def main() -> int:
     def ratio(a, b):
         return by[a]["map_voc07"] / by[b]["map_voc07"] if a in by and b in by and by[b]["map_voc07"] > 0 else None
 
-    ann = by.get("ann_twin", {}).get("map_voc07")
-    fptt_rows = [r for r in rows if r["run"].startswith("spyv4_fptt")]
+    reference = teacher_run if teacher_run in by else "ann_twin"
+    ann = by.get(reference, {}).get("map_voc07")
+    fptt_rows = [r for r in rows if "train.method=fptt" in ALL_RUNS[r["run"]]]
     best = max(fptt_rows, key=lambda r: r["map_voc07"])["run"] if fptt_rows else None
     meta = {
         "config": args.config, "overrides": args.overrides, "machine": machine(),
@@ -313,7 +358,9 @@ def main() -> int:
         "jobs": args.jobs, "threads_per_run": threads or _inherited_threads(),
         "seeds": {"data": cfg.data.synthetic_seed, "train": cfg.train.seed},
         "targets": {"fptt_over_bptt": ratio("spyv4_fptt", "spyv4_bptt"), "fptt_over_ann": ratio("spyv4_fptt", "ann_twin"),
-                    "best_fptt_run": best, "best_fptt_over_ann": ratio(best, "ann_twin") if best else None,
+                    "best_fptt_run": best, "best_fptt_over_ann": ratio(best, reference) if best else None,
+                    "reference_run": reference,
+                    "recipe_fptt_over_bptt": ratio("real_spyv4_fptt_recipe", "real_spyv4_bptt_recipe"),
                     "ann_in_band": (None if ann is None else 0.6 <= ann <= 0.9)},
     }
     (out / "table.json").write_text(json.dumps({"rows": rows, **meta}, indent=2))

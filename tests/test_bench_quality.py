@@ -77,3 +77,33 @@ def test_bench_quality_two_runs_side_by_side(tmp_path: Path) -> None:
 
     bad = subprocess.run(cmd[:-4] + ["--runs", "spyv4_nonsense"], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert bad.returncode != 0 and "unknown run 'spyv4_nonsense'" in bad.stderr
+
+
+def test_bench_quality_real_photo_rows_from_pretrained_weights(tmp_path: Path) -> None:
+    """The real-photo rows: the twin starts from --pretrained, the SPYv4 rows from that run's last.pt."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import save_tiny_checkpoint
+    from spyolo.config import load_config
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY_CONFIG.format(root=tmp_path / "data"))
+    pretrained = save_tiny_checkpoint(tmp_path / "pretrained.pt", load_config(config, ["model.kind=ann"]),
+                                      ["other"] * 1)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "benchmarks.bench_quality", "--config", str(config), "--out", str(out),
+           "--runs", "real_ann_pretrained,real_spyv4_fptt_recipe", "--teacher-run", "real_ann_pretrained"]
+    missing = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert missing.returncode != 0 and "need --pretrained" in missing.stderr
+    r = subprocess.run([*cmd, "--pretrained", str(pretrained)], capture_output=True, text=True, timeout=600, cwd=ROOT,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    table = json.loads((out / "table.json").read_text())
+    ann, snn = table["rows"]
+    assert "firing_rate" not in ann and 0.0 <= snn["firing_rate"] <= 1.0
+    assert any(f"model.init_from={pretrained}" in c for c in table["commands"])
+    teacher = str(out / "real_ann_pretrained" / "weights" / "last.pt")
+    assert any(f"model.init_from={teacher}" in c and f"train.distill_from={teacher}" in c for c in table["commands"])
+    assert table["targets"]["reference_run"] == "real_ann_pretrained"
+    assert table["targets"]["best_fptt_run"] == "real_spyv4_fptt_recipe"
+    # the pretrained source names another class: its heads were skipped, the rest loaded
+    assert "skipped head1.weight" in (out / "real_ann_pretrained" / "transfer.txt").read_text()

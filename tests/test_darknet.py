@@ -426,3 +426,46 @@ def test_one_training_epoch_on_raccoon_from_darknet(tmp_path):
     text = (tmp_path / "run" / "transfer.txt").read_text()
     assert "Darknet weights" in text and "skipped head1.weight" in text
     assert math.isfinite(trainer.history[-1]["loss"])
+
+
+def test_converted_checkpoint_trains_exports_and_teaches(tmp_path, tiny_voc_root, capsys):
+    """A converted Darknet model as model.init_from and train.distill_from of a run, and exported to ONNX."""
+    from spyolo.cli import export as export_cli
+    from spyolo.cli import train as train_cli
+    from spyolo.export import OnnxDetector
+
+    names = (tiny_voc_root / "SYNTH" / "classes.txt").read_text().split()
+    model = random_twin(classes=len(names))
+    weights = write_weights(tmp_path / "synth.weights", model)
+    (tmp_path / "synth.cfg").write_text(cfg_text(QUARTER, len(names)))
+    (tmp_path / "synth.names").write_text("\n".join(names) + "\n")
+    out = tmp_path / "synth.pt"
+    assert convert_cli.main([str(weights), "--out", str(out)]) == 0  # cfg and names found beside the weights
+    from spyolo.config import save_config
+
+    config = save_config(tiny_config(tiny_voc_root, {"train.epochs": 1, "model.scale_xy": 1.05}), tmp_path / "c.yaml")
+    run_dir = tmp_path / "run"
+    code = train_cli.main(["--config", str(config), "--run-dir", str(run_dir), "--no-progress",
+                           f"model.init_from={out}", f"train.distill_from={out}"])
+    assert code == 0, capsys.readouterr().err
+    transfer = (run_dir / "transfer.txt").read_text()
+    assert "0 skipped" in transfer  # same classes, same order: heads copied as they are
+    # ONNX: the sidecar carries scale_xy and the bilinear resize; OnnxDetector agrees with Detector
+    onnx_path = tmp_path / "synth.onnx"
+    assert export_cli.main(["--weights", str(out), "--format", "onnx", "--out", str(onnx_path)]) == 0
+    meta = json.loads(onnx_path.with_suffix(".json").read_text())
+    assert meta["heads"]["scale_xy"] == 1.05 and meta["input"]["interpolation"] == "linear"
+    image = (np.random.default_rng(1).random((90, 120, 3)) * 255).astype(np.uint8)
+    onnx_det = OnnxDetector(onnx_path, conf=0.1, max_det=0)
+    torch_det = Detector.from_checkpoint(out, device="cpu", conf=0.1, max_det=0)
+    batch, _ = torch_det.preprocess([image[:, :, ::-1].copy()])
+    heads, _states = onnx_det.step(batch.numpy(), onnx_det.zero_states(1))
+    with torch.no_grad():
+        for got, want in zip(heads, torch_det.model(batch)):
+            np.testing.assert_allclose(got, want.numpy(), atol=1e-4)
+    assert onnx_det.spec.scale_xy == torch_det.spec.scale_xy == 1.05
+    assert onnx_det.interpolation == torch_det.interpolation == "linear"
+    a, b = onnx_det.predict(image)[0], torch_det.predict(image)[0]
+    assert abs(len(a) - len(b)) <= 2 and len(b) > 0  # a random model: boxes at the thresholds may differ
+    np.testing.assert_allclose(a.boxes[0], b.boxes[0], atol=1e-2)  # the strongest detection
+    assert a.scores[0] == pytest.approx(b.scores[0], abs=1e-4)

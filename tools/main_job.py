@@ -2,7 +2,8 @@
 """The main job on the embedded default (what `make demo` runs), end to end:
 
 1. generate the synthetic VOC-format dataset (first use only) and train the ANN twin
-   (YOLOv4-tiny, the same topology with Conv-BN-LeakyReLU) for --ann-epochs epochs;
+   (YOLOv4-tiny, the same topology with Conv-BN-LeakyReLU) for --ann-epochs epochs, from scratch
+   or from pretrained weights (--ann-init-from, e.g. the Darknet COCO yolov4-tiny.weights);
 2. train SPYv4 with FPTT (config configs/spyv4_synthetic.yaml) started from the twin's weights
    (model.init_from) and pulled towards its head outputs at every timestep
    (train.distill_from); --ann-epochs 0 trains SPYv4 from scratch instead;
@@ -12,6 +13,11 @@
 4. run the demo on test images (tools/demo.py): annotated images + JSON.
 
 Every step is a plain command, printed before it runs, so each can be re-run by hand.
+
+On real photographs (configs/real_raccoon.yaml; data.root: the folder holding RACCOON/):
+
+    python tools/main_job.py --config configs/real_raccoon.yaml --run-dir runs/raccoon \
+        --ann-epochs 12 --ann-lr 1e-3 --ann-init-from /path/to/yolov4-tiny.weights data.root=/path/to/realdata
 """
 
 from __future__ import annotations
@@ -68,12 +74,19 @@ def main() -> int:
     p.add_argument("--ann-epochs", type=int, default=ANN_EPOCHS,
                    help=f"epochs of the ANN-twin stage (default {ANN_EPOCHS}); 0: SPYv4 from scratch, one stage")
     p.add_argument("--ann-lr", type=float, default=ANN_LR, help=f"the ANN twin's learning rate (default {ANN_LR:g})")
+    p.add_argument("--ann-init-from", default=None,
+                   help="start the ANN twin from these weights (model.init_from: a Darknet .weights file, a "
+                        "YOLOv4-tiny state dict or a spyolo checkpoint)")
     p.add_argument("--demo-images", type=int, default=8, help="test images annotated by the demo")
     p.add_argument("overrides", nargs="*", help="section.key=value overrides for training (both stages)")
     args = p.parse_args()
     t_start = time.perf_counter()
     if args.ann_epochs < 0:
         p.error("--ann-epochs must be >= 0")
+    if args.ann_init_from and not args.ann_epochs:
+        p.error("--ann-init-from needs the ANN-twin stage (--ann-epochs > 0)")
+    if args.ann_init_from and not Path(args.ann_init_from).is_file():
+        p.error(f"--ann-init-from {args.ann_init_from}: file not found")
     py = sys.executable
     cfg = load_config(args.config, args.overrides)
     run_dir = unique_dir(Path(args.run_dir))
@@ -82,8 +95,9 @@ def main() -> int:
     snn_dir, stage = run_dir, []
     if args.ann_epochs:
         ann_dir, snn_dir = run_dir / "ann_twin", run_dir / "spyv4"
+        start = [f"model.init_from={args.ann_init_from}"] if args.ann_init_from else []
         run([*train, "--run-dir", str(ann_dir), *args.overrides, "model.kind=ann", "model.readout=last",
-             f"train.epochs={args.ann_epochs}", f"train.lr={args.ann_lr:g}", "train.eval_every=0"],
+             f"train.epochs={args.ann_epochs}", f"train.lr={args.ann_lr:g}", "train.eval_every=0", *start],
             threads=ann_threads(cfg.data.workers))
         teacher = str(ann_dir / "weights" / "last.pt")
         stage = [f"model.init_from={teacher}", f"train.distill_from={teacher}"]
