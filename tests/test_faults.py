@@ -281,26 +281,90 @@ def test_unwritable_run_folder_fails_before_training(data_root: Path, tmp_path: 
     assert "epoch 1" not in err  # nothing was trained before the error
 
 
+def full_disk(monkeypatch, fills: callable, room: int = 1000) -> None:
+    """Simulate a nearly full disk: a temporary file of spyolo.utils.io whose destination
+    ``fills(path)`` selects takes ``room`` bytes, then every write fails with ENOSPC, as the
+    operating system does (a short write, then the error), under Python's usual buffered file."""
+    import io
+    import tempfile
+
+    import spyolo.utils.io as io_module
+
+    real_mkstemp, real_fdopen = tempfile.mkstemp, os.fdopen
+    destinations: dict[int, Path] = {}
+
+    class NearlyFull(io.RawIOBase):
+        def __init__(self, fd: int):
+            self.fd, self.room = fd, room
+
+        def writable(self) -> bool:
+            return True
+
+        def fileno(self) -> int:
+            return self.fd
+
+        def write(self, data) -> int:
+            if self.room <= 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            written = os.write(self.fd, bytes(data[: self.room]))
+            self.room -= written
+            return written
+
+        def close(self) -> None:
+            if not self.closed:
+                os.close(self.fd)
+            super().close()
+
+    def mkstemp(prefix="", suffix="", dir=None):
+        fd, name = real_mkstemp(prefix=prefix, suffix=suffix, dir=dir)
+        destinations[fd] = Path(dir) / prefix[1:-1]  # ".<name>." -> <name>
+        return fd, name
+
+    def fdopen(fd, *args, **kwargs):
+        target = destinations.pop(fd, None)
+        return io.BufferedWriter(NearlyFull(fd)) if target is not None and fills(target) else real_fdopen(
+            fd, *args, **kwargs)
+
+    monkeypatch.setattr(io_module.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(io_module.os, "fdopen", fdopen)
+
+
 def test_full_disk_while_saving_keeps_the_old_checkpoint(data_root: Path, tmp_path: Path, capsys,
                                                           monkeypatch) -> None:
-    import spyolo.train.trainer as trainer_module
-
-    real_save = trainer_module.save_checkpoint
-    calls = {"n": 0}
-
-    def save_until_full(ckpt, path):
-        calls["n"] += 1
-        if ckpt["epoch"] >= 1:  # epoch 2's save finds the disk full
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_save(ckpt, path)
-
-    monkeypatch.setattr(trainer_module, "save_checkpoint", save_until_full)
-    config = write_config(tmp_path, data_root)
     run_dir = tmp_path / "run"
+    last = run_dir / "weights" / "last.pt"
+    saves = []
+
+    def epoch_2(path: Path) -> bool:  # last.pt is saved twice per epoch (before and after evaluating)
+        saves.extend([path] if path == last else [])
+        return len(saves) > 2
+
+    full_disk(monkeypatch, epoch_2)  # epoch 2's save finds the disk full
+    config = write_config(tmp_path, data_root)
     expect_error(train(capsys, "--config", str(config), "--run-dir", str(run_dir)),
-                 str(run_dir / "weights" / "last.pt"), "epoch 2", "No space left on device",
-                 "the previous file is unchanged")
-    assert load_checkpoint(run_dir / "weights" / "last.pt")["epoch"] == 0
+                 str(last), "epoch 2", "No space left on device", "the previous file is unchanged")
+    assert load_checkpoint(last)["epoch"] == 0
+    assert not list(last.parent.glob(".*.tmp"))
+
+
+def test_full_disk_while_exporting_is_one_line_and_writes_nothing(ckpt: Path, tmp_path: Path, capsys,
+                                                                   monkeypatch) -> None:
+    from spyolo.cli import export as export_cli
+
+    before = snapshot(ckpt)
+    out = tmp_path / "out" / "model.pt"
+    full_disk(monkeypatch, lambda path: True)
+    expect_error(run(export_cli, ["--weights", str(ckpt), "--out", str(out)], capsys),
+                 str(out), "No space left on device", "nothing was written")
+    assert not out.exists() and not list(out.parent.glob("*"))
+    pytest.importorskip("onnx")
+    onnx_out = tmp_path / "out" / "model.onnx"
+    monkeypatch.undo()
+    full_disk(monkeypatch, lambda path: path.suffix == ".json")  # the sidecar, written second, fails
+    expect_error(run(export_cli, ["--weights", str(ckpt), "--format", "onnx", "--out", str(onnx_out)], capsys),
+                 str(onnx_out.with_suffix(".json")), "No space left on device")
+    assert not list(onnx_out.parent.iterdir())  # both files or neither
+    assert snapshot(ckpt) == before
 
 
 def test_interrupted_synthetic_generation_is_regenerated(tmp_path: Path, caplog) -> None:
@@ -372,3 +436,21 @@ def test_every_written_file_gets_normal_permissions(ckpt: Path, tiny_voc_root: P
     for p in [*written, weights]:
         assert stat.S_IMODE(p.stat().st_mode) == 0o644, p
     assert not [p for p in written if p.name.endswith(".tmp")]
+
+
+# ------------------------------------------------------------------------------- export
+
+
+def test_export_out_must_not_be_a_folder(ckpt: Path, tmp_path: Path, capsys) -> None:
+    from spyolo.cli import export as export_cli
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    for extra in ([], ["--exist-ok"]):
+        expect_error(run(export_cli, ["--weights", str(ckpt), "--out", str(folder), *extra], capsys),
+                     str(folder), "a folder stands where the output file should be written")
+    assert not list(folder.iterdir()) and not list(tmp_path.glob(".*.tmp"))
+    (tmp_path / "m.json").mkdir()  # where the sidecar would go
+    expect_error(run(export_cli, ["--weights", str(ckpt), "--format", "onnx", "--out", str(tmp_path / "m.onnx"),
+                                  "--exist-ok"], capsys), str(tmp_path / "m.json"), "ONNX sidecar")
+    assert not (tmp_path / "m.onnx").exists()  # both files or neither
