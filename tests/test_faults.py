@@ -438,6 +438,46 @@ def test_every_written_file_gets_normal_permissions(ckpt: Path, tiny_voc_root: P
     assert not [p for p in written if p.name.endswith(".tmp")]
 
 
+# ----------------------------------------------------------------------------- config files
+
+
+def _alias_bomb(levels: int) -> str:
+    """YAML whose ``model.kind`` nests ``levels`` lists of nine aliases of the one before."""
+    lines = ["model:", "  kind:", '    - &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, levels):
+        lines.append(f"    - &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def test_yaml_alias_bombs_and_huge_configs_are_refused_fast(tmp_path: Path, capsys) -> None:
+    import time
+
+    cases = {
+        "bomb10.yaml": (_alias_bomb(10), ["expands to more than 100000 values"]),
+        "bomb6.yaml": (_alias_bomb(6), ["expands to more than 100000 values"]),
+        "bomb5.yaml": (_alias_bomb(5), ["model.kind: expected a string, got [["]),  # 66k values: typed, cut
+        "loop.yaml": ("model:\n  kind: &a [1, *a]\n", ["a recursive alias"]),
+        "deep.yaml": ("model:\n  kind: " + "[" * 5000 + "]" * 5000 + "\n", ["nested too deeply"]),
+        "long.yaml": ("model:\n  kind: " + "k" * 100_000 + "\n", ["model.kind must be one of spyv4, ann; got 'kkk"]),
+    }
+    for name, (text, needles) in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        start = time.perf_counter()
+        line = expect_error(train(capsys, "--config", str(path)), str(path), *needles)
+        assert time.perf_counter() - start < 20, name
+        assert len(line) < 600, (name, len(line))
+    huge = tmp_path / "huge.yaml"
+    with huge.open("wb") as f:
+        f.truncate(50 * 2**20)  # 50 MB (sparse): refused by its size, unread
+    start = time.perf_counter()
+    expect_error(train(capsys, "--config", str(huge)), str(huge), "50.0 MiB is too large for a config file")
+    assert time.perf_counter() - start < 20
+    long_value = "data.root=" + "x" * 100_000
+    line = expect_error(train(capsys, "--config", str(tmp_path / "bomb5.yaml"), long_value), "model.kind")
+    assert len(line) < 600
+
+
 # ------------------------------------------------------------------------------- export
 
 
