@@ -438,6 +438,114 @@ def test_every_written_file_gets_normal_permissions(ckpt: Path, tiny_voc_root: P
     assert not [p for p in written if p.name.endswith(".tmp")]
 
 
+# ------------------------------------------------------------ start-up: bad values and sources
+
+
+def _pickle_with_code(path: Path, marker: Path) -> Path:
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path.write_bytes(pickle.dumps({"model": Payload()}, protocol=2))
+    return path
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory) -> dict[str, Path]:
+    """Weights files a run may be pointed at: trained-looking checkpoints of the tiny model and
+    broken or hostile files."""
+    folder = tmp_path_factory.mktemp("sources")
+    cfg = tiny_config(folder)
+    spyv4 = save_tiny_checkpoint(folder / "spyv4.pt", cfg, SYNTH)
+    ann_cfg = tiny_config(folder, {"model.kind": "ann"})
+    save_tiny_checkpoint(folder / "ann_reordered.pt", ann_cfg, SYNTH[::-1])
+    save_tiny_checkpoint(folder / "ann_other.pt", ann_cfg, [f"thing{i}" for i in range(len(SYNTH))])
+    save_tiny_checkpoint(folder / "spyv4_reordered.pt", cfg, SYNTH[::-1])
+    nan = load_checkpoint(spyv4)
+    nan["model"] = {k: (torch.full_like(v, float("nan")) if v.is_floating_point() else v) for k, v in nan["model"].items()}
+    torch.save(nan, folder / "nan.pt")
+    (folder / "notes.pt").write_text("these are not weights\n")
+    data = spyv4.read_bytes()
+    (folder / "truncated.pt").write_bytes(data[: len(data) // 2])
+    _pickle_with_code(folder / "code.pt", folder / "code_ran")
+    return {p.stem: p for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize("override, needles", [
+    ("train.epochs=abc", ["train.epochs", "expected an integer", "'abc'"]),
+    ("model.timesteps=0", ["model.timesteps must be >= 1"]),
+    ("data.img_size=33", ["data.img_size must be a positive multiple of 32, got 33"]),
+    ("train.batch_size=0", ["train.batch_size", "must be >= 1"]),
+    ("train.lr=.inf", ["train.lr", "expected a finite number, got inf"]),
+    ("train.lr=-1", ["train.lr must be > 0, got -1"]),
+    ("data.workers=-1", ["data.workers must be >= 0, got -1"]),
+    ("model.init_from={notes}", ["model.init_from", "notes.pt", "a text file, not a weights file"]),
+    ("model.init_from={truncated}", ["model.init_from", "truncated.pt", "truncated or corrupt"]),
+    ("model.init_from={code}", ["model.init_from", "code.pt", "other than tensors", "never loads"]),
+    ("model.init_from={nan}", ["model.init_from", "nan.pt", "NaN or infinite values"]),
+    ("train.distill_from={spyv4}", ["train.distill_from", "a SPYv4 checkpoint", "model.kind=ann"]),
+    ("train.distill_from={code}", ["train.distill_from", "code.pt", "other than tensors"]),
+    ("train.distill_from={ann_reordered}", ["train.distill_from", "the same classes in another order",
+                                            "needs the same class list"]),
+    ("train.distill_from={ann_other}", ["train.distill_from", "other classes"]),
+])
+def test_a_failed_start_is_one_line_and_leaves_no_run_folder(data_root: Path, tmp_path: Path, capsys, sources,
+                                                              override: str, needles: list[str]) -> None:
+    config = write_config(tmp_path, data_root)
+    before = snapshot(data_root, config, *sources.values())
+    runs = tmp_path / "runs"
+    override = override.format(**{k: str(v) for k, v in sources.items()})
+    expect_error(train(capsys, "--config", str(config), "--run-dir", str(runs / "r"), override), *needles)
+    assert not runs.exists()  # not even the parent it created; the next run gets runs/r, not runs/r2
+    assert snapshot(data_root, config, *sources.values()) == before
+    assert not (sources["code"].parent / "code_ran").exists()  # the pickled code never ran
+
+
+def test_a_failed_start_removes_only_what_it_created(data_root: Path, tmp_path: Path, capsys, sources) -> None:
+    config = write_config(tmp_path, data_root)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("a user's file")
+    before = snapshot(mine)
+    expect_error(train(capsys, "--config", str(config), "--run-dir", str(mine), "--exist-ok",
+                       f"model.init_from={sources['nan']}"), "NaN or infinite values")
+    assert snapshot(mine) == before and sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+    # a run that fails in its first epoch, before any checkpoint, leaves nothing either ...
+    run_dir = tmp_path / "runs" / "r"
+    expect_error(train(capsys, "--config", str(config), "--run-dir", str(run_dir), "train.lr=1e30",
+                       "train.optimizer=sgd", "train.clip_norm=0"), "non-finite", "no checkpoint was saved")
+    assert not (tmp_path / "runs").exists()
+    # ... and the next start gets the folder it asked for
+    code, _out, err = train(capsys, "--config", str(config), "--run-dir", str(run_dir), "train.epochs=1")
+    assert code == 0, err
+    assert (run_dir / "weights" / "last.pt").is_file()
+
+
+def test_init_from_with_the_classes_in_another_order(data_root: Path, tmp_path: Path, capsys, sources) -> None:
+    config = write_config(tmp_path, data_root, **{"train.epochs": 1, "train.max_iters_per_epoch": 1})
+    before = snapshot(sources["spyv4_reordered"])
+    run_dir = tmp_path / "reordered"
+    code, _out, err = train(capsys, "--config", str(config), "--run-dir", str(run_dir),
+                            f"model.init_from={sources['spyv4_reordered']}")
+    assert code == 0, err
+    line = "note: the source's classes are the model's in another order"
+    report = (run_dir / "transfer.txt").read_text()
+    assert line in err and line in report and "the heads' class channels were remapped by name" in report
+    assert "0 skipped" in report
+    assert snapshot(sources["spyv4_reordered"]) == before
+
+    run_dir = tmp_path / "other"
+    code, _out, err = train(capsys, "--config", str(config), "--run-dir", str(run_dir),
+                            f"model.init_from={sources['ann_other']}")
+    assert code == 0, err
+    report = (run_dir / "transfer.txt").read_text()
+    assert "4 skipped" in report and "skipped head1.weight: the source's classes (thing0" in report
+    assert "are not the model's (circle" in report
+
+
 # ----------------------------------------------------------------------------- config files
 
 
@@ -476,6 +584,57 @@ def test_yaml_alias_bombs_and_huge_configs_are_refused_fast(tmp_path: Path, caps
     long_value = "data.root=" + "x" * 100_000
     line = expect_error(train(capsys, "--config", str(tmp_path / "bomb5.yaml"), long_value), "model.kind")
     assert len(line) < 600
+
+
+# ------------------------------------------------------------------------ resume is exact
+
+
+def test_resume_after_a_kill_between_the_checkpoint_and_the_evaluation(data_root: Path, tmp_path: Path, capsys,
+                                                                       monkeypatch) -> None:
+    from spyolo.train.trainer import Trainer
+
+    real_evaluate = Trainer.evaluate
+    calls = []
+
+    def scored(self, *args, **kwargs):
+        """The real evaluation, its mAP replaced by a function of the weights evaluated: the untrained
+        tiny model scores 0 at every epoch, which would make every epoch tie for best.pt."""
+        calls.append(1)
+        if kill_at and len(calls) == kill_at:  # this epoch's last.pt is saved, its evaluation never ends
+            raise KeyboardInterrupt
+        res = real_evaluate(self, *args, **kwargs)
+        score = float(torch.sigmoid(self.core.head1.weight.detach().double().sum() * 100))
+        return {**res, "map_voc07": score, "map_area": score / 2}
+
+    monkeypatch.setattr(Trainer, "evaluate", scored)
+    config = write_config(tmp_path, data_root, **{"train.epochs": 4})
+    straight = tmp_path / "straight"
+    kill_at = 0
+    assert train(capsys, "--config", str(config), "--run-dir", str(straight))[0] == 0
+    run_dir = tmp_path / "run"
+    kill_at = len(calls) + 2  # during epoch 2's evaluation
+    assert train(capsys, "--config", str(config), "--run-dir", str(run_dir))[0] == 130
+    assert load_checkpoint(run_dir / "weights" / "last.pt")["eval_pending"] is True
+    kill_at = 0
+    code, _out, err = train(capsys, "--resume", str(run_dir))
+    assert code == 0, err
+    assert "epoch 2 was saved but not evaluated; evaluating it first" in err
+
+    def table(folder: Path) -> list[dict]:
+        import csv
+
+        rows = list(csv.DictReader((folder / "results.csv").open()))
+        return [{k: r[k] for k in ("epoch", "loss", "map_voc07", "map_area")} for r in rows]
+
+    rows = table(run_dir)
+    assert rows == table(straight)  # every epoch evaluated, with the same numbers
+    assert [r["epoch"] for r in rows] == ["1", "2", "3", "4"] and all(r["map_voc07"] != "nan" for r in rows)
+    assert len({r["map_voc07"] for r in rows}) == 4  # distinct scores: best.pt is a real choice
+    for name in ("best.pt", "last.pt"):
+        a, b = load_checkpoint(run_dir / "weights" / name), load_checkpoint(straight / "weights" / name)
+        assert a["epoch"] == b["epoch"] and a["best"] == b["best"] and not a["eval_pending"]
+        for key, value in a["model"].items():
+            assert torch.equal(value, b["model"][key]), (name, key)
 
 
 # ------------------------------------------------------------------------------- export
