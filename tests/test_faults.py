@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -653,3 +654,56 @@ def test_export_out_must_not_be_a_folder(ckpt: Path, tmp_path: Path, capsys) -> 
     expect_error(run(export_cli, ["--weights", str(ckpt), "--format", "onnx", "--out", str(tmp_path / "m.onnx"),
                                   "--exist-ok"], capsys), str(tmp_path / "m.json"), "ONNX sidecar")
     assert not (tmp_path / "m.onnx").exists()  # both files or neither
+
+
+# --------------------------------------------------------------------------------- COCO
+
+
+def _coco_case(data: dict, case: str) -> None:
+    image, ann = data["images"][0], data["annotations"][0]
+    if case == "category id list":
+        ann["category_id"] = [ann["category_id"]]
+    elif case == "image id list":
+        ann["image_id"] = [ann["image_id"]]
+    elif case == "huge box":
+        ann["bbox"][2] = 10**400
+    elif case == "huge width":
+        image["width"] = 10**400
+    elif case == "no images":
+        data["images"], data["annotations"] = [], []
+    elif case == "iscrowd no":
+        ann["iscrowd"] = "no"
+    elif case == "name null":
+        data["categories"][0]["name"] = None
+    elif case == "one file, two ids":
+        data["images"].append(dict(image, id=10_000))
+    elif case == "no annotations":
+        del data["annotations"]
+
+
+COCO_CASES = {
+    "category id list": "has unknown category id [",
+    "image id list": "refers to image id [1], which the file does not list (an image id is an integer)",
+    "huge box": "has a malformed bbox",
+    "huge width": "needs positive integer 'width' and 'height'",
+    "no images": "the file lists no images",
+    "iscrowd no": "has iscrowd 'no' (expected 0 or 1)",
+    "name null": "category 0 needs an integer 'id' and a 'name' (a non-empty string)",
+    "one file, two ids": "images 1 and 10000 are the same file",
+    "no annotations": "no 'annotations' list",
+}
+
+
+@pytest.mark.parametrize("case", list(COCO_CASES))
+def test_coco_files_that_are_wrong_in_plausible_ways(data_root: Path, tmp_path: Path, capsys, case: str) -> None:
+    from spyolo.data.coco import voc_split_to_coco
+
+    data = voc_split_to_coco(data_root / "SYNTH", "trainval", SYNTH)
+    _coco_case(data, case)
+    ann = tmp_path / "instances.json"
+    ann.write_text(json.dumps(data))
+    config = write_config(tmp_path, data_root, **{"data.train_sets": f"[coco:{ann}:SYNTH/JPEGImages]"})
+    before = snapshot(data_root, ann)
+    runs = tmp_path / "runs"
+    expect_error(train(capsys, "--config", str(config), "--run-dir", str(runs / "r")), str(ann), COCO_CASES[case])
+    assert snapshot(data_root, ann) == before and not runs.exists()
