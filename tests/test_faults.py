@@ -638,6 +638,58 @@ def test_resume_after_a_kill_between_the_checkpoint_and_the_evaluation(data_root
             assert torch.equal(value, b["model"][key]), (name, key)
 
 
+# ---------------------------------------------------------------------------------- demo
+
+
+def test_demo_output_names_never_collide(ckpt: Path, tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for seed, name in enumerate(["a.jpg", "a.png", "a_jpg.jpg", "A.JPG"]):
+        _photo(folder / name, seed)
+    before = snapshot(folder)
+    out = tmp_path / "out"
+    code, stdout, err = run(demo_cli, ["--weights", str(ckpt), "--source", str(folder), "--out", str(out),
+                                       "--device", "cpu", "--no-progress"], capsys)
+    assert code == 0, err
+    assert "wrote 4 annotated images and 4 JSON files" in stdout
+    written = sorted(p.name for p in out.iterdir())
+    assert len(written) == 8 and len({n.casefold() for n in written}) == 8
+    sources = {Path(json.loads((out / n).read_text())["image"]).name for n in written if n.endswith(".json")}
+    assert sources == {"a.jpg", "a.png", "a_jpg.jpg", "A.JPG"}  # one result per input, none lost
+    assert snapshot(folder) == before
+
+
+def test_demo_odd_sources(ckpt: Path, tmp_path: Path, capsys) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "my photos ü"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "dot.png"), np.full((1, 1, 3), 200, np.uint8))  # a 1x1 image
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(folder / "anim.gif")
+    _photo(folder / "föto 1.jpg")
+    os.symlink(folder / "loop_b", folder / "loop_a.jpg")  # a symbolic link loop
+    os.symlink(folder / "loop_a.jpg", folder / "loop_b")
+    os.symlink(folder, folder / "self")  # a folder linking to itself
+    (tmp_path / "clip.mp4").write_text("not a video\n")
+    before = snapshot(folder, tmp_path / "clip.mp4")
+
+    def demo(source: Path, out: str) -> tuple[int, str, str]:
+        return run(demo_cli, ["--weights", str(ckpt), "--source", str(source), "--out", str(tmp_path / out),
+                              "--device", "cpu", "--no-progress"], capsys)
+
+    code, stdout, err = demo(folder, "o1")
+    assert code == 0, err
+    assert "wrote 3 annotated images" in stdout
+    stems = sorted(p.stem for p in (tmp_path / "o1").iterdir())
+    assert stems == sorted(["anim", "anim", "dot", "dot", "föto 1", "föto 1"])
+    code, _out, err = demo(folder / "föto 1.jpg", "o2")
+    assert code == 0 and (tmp_path / "o2" / "föto 1.json").is_file(), err
+    expect_error(demo(tmp_path / "clip.mp4", "o3"), "clip.mp4", "cannot open this video")
+    expect_error(demo(folder / "loop_a.jpg", "o4"), "loop_a.jpg", "a symbolic link to nothing")
+    assert not (tmp_path / "o3").exists() and not (tmp_path / "o4").exists()
+    assert snapshot(folder, tmp_path / "clip.mp4") == before
+
+
 # ------------------------------------------------------------------------------- export
 
 
