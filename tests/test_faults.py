@@ -708,6 +708,62 @@ def test_export_out_must_not_be_a_folder(ckpt: Path, tmp_path: Path, capsys) -> 
     assert not (tmp_path / "m.onnx").exists()  # both files or neither
 
 
+@pytest.fixture(scope="module")
+def onnx_model(ckpt: Path, tmp_path_factory) -> Path:
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from spyolo.export import export_onnx
+
+    return export_onnx(ckpt, tmp_path_factory.mktemp("onnx") / "model.onnx")
+
+
+def _scaled(meta: dict, factor: float) -> None:
+    meta["heads"]["anchors"] = [[v * factor for v in a] for a in meta["heads"]["anchors"]]
+
+
+def _resized_input(meta: dict) -> None:  # a consistent sidecar for another input size
+    meta["input"]["shape"] = [3, 96, 96]
+    _scaled(meta, 96 / 64)
+
+
+SIDECAR_EDITS = {
+    "zero stride": (lambda m: m["heads"].update(strides=[0, 16]), "'heads.strides' must be two positive integers"),
+    "swapped strides": (lambda m: m["heads"].update(strides=[16, 32]), "'heads.strides' is [16, 32], but the graph's "
+                                                                       "head1 is a 2x2 grid at 64 px, i.e. stride 32"),
+    "anchors x10": (lambda m: _scaled(m, 10), "'heads.anchors' must be anchors_ref x input size / anchor_ref_size"),
+    "resize": (lambda m: m["input"].update(resize="crop"), "'input.resize' must be one of stretch, letterbox"),
+    "interpolation": (lambda m: m["input"].update(interpolation="area"), "'input.interpolation' must be one of"),
+    "scale_xy": (lambda m: m["heads"].update(scale_xy=2.5), "'heads.scale_xy' must be a number in [1, 2]"),
+    "5 anchors": (lambda m: m["heads"].update(anchors=m["heads"]["anchors"][:5]), "'heads.masks' must be two lists "
+                                                                                  "of anchor indices in 0..4"),
+    "mask out of range": (lambda m: m["heads"].update(masks=[[3, 4, 6], [1, 2, 3]]), "'heads.masks'"),
+    "no anchors": (lambda m: m["heads"].pop("anchors"), "'heads.anchors' is missing"),
+    "state without module": (lambda m: m["states"][0].pop("module"), "'states[0]' must hold input, output and module"),
+    "input shape": (_resized_input, "'input.shape' is [3, 96, 96], but the graph model.onnx takes images of "
+                                    "[3, 64, 64]"),
+    "state shape": (lambda m: m["states"][1].update(shape=[16, 8, 8]), "'states[1].shape' is [16, 8, 8], but the "
+                                                                       "graph model.onnx takes v_1 of [16, 16, 16]"),
+    "class names": (lambda m: m.update(class_names=["cat", "dog"]), "'class_names' lists 2 classes, but the graph's "
+                                                                    "head1 has 24 channels"),
+}
+
+
+@pytest.mark.parametrize("edit", list(SIDECAR_EDITS))
+def test_onnx_sidecar_is_checked_against_itself_and_the_graph(onnx_model: Path, tmp_path: Path, capsys,
+                                                              edit: str) -> None:
+    change, needle = SIDECAR_EDITS[edit]
+    model = tmp_path / "model.onnx"
+    shutil.copy(onnx_model, model)
+    meta = json.loads(onnx_model.with_suffix(".json").read_text())
+    change(meta)
+    model.with_suffix(".json").write_text(json.dumps(meta))
+    image = _photo(tmp_path / "photo.png")
+    before = snapshot(tmp_path)
+    expect_error(run(demo_cli, ["--weights", str(model), "--source", str(image), "--out", str(tmp_path / "out"),
+                                "--no-progress"], capsys), f"{model.with_suffix('.json')}: sidecar key {needle}")
+    assert snapshot(tmp_path) == before and not (tmp_path / "out").exists()
+
+
 # --------------------------------------------------------------------------------- COCO
 
 
