@@ -73,7 +73,7 @@ class FileWriteError(SpyoloError, OSError):
     file unchanged, or nothing written).
     """
 
-    def __init__(self, errno: int | None, strerror: str, filename: str,
+    def __init__(self, errno: int | None, strerror: str, filename: str | None = None,
                  consequence: str = "the previous file is unchanged") -> None:
         super().__init__(errno, strerror, filename)
         self.consequence = consequence

@@ -342,10 +342,12 @@ def test_full_disk_while_saving_keeps_the_old_checkpoint(data_root: Path, tmp_pa
 
     full_disk(monkeypatch, epoch_2)  # epoch 2's save finds the disk full
     config = write_config(tmp_path, data_root)
+    before = snapshot(data_root, config)
     expect_error(train(capsys, "--config", str(config), "--run-dir", str(run_dir)),
                  str(last), "epoch 2", "No space left on device", "the previous file is unchanged")
     assert load_checkpoint(last)["epoch"] == 0
     assert not list(last.parent.glob(".*.tmp"))
+    assert snapshot(data_root, config) == before
 
 
 def test_full_disk_while_exporting_is_one_line_and_writes_nothing(ckpt: Path, tmp_path: Path, capsys,
@@ -456,7 +458,7 @@ def _pickle_with_code(path: Path, marker: Path) -> Path:
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory) -> dict[str, Path]:
     """Weights files a run may be pointed at: trained-looking checkpoints of the tiny model and
-    broken or hostile files."""
+    broken or malicious files."""
     folder = tmp_path_factory.mktemp("sources")
     cfg = tiny_config(folder)
     spyv4 = save_tiny_checkpoint(folder / "spyv4.pt", cfg, SYNTH)
@@ -576,6 +578,7 @@ def test_yaml_alias_bombs_and_huge_configs_are_refused_fast(tmp_path: Path, caps
         line = expect_error(train(capsys, "--config", str(path)), str(path), *needles)
         assert time.perf_counter() - start < 20, name
         assert len(line) < 600, (name, len(line))
+        assert path.read_text() == text
     huge = tmp_path / "huge.yaml"
     with huge.open("wb") as f:
         f.truncate(50 * 2**20)  # 50 MB (sparse): refused by its size, unread
@@ -696,6 +699,7 @@ def test_demo_odd_sources(ckpt: Path, tmp_path: Path, capsys) -> None:
 def test_export_out_must_not_be_a_folder(ckpt: Path, tmp_path: Path, capsys) -> None:
     from spyolo.cli import export as export_cli
 
+    before = snapshot(ckpt)
     folder = tmp_path / "weights"
     folder.mkdir()
     for extra in ([], ["--exist-ok"]):
@@ -706,6 +710,7 @@ def test_export_out_must_not_be_a_folder(ckpt: Path, tmp_path: Path, capsys) -> 
     expect_error(run(export_cli, ["--weights", str(ckpt), "--format", "onnx", "--out", str(tmp_path / "m.onnx"),
                                   "--exist-ok"], capsys), str(tmp_path / "m.json"), "ONNX sidecar")
     assert not (tmp_path / "m.onnx").exists()  # both files or neither
+    assert snapshot(ckpt) == before
 
 
 @pytest.fixture(scope="module")

@@ -400,7 +400,7 @@ class Trainer:
     def _fit(self, stop_after: int | None) -> dict:
         tc = self.cfg.train
         row: dict = {}
-        if self._eval_pending:
+        if self._eval_pending and self.history:
             # the run stopped between this epoch's checkpoint and its evaluation: evaluate it now
             if self.dist.main:
                 log.info("epoch %d was saved but not evaluated; evaluating it first", self.start_epoch)
