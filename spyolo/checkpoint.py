@@ -27,6 +27,7 @@ from spyolo.config import Config, config_from_dict
 from spyolo.errors import CheckpointError, ConfigError
 from spyolo.models import build_model
 from spyolo.utils.io import atomic_torch_save
+from spyolo.utils.torchfile import read_torch_file
 
 __all__ = [
     "CheckpointError",
@@ -48,15 +49,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Read a spyolo checkpoint with ``torch.load(..., weights_only=True)``.
 
     Raises:
-        CheckpointError: the file is missing, unreadable, or lacks ``model`` and ``config``.
+        CheckpointError: the file is missing, unreadable, truncated, not a PyTorch file, holds
+            more than tensors and plain containers (:func:`spyolo.utils.torchfile.read_torch_file`),
+            or lacks ``model`` and ``config``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # noqa: BLE001 - re-raised with the file name
-        raise CheckpointError(f"{path}: cannot read checkpoint ({type(e).__name__}: {e})") from e
+    ckpt = read_torch_file(path, CheckpointError, "checkpoint", map_location=map_location)
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         raise CheckpointError(f"{path}: not a spyolo checkpoint (expected keys 'model' and 'config')")
     return ckpt

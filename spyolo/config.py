@@ -12,6 +12,7 @@ a list, ``train.fptt_alpha_reg=null`` is None).
 from __future__ import annotations
 
 import difflib
+import math
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
@@ -21,6 +22,7 @@ from typing import Any, Union
 import yaml
 
 from spyolo.errors import ConfigError
+from spyolo.utils.text import cut, short_repr
 
 __all__ = [
     "ConfigError",
@@ -34,7 +36,61 @@ __all__ = [
     "config_to_dict",
     "config_from_dict",
     "save_config",
+    "MAX_CONFIG_BYTES",
+    "MAX_YAML_NODES",
+    "parse_yaml",
 ]
+
+MAX_CONFIG_BYTES = 1 << 20
+"""Largest config file read (1 MiB; a full config is about 3 KB): a larger file is refused unread."""
+MAX_YAML_NODES = 100_000
+"""Most values a YAML document may expand to, aliases counted at every use: a document of nested
+aliases (each one repeating the one before) would otherwise expand to billions of values."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a document expanding to more than :data:`MAX_YAML_NODES`
+    values, or one whose aliases refer to themselves, before building any Python object."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        sizes: dict[int, int] = {}
+        open_nodes: set[int] = set()
+
+        def size(n: yaml.Node) -> int:
+            key = id(n)
+            if key in sizes:
+                return sizes[key]
+            if key in open_nodes:
+                raise yaml.YAMLError("an alias refers to the value that contains it (a recursive alias)")
+            open_nodes.add(key)
+            total = 1
+            if isinstance(n, yaml.SequenceNode):
+                children: list[yaml.Node] = list(n.value)
+            elif isinstance(n, yaml.MappingNode):
+                children = [part for pair in n.value for part in pair]
+            else:
+                children = []
+            for child in children:
+                total += size(child)
+                if total > MAX_YAML_NODES:
+                    raise yaml.YAMLError(
+                        f"the document expands to more than {MAX_YAML_NODES} values (through its aliases); "
+                        f"a config holds a few hundred"
+                    )
+            open_nodes.discard(key)
+            sizes[key] = total
+            return total
+
+        size(node)
+        return super().construct_document(node)
+
+
+def parse_yaml(text: str) -> Any:
+    """``yaml.safe_load(text)`` with the bounds of :class:`_BoundedLoader` (raises ``yaml.YAMLError``)."""
+    try:
+        return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise yaml.YAMLError("values nested too deeply (a config nests a few levels)") from None
 
 
 def _head_default(name: str) -> list[list]:
@@ -215,10 +271,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return _coerce(value, a, where)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {short_repr(value)}")
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping of key: value, got {value!r}")
+            raise ConfigError(f"{where}: expected a mapping of key: value, got {short_repr(value)}")
         key_tp, val_tp = typing.get_args(tp) or (str, Any)
         return {_coerce(k, key_tp, where): _coerce(v, val_tp, f"{where}.{k}") for k, v in value.items()}
     if origin is list:
@@ -226,19 +282,19 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, tuple):
             value = list(value)
         if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {short_repr(value)}")
         return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
     if tp is Any:
         return value
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        raise ConfigError(f"{where}: expected true/false, got {short_repr(value)}")
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer():
                 return int(value)
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {short_repr(value)}")
         return value
     if tp is float:
         if isinstance(value, str):  # YAML 1.1 reads "2e-4" (no dot) as a string
@@ -247,11 +303,17 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+            raise ConfigError(f"{where}: expected a number, got {short_repr(value)}")
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise ConfigError(f"{where}: expected a finite number, got {short_repr(value)}")
+        return number
     if tp is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {short_repr(value)}")
         return str(value)
     raise ConfigError(f"{where}: unsupported type {tp}")
 
@@ -277,7 +339,7 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
 def _set_key(cfg: Config, section: str, key: str, value: Any, source: str) -> None:
     if section not in _SECTION_TYPES:
         raise ConfigError(
-            f"{source}: unknown section '{section}'.{_closest(section, list(_SECTION_TYPES))} "
+            f"{source}: unknown section '{cut(section)}'.{_closest(section, list(_SECTION_TYPES))} "
             f"Valid sections: {', '.join(_SECTION_TYPES)}"
         )
     sec = getattr(cfg, section)
@@ -285,13 +347,14 @@ def _set_key(cfg: Config, section: str, key: str, value: Any, source: str) -> No
     if key not in hints:
         valid = [f.name for f in fields(sec)]
         raise ConfigError(
-            f"{source}: unknown key '{section}.{key}'.{_closest(key, valid)} "
+            f"{source}: unknown key '{section}.{cut(key)}'.{_closest(key, valid)} "
             f"Valid keys of '{section}': {', '.join(valid)}"
         )
     value = _coerce(value, hints[key], f"{source}: {section}.{key}")
     choices = _CHOICES.get((section, key))
     if choices is not None and value not in choices:
-        raise ConfigError(f"{source}: {section}.{key} must be one of {', '.join(choices)}; got {value!r}")
+        raise ConfigError(
+            f"{source}: {section}.{key} must be one of {', '.join(choices)}; got {short_repr(value)}")
     setattr(sec, key, value)
 
 
@@ -305,7 +368,7 @@ def config_from_dict(d: dict, source: str = "<dict>") -> Config:
     for section, values in d.items():
         if section not in _SECTION_TYPES:
             raise ConfigError(
-                f"{source}: unknown section '{section}'.{_closest(str(section), list(_SECTION_TYPES))} "
+                f"{source}: unknown section '{cut(str(section))}'.{_closest(str(section), list(_SECTION_TYPES))} "
                 f"Valid sections: {', '.join(_SECTION_TYPES)}"
             )
         if values is None:
@@ -318,8 +381,62 @@ def config_from_dict(d: dict, source: str = "<dict>") -> Config:
     return cfg
 
 
+_RANGES: dict[tuple[str, str], str] = {
+    ("data", "scale_min"): "> 0",
+    ("data", "aspect_jitter"): "[0, 1)",
+    ("data", "hflip"): "[0, 1]",
+    ("data", "mosaic"): "[0, 1]",
+    ("data", "hue"): ">= 0",
+    ("data", "saturation"): ">= 0",
+    ("data", "value"): ">= 0",
+    ("data", "workers"): ">= 0",
+    ("data", "synthetic_train"): ">= 0",
+    ("data", "synthetic_test"): ">= 0",
+    ("model", "anchor_ref_size"): "> 0",
+    ("model", "head_prior"): "[0, 1)",
+    ("train", "lr"): "> 0",
+    ("train", "momentum"): "[0, 1)",
+    ("train", "weight_decay"): ">= 0",
+    ("train", "warmup_epochs"): ">= 0",
+    ("train", "min_lr_ratio"): "[0, 1]",
+    ("train", "step_gamma"): "> 0",
+    ("train", "clip_norm"): ">= 0",
+    ("train", "label_smoothing"): "[0, 1)",
+    ("train", "ignore_thresh"): "[0, 1]",
+    ("train", "fptt_alpha"): "> 0",
+    ("train", "fptt_alpha_reg"): "> 0",
+    ("train", "fptt_beta"): "(0, 1]",
+    ("train", "eval_every"): ">= 0",
+    ("train", "log_every"): ">= 1",
+    ("train", "max_iters_per_epoch"): ">= 0",
+    ("eval", "conf_thresh"): "[0, 1]",
+    ("eval", "nms_iou"): "(0, 1]",
+    ("eval", "max_det"): ">= 0",
+    ("eval", "iou_threshold"): "(0, 1]",
+    ("eval", "batch_size"): ">= 1",
+    ("eval", "max_images"): ">= 0",
+    ("eval", "demo_conf"): "[0, 1]",
+    ("eval", "demo_nms"): "(0, 1]",
+}
+"""The range of each numeric key with one: ``"> 0"``, ``">= 0"``, or an interval such as ``"[0, 1)"``
+(a ``None`` value, where a key allows it, is not checked)."""
+
+
+def _in_range(value: float, rule: str) -> bool:
+    if rule.startswith(">"):
+        bound = float(rule.split()[-1])
+        return value >= bound if rule.startswith(">=") else value > bound
+    low, high = (float(v) for v in rule[1:-1].split(","))
+    return (low <= value if rule[0] == "[" else low < value) and (value <= high if rule[-1] == "]" else value < high)
+
+
 def validate(cfg: Config, source: str = "config") -> None:
     """Cross-field checks that single-key typing cannot express."""
+    for (section, key), rule in _RANGES.items():
+        value = getattr(getattr(cfg, section), key)
+        if value is not None and not _in_range(value, rule):
+            where = f"must be {rule}" if rule.startswith(">") else f"must be in {rule}"
+            raise ConfigError(f"{source}: {section}.{key} {where}, got {value}")
     if cfg.data.img_size % 32 != 0 or cfg.data.img_size <= 0:
         raise ConfigError(f"{source}: data.img_size must be a positive multiple of 32, got {cfg.data.img_size}")
     if cfg.model.timesteps < 1:
@@ -349,6 +466,12 @@ def validate(cfg: Config, source: str = "config") -> None:
         raise ConfigError(f"{source}: train.update_every must be >= 1")
     if cfg.train.batch_size < 1 or cfg.train.epochs < 1:
         raise ConfigError(f"{source}: train.batch_size and train.epochs must be >= 1")
+    if cfg.data.scale_max < cfg.data.scale_min:
+        raise ConfigError(f"{source}: data.scale_max ({cfg.data.scale_max}) must be >= data.scale_min "
+                          f"({cfg.data.scale_min})")
+    if any(not (w > 0 and h > 0) for w, h in cfg.model.anchors):
+        raise ConfigError(f"{source}: model.anchors must be positive [w, h] pairs, got "
+                          f"{short_repr(cfg.model.anchors)}")
     if not cfg.data.train_sets or not cfg.data.test_sets:
         raise ConfigError(f"{source}: data.train_sets and data.test_sets must not be empty")
     if cfg.data.synthetic_train > 0 or cfg.data.synthetic_spec or cfg.data.synthetic_classes:
@@ -363,20 +486,21 @@ def validate(cfg: Config, source: str = "config") -> None:
 def apply_overrides(cfg: Config, overrides: list[str] | None) -> Config:
     """Apply ``section.key=value`` strings (values parsed as YAML) to ``cfg`` in place."""
     for item in overrides or []:
+        shown = cut(item, 120)
         if "=" not in item:
-            raise ConfigError(f"override '{item}': expected section.key=value")
+            raise ConfigError(f"override '{shown}': expected section.key=value")
         dotted, raw = item.split("=", 1)
         if "." not in dotted:
             raise ConfigError(
-                f"override '{item}': expected section.key=value with a section "
+                f"override '{shown}': expected section.key=value with a section "
                 f"({', '.join(_SECTION_TYPES)})"
             )
         section, key = dotted.strip().split(".", 1)
         try:
-            value = yaml.safe_load(raw) if raw.strip() != "" else ""
+            value = parse_yaml(raw) if raw.strip() != "" else ""
         except yaml.YAMLError as e:
-            raise ConfigError(f"override '{item}': cannot parse value: {e}") from None
-        _set_key(cfg, section, key, value, f"override '{item}'")
+            raise ConfigError(f"override '{shown}': cannot parse value: {cut(str(e), 300)}") from None
+        _set_key(cfg, section, key, value, f"override '{shown}'")
     validate(cfg, "overrides")
     return cfg
 
@@ -390,14 +514,18 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         if not p.is_file():
             raise ConfigError(f"{p}: config file not found")
         try:
-            d = yaml.safe_load(p.read_text(encoding="utf-8-sig"))
+            size = p.stat().st_size
+            if size > MAX_CONFIG_BYTES:
+                raise ConfigError(f"{p}: {size / 2**20:.1f} MiB is too large for a config file (at most "
+                                  f"{MAX_CONFIG_BYTES // 2**20} MiB; a full config is about 3 KB)")
+            d = parse_yaml(p.read_text(encoding="utf-8-sig"))
         except UnicodeDecodeError as e:
             raise ConfigError(f"{p}: not a YAML text file (not UTF-8: byte {e.object[e.start]:#04x} at offset "
                               f"{e.start})") from None
         except OSError as e:
             raise ConfigError(f"{p}: cannot read config file ({e.strerror or e})") from None
         except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: invalid YAML: {e}") from None
+            raise ConfigError(f"{p}: invalid YAML: {cut(str(e), 300)}") from None
         cfg = config_from_dict(d, str(p))
     return apply_overrides(cfg, overrides)
 

@@ -21,6 +21,7 @@ __all__ = [
     "VideoError",
     "TrainingDiverged",
     "RunFolderError",
+    "FileWriteError",
 ]
 
 
@@ -62,3 +63,20 @@ class TrainingDiverged(SpyoloError, RuntimeError):
 
 class RunFolderError(SpyoloError, RuntimeError):
     """A run folder cannot be created or written, or would overwrite an earlier run."""
+
+
+class FileWriteError(SpyoloError, OSError):
+    """A file cannot be written (a full disk, no permission, a folder in its place).
+
+    ``FileWriteError(errno, reason, filename, consequence)``: ``filename`` is the destination,
+    ``strerror`` the reason (the operating system's), ``consequence`` what it left (the previous
+    file unchanged, or nothing written).
+    """
+
+    def __init__(self, errno: int | None, strerror: str, filename: str | None = None,
+                 consequence: str = "the previous file is unchanged") -> None:
+        super().__init__(errno, strerror, filename)
+        self.consequence = consequence
+
+    def __str__(self) -> str:
+        return f"{self.filename}: cannot write this file ({self.strerror}); {self.consequence}"

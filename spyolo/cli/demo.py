@@ -10,8 +10,10 @@
 (``python tools/demo.py ...`` is the same program.)
 
 Images: for each input ``NAME.EXT`` the annotated image ``OUT/NAME.EXT`` (PNG when OpenCV
-cannot write that format) and ``OUT/NAME.json`` with the detections (boxes ``x1, y1, x2,
-y2`` in continuous pixel coordinates of the original image; see spyolo/inference/prediction.py).
+cannot write that format) and ``OUT/NAME.json`` with the detections (boxes ``x1, y1, x2, y2`` in
+continuous pixel coordinates of the original image; see spyolo/inference/prediction.py), written
+together. Inputs sharing a name get distinct ones (``a.jpg`` and ``a.png`` give ``a_jpg.*`` and
+``a_png.*``; a name already taken gets ``_2``, ...): never one output for two inputs.
 A folder is processed whole: an unreadable image is reported and skipped, and the exit status
 is 2 at the end if any was.
 
@@ -86,6 +88,8 @@ def classify_source(source: str) -> tuple[str, object]:
         return "camera", int(source)
     if path.is_dir():
         return "folder", path
+    if path.is_symlink() and not path.exists():
+        raise FileNotFoundError(2, "a symbolic link to nothing (its target is missing, or links loop)", str(path))
     if not path.is_file():
         raise FileNotFoundError(2, "no such file or folder (and not a camera index)", str(path))
     from spyolo.inference.video import VIDEO_EXTENSIONS
@@ -102,17 +106,33 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def output_names(files: Sequence[Path]) -> list[tuple[str, str]]:
-    """``(annotated image name, JSON name)`` per input; inputs sharing a stem get the suffix in the name."""
+    """``(annotated image name, JSON name)`` per input, all different (ignoring case) by construction.
+
+    An input whose stem no other input shares keeps it (``photo.jpg`` -> ``photo.jpg``,
+    ``photo.json``); inputs sharing a stem get their suffix in the name (``a.jpg`` -> ``a_jpg``),
+    and a name taken already (by another input's stem, or by an earlier input) gets ``_2``,
+    ``_3``, ... The annotated image keeps the input's format when OpenCV can write it, else PNG.
+    """
     import cv2
 
     stems: dict[str, int] = {}
     for f in files:
-        stems[f.stem] = stems.get(f.stem, 0) + 1
+        stems[f.stem.casefold()] = stems.get(f.stem.casefold(), 0) + 1
+    bases: dict[Path, str] = {f: f.stem for f in files if stems[f.stem.casefold()] == 1}
+    taken = {base.casefold() for base in bases.values()}
+    for f in files:
+        if f in bases:
+            continue
+        wanted = f"{f.stem}_{f.suffix.lstrip('.').lower()}"
+        base, n = wanted, 2
+        while base.casefold() in taken:
+            base, n = f"{wanted}_{n}", n + 1
+        taken.add(base.casefold())
+        bases[f] = base
     names = []
     for f in files:
-        base = f.stem if stems[f.stem] == 1 else f"{f.stem}_{f.suffix.lstrip('.').lower()}"
         suffix = f.suffix.lower() if cv2.haveImageWriter(f"x{f.suffix.lower()}") else ".png"
-        names.append((base + suffix, base + ".json"))
+        names.append((bases[f] + suffix, bases[f] + ".json"))
     return names
 
 
@@ -139,7 +159,7 @@ def run_images(det, files: list[Path], out: Path, batch_size: int, progress: boo
 
     from spyolo.data.images import read_image_file
     from spyolo.inference.draw import class_colors, draw_predictions
-    from spyolo.utils.io import atomic_write_image, atomic_write_text
+    from spyolo.utils.io import atomic_write_files, encode_image
 
     colours = class_colors(det.num_classes)
     names = dict(zip(files, output_names(files)))
@@ -163,8 +183,8 @@ def run_images(det, files: list[Path], out: Path, batch_size: int, progress: boo
                 img_name, json_name = names[f]
                 pred = dataclasses.replace(pred, source=str(f))
                 annotated = draw_predictions(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), pred, colours)
-                atomic_write_image(out / img_name, annotated)
-                atomic_write_text(out / json_name, pred.to_json(indent=2) + "\n")
+                atomic_write_files([(out / img_name, encode_image(img_name, annotated)),
+                                    (out / json_name, (pred.to_json(indent=2) + "\n").encode("utf-8"))])
                 total += len(pred)
                 written += 1
                 bar.update(1)
@@ -191,7 +211,7 @@ def load_detector(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from spyolo.inference.video import run_video, video_outputs
+    from spyolo.inference.video import video_outputs
 
     if args.batch_size < 1 or args.k < 1 or args.warmup < 0 or args.max_frames < 0:
         raise ConfigError("need --batch-size >= 1, --k >= 1, --warmup >= 0 and --max-frames >= 0")
@@ -201,6 +221,8 @@ def run(args: argparse.Namespace) -> int:
         raise OutputConflict(f"--out {out} is the source folder; choose another folder so no input is overwritten")
     if out.exists() and not out.is_dir():
         raise OutputConflict(f"{out}: --out must be a folder, and a file of that name exists")
+    files: list[Path] = []
+    stem = out
     if kind in ("image", "folder"):
         files = [source] if kind == "image" else list_images(source)
         outputs = [out / name for pair in output_names(files) for name in pair]
@@ -210,7 +232,20 @@ def run(args: argparse.Namespace) -> int:
         inputs = [] if kind == "camera" else [source]
         check_outputs(video_outputs(stem), inputs, args.exist_ok)
     det = load_detector(args)
+    made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    code = 2
+    try:
+        code = _annotate(args, det, kind, source, out, files, stem)
+    finally:
+        if code and made and not any(out.iterdir()):
+            out.rmdir()  # a run that wrote nothing leaves no empty output folder behind
+    return code
+
+
+def _annotate(args: argparse.Namespace, det, kind: str, source, out: Path, files: list[Path], stem: Path) -> int:
+    from spyolo.inference.video import run_video
+
     runtime = "onnxruntime (CPU)" if _is_onnx(args.weights) else f"device {det.device}"
     print(
         f"model: {'SPYv4' if det.spiking else 'ANN'} {det.num_classes} classes, input {det.img_size}px, "

@@ -21,7 +21,8 @@ extra (``pip install 'spyolo[export]'``). A model trained with ``model.state_ini
 refused unless ``--zero-init`` accepts zero initial membranes.
 
 An existing output file (for onnx: either file) is replaced only with ``--exist-ok``; an
-output may never be the input.
+output may never be the input, nor a folder. The two files of an onnx export are written
+together: both or neither.
 """
 
 from __future__ import annotations
@@ -82,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
         if dst.suffix.lower() != ".onnx":
             raise ConfigError(f"{dst}: an ONNX export must end in .onnx (its sidecar gets .json)")
         outputs.append(sidecar_path(dst))
+    for out, what in zip(outputs, ("output", "ONNX sidecar")):
+        if out.is_dir():
+            raise ConfigError(f"{out}: a folder stands where the {what} file should be written; --out names the "
+                              f"output file (nothing was written)")
     for out in outputs:
         if out.exists() and src.exists() and out.resolve() == src.resolve():
             raise ConfigError(f"{out}: the output would replace the input checkpoint; choose another --out")

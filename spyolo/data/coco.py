@@ -12,11 +12,14 @@ relative to ``data.root``, or absolute) is read through ``pycocotools.coco.COCO`
 * ``iscrowd`` boxes are treated as VOC's difficult ones: ignored in evaluation, dropped from the
   training targets unless ``data.keep_difficult``.
 
-Bad input (a file that is not JSON or lacks ``images``/``categories``, an annotation of an unknown
-image or category, a box that is not four finite numbers, has no area, or lies outside its image
-by more than half a pixel, an image without its file or size) raises
-:class:`~spyolo.errors.DatasetError` naming the JSON file, the annotation or image, and the
-problem; per-image problems are collected so that ``data.skip_bad`` can skip those images.
+Bad input raises :class:`~spyolo.errors.DatasetError` naming the JSON file, the annotation or
+image, and the problem: a file that is not JSON, lacks ``images``, ``categories`` or
+``annotations``, or lists no image; a category without an integer id or a name (a non-empty
+string), or a repeated id or name; an image without an integer id, a file name, or a positive
+integer size, a repeated id, or the same file under two ids; an annotation of an image id the file
+does not list; an unknown category id, a box that is not four finite numbers, has no area, or lies
+outside its image by more than half a pixel, an ``iscrowd`` other than 0 or 1. The per-image
+problems (from the category id on) are collected so that ``data.skip_bad`` can skip those images.
 """
 
 from __future__ import annotations
@@ -30,10 +33,12 @@ from typing import Any, NamedTuple
 
 from spyolo.errors import DatasetError
 from spyolo.utils.jsonfile import read_json
+from spyolo.utils.text import short_repr
 
 __all__ = ["COCOFile", "COCOSource", "read_coco", "voc_split_to_coco"]
 
 _OUTSIDE_TOLERANCE = 0.5  # pixels a COCO box may stick out of its image (clipped), as float tools produce
+_MAX_SIDE = 2**31 - 1  # largest image width or height accepted
 
 
 class COCOSource(NamedTuple):
@@ -85,9 +90,28 @@ def _load_json(path: Path) -> dict:
     for key in ("images", "categories"):
         if not isinstance(data.get(key), list):
             raise DatasetError(f"{path}: not a COCO annotation file (no '{key}' list)")
-    if not isinstance(data.setdefault("annotations", []), list):
+    if "annotations" not in data:
+        raise DatasetError(f"{path}: no 'annotations' list (a file of images without boxes, such as COCO's image "
+                           f"info files, cannot train or evaluate a detector; images without objects take "
+                           f"\"annotations\": [])")
+    if not isinstance(data["annotations"], list):
         raise DatasetError(f"{path}: 'annotations' must be a list")
     return data
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a finite float, or None (not a number, a boolean, infinite, or too large for a float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _coco_object(data: dict) -> Any:
@@ -100,59 +124,88 @@ def _coco_object(data: dict) -> Any:
     return coco
 
 
+def _read_categories(path: Path, entries: list) -> list[tuple[int, str]]:
+    categories: list[tuple[int, str]] = []
+    for i, cat in enumerate(entries):
+        name = cat.get("name") if isinstance(cat, dict) else None
+        if not isinstance(cat, dict) or not _is_int(cat.get("id")) or not isinstance(name, str) or not name.strip():
+            raise DatasetError(f"{path}: category {i} needs an integer 'id' and a 'name' (a non-empty string), "
+                               f"got {short_repr(cat)}")
+        categories.append((cat["id"], name.strip()))
+    if not categories:
+        raise DatasetError(f"{path}: the file lists no categories")
+    for label, values in (("id", [c for c, _ in categories]), ("name", [n for _, n in categories])):
+        seen: set = set()
+        for value in values:
+            if value in seen:
+                raise DatasetError(f"{path}: category {label} {short_repr(value)} appears more than once")
+            seen.add(value)
+    return categories
+
+
+def _read_images(path: Path, entries: list) -> dict[int, COCOImage]:
+    images: dict[int, COCOImage] = {}
+    by_file: dict[str, int] = {}
+    for i, img in enumerate(entries):
+        name = img.get("file_name") if isinstance(img, dict) else None
+        if not isinstance(img, dict) or not _is_int(img.get("id")) or not isinstance(name, str) or not name:
+            raise DatasetError(f"{path}: image entry {i} needs an integer 'id' and a 'file_name' (a string), "
+                               f"got {short_repr(img)}")
+        width, height = img.get("width"), img.get("height")
+        if not all(_is_int(v) and 0 < v <= _MAX_SIDE for v in (width, height)):
+            raise DatasetError(f"{path}: image {img['id']} ({short_repr(name)}) needs positive integer 'width' and "
+                               f"'height' (at most {_MAX_SIDE}), got {short_repr(width)} x {short_repr(height)}")
+        if img["id"] in images:
+            raise DatasetError(f"{path}: image id {img['id']} appears more than once")
+        if name in by_file:
+            raise DatasetError(f"{path}: images {by_file[name]} and {img['id']} are the same file {short_repr(name)} "
+                               f"(its objects would be split between two samples); list each image once")
+        by_file[name] = img["id"]
+        images[img["id"]] = COCOImage(img["id"], name, width, height)
+    if not images:
+        raise DatasetError(f"{path}: the file lists no images")
+    return images
+
+
 def read_coco(path: str | Path) -> COCOFile:
     """Parse and check a COCO annotation file (see the module docstring for the rules).
 
     File-level problems raise :class:`DatasetError`; per-image ones are stored in
     :attr:`COCOImage.problem` (the dataset raises them, or skips the image with ``skip_bad``).
+    The COCO object (:attr:`COCOFile.coco`) indexes the checked annotations only, numbered
+    1.. in file order.
     """
     path = Path(path)
     data = _load_json(path)
-    categories: list[tuple[int, str]] = []
-    for i, cat in enumerate(data["categories"]):
-        if not isinstance(cat, dict) or not isinstance(cat.get("id"), int) or not str(cat.get("name", "")).strip():
-            raise DatasetError(f"{path}: category {i} needs an integer 'id' and a 'name'")
-        categories.append((cat["id"], str(cat["name"]).strip()))
-    ids = [c for c, _ in categories]
-    names = [n for _, n in categories]
-    for label, values in (("id", ids), ("name", names)):
-        repeated = sorted({v for v in values if values.count(v) > 1}, key=str)
-        if repeated:
-            raise DatasetError(f"{path}: category {label} {repeated[0]!r} appears more than once")
-    if not categories:
-        raise DatasetError(f"{path}: the file lists no categories")
-
-    images: dict[int, COCOImage] = {}
-    for i, img in enumerate(data["images"]):
-        if not isinstance(img, dict) or not isinstance(img.get("id"), int) or not img.get("file_name"):
-            raise DatasetError(f"{path}: image entry {i} needs an integer 'id' and a 'file_name'")
-        width, height = img.get("width"), img.get("height")
-        if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
-            raise DatasetError(f"{path}: image {img['id']} ({img['file_name']!r}) needs positive integer "
-                               f"'width' and 'height'")
-        if img["id"] in images:
-            raise DatasetError(f"{path}: image id {img['id']} appears more than once")
-        images[img["id"]] = COCOImage(img["id"], str(img["file_name"]), width, height)
-
-    known_categories = set(ids)
+    categories = _read_categories(path, data["categories"])
+    images = _read_images(path, data["images"])
+    known_categories = {c for c, _ in categories}
+    checked: list[dict[str, Any]] = []  # what the COCO object indexes
     for i, ann in enumerate(data["annotations"]):
         if not isinstance(ann, dict):
             raise DatasetError(f"{path}: annotation entry {i} is not a JSON object")
-        ann_id = ann.get("id", i)
-        image = images.get(ann.get("image_id"))
+        ann_id = short_repr(ann.get("id", i))
+        image_id = ann.get("image_id")
+        image = images.get(image_id) if _is_int(image_id) else None
         if image is None:
-            raise DatasetError(f"{path}: annotation {ann_id} refers to image id {ann.get('image_id')!r}, "
-                               f"which the file does not list")
-        where = f"{path}: annotation {ann_id} (image {image.file_name!r})"
-        if ann.get("category_id") not in known_categories:
-            image.problem = image.problem or f"{where} has unknown category id {ann.get('category_id')!r}"
+            raise DatasetError(f"{path}: annotation {ann_id} refers to image id {short_repr(image_id)}, "
+                               f"which the file does not list (an image id is an integer)")
+        where = f"{path}: annotation {ann_id} (image {short_repr(image.file_name)})"
+        category_id = ann.get("category_id")
+        if not _is_int(category_id) or category_id not in known_categories:
+            image.problem = image.problem or f"{where} has unknown category id {short_repr(category_id)}"
             continue
         bbox = ann.get("bbox")
-        if (not isinstance(bbox, list) or len(bbox) != 4
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bbox)):
-            image.problem = image.problem or f"{where} has a malformed bbox {bbox!r} (expected [x, y, w, h])"
+        values = [_number(v) for v in bbox] if isinstance(bbox, list) and len(bbox) == 4 else None
+        if values is None or None in values:
+            image.problem = image.problem or (f"{where} has a malformed bbox {short_repr(bbox)} (expected [x, y, w, h], "
+                                              f"four finite numbers)")
             continue
-        x, y, w, h = (float(v) for v in bbox)
+        crowd = ann.get("iscrowd", 0)
+        if crowd not in (0, 1) or not isinstance(crowd, (int, bool)):
+            image.problem = image.problem or f"{where} has iscrowd {short_repr(crowd)} (expected 0 or 1)"
+            continue
+        x, y, w, h = values
         if w <= 0 or h <= 0:
             image.problem = image.problem or f"{where} has a box without area: [x, y, w, h] = {bbox}"
             continue
@@ -168,9 +221,19 @@ def read_coco(path: str | Path) -> COCOFile:
         x2, y2 = min(float(image.width), x + w), min(float(image.height), y + h)
         vx1, vy1 = min(x1 + 1.0, float(image.width)), min(y1 + 1.0, float(image.height))
         image.boxes.append((vx1, vy1, max(x2, vx1), max(y2, vy1)))
-        image.category_ids.append(int(ann["category_id"]))
-        image.iscrowd.append(bool(ann.get("iscrowd", 0)))
-    return COCOFile(path, categories, list(images.values()), _coco_object(data))
+        image.category_ids.append(category_id)
+        image.iscrowd.append(bool(crowd))
+        area = _number(ann.get("area"))
+        checked.append({"id": len(checked) + 1, "image_id": image_id, "category_id": category_id,
+                        "bbox": [x, y, w, h], "area": area if area is not None and area > 0 else w * h,
+                        "iscrowd": int(crowd)})
+    index = {
+        "images": [{"id": im.coco_id, "file_name": im.file_name, "width": im.width, "height": im.height}
+                   for im in images.values()],
+        "annotations": checked,
+        "categories": [{"id": c, "name": n} for c, n in categories],
+    }
+    return COCOFile(path, categories, list(images.values()), _coco_object(index))
 
 
 def voc_split_to_coco(year_dir: str | Path, split: str, class_names: list[str]) -> dict[str, Any]:

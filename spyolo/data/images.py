@@ -26,7 +26,7 @@ __all__ = [
     "to_rgb_uint8",
 ]
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"})
 """File suffixes treated as images (by the demo's folder mode)."""
 
 ImageInput = Union[str, Path, np.ndarray, Any]

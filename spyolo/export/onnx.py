@@ -37,7 +37,7 @@ from spyolo.export.sidecar import FORMAT, FORMAT_VERSION, ExportError, require, 
 from spyolo.models.heads import head_spec_for
 from spyolo.snn.ltc import ltc_layers, set_ltc_backend
 from spyolo.snn.state import reset_states
-from spyolo.utils.io import atomic_write_bytes, atomic_write_json
+from spyolo.utils.io import atomic_write_files, json_bytes
 
 __all__ = ["HEAD_OUTPUTS", "IMAGES", "MIN_OPSET", "OPSET", "OneStep", "export_onnx", "state_specs"]
 
@@ -143,7 +143,8 @@ def export_onnx(
     """Export a checkpoint's model to ``out_path`` (``.onnx``) and write its sidecar (``.json``).
 
     A spiking model becomes one timestep with explicit states (see the module docstring), the
-    ANN twin a plain ``images -> head1, head2`` graph. Both files are written atomically.
+    ANN twin a plain ``images -> head1, head2`` graph. Both files are written atomically, and
+    together: a failure leaves both as they were.
 
     Args:
         weights_path: a training or inference checkpoint (``spyolo export --format pt``).
@@ -198,7 +199,6 @@ def export_onnx(
     proto = onnx.load_from_string(data)
     onnx.checker.check_model(proto)
     onnx.helper.set_model_props(proto, {"spyolo_version": spyolo.__version__, "sidecar": sidecar_path(out_path).name})
-    atomic_write_bytes(out_path, proto.SerializeToString())
 
     spec = head_spec_for(model, size)
     meta = {
@@ -237,6 +237,7 @@ def export_onnx(
         "trained_state_init": trained_init,
         "states": states,
     }
-    atomic_write_json(sidecar_path(out_path), meta)
+    # both files or neither (a full disk, or a folder where one should go, leaves both as they were)
+    atomic_write_files([(out_path, proto.SerializeToString()), (sidecar_path(out_path), json_bytes(meta))])
     log.info("wrote %s and %s (%d states)", out_path, sidecar_path(out_path), len(states))
     return out_path

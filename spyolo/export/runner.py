@@ -19,11 +19,54 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spyolo.export.sidecar import ExportError, read_sidecar, require
+from spyolo.export.sidecar import ExportError, read_sidecar, require, sidecar_path
 from spyolo.inference.detector import DetectorBase
 from spyolo.models.heads import HeadSpec
 
 __all__ = ["OnnxDetector"]
+
+
+def _check_graph(path: Path, meta: dict, session) -> None:
+    """The graph's static shapes against its sidecar: the image and state inputs, each head's grid
+    (input size / stride) and channels (anchors per head x (5 + classes)).
+
+    Raises:
+        ExportError: naming the sidecar, the key and both values.
+    """
+    side = sidecar_path(path)
+
+    def dims(shape) -> list:  # without the batch axis; a dynamic dimension (a name or None) matches anything
+        return list(shape[1:])
+
+    def same(graph: list, expected: list) -> bool:
+        return len(graph) == len(expected) and all(not isinstance(g, int) or g == e for g, e in zip(graph, expected))
+
+    inputs = {i.name: dims(i.shape) for i in session.get_inputs()}
+    outputs = {o.name: dims(o.shape) for o in session.get_outputs()}
+    image = meta["input"]
+    if not same(inputs[image["name"]], image["shape"]):
+        raise ExportError(f"{side}: sidecar key 'input.shape' is {image['shape']}, but the graph {path.name} takes "
+                          f"{image['name']} of {inputs[image['name']]}")
+    for i, state in enumerate(meta["states"]):
+        if not same(inputs[state["input"]], state["shape"]):
+            raise ExportError(f"{side}: sidecar key 'states[{i}].shape' is {state['shape']}, but the graph "
+                              f"{path.name} takes {state['input']} of {inputs[state['input']]}")
+    size = image["shape"][-1]
+    heads = meta["heads"]
+    classes = len(meta["class_names"])
+    for name, stride, mask in zip(heads["outputs"], heads["strides"], heads["masks"]):
+        channels, height, width = (outputs[name] + [None, None, None])[:3]
+        if isinstance(channels, int) and channels != len(mask) * (5 + classes):
+            found = (f"{channels // len(mask) - 5} classes" if channels % len(mask) == 0 and channels // len(mask) > 5
+                     else "another layout")
+            raise ExportError(
+                f"{side}: sidecar key 'class_names' lists {classes} classes, but the graph's {name} has {channels} "
+                f"channels = {len(mask)} anchors x (5 + classes), i.e. {found}")
+        for cells in (height, width):
+            if isinstance(cells, int) and cells * stride != size:
+                raise ExportError(
+                    f"{side}: sidecar key 'heads.strides' is {heads['strides']}, but the graph's {name} is a "
+                    f"{height}x{width} grid at {size} px, i.e. stride {size / cells:g}")
 
 
 class OnnxDetector(DetectorBase):
@@ -78,6 +121,7 @@ class OnnxDetector(DetectorBase):
                 f"lists ({expected_inputs} -> {expected_outputs})"
             )
         names = meta["class_names"]
+        _check_graph(path, meta, session)
         spec = HeadSpec(
             anchors_px=torch.tensor(heads["anchors"], dtype=torch.float32),
             masks=tuple(tuple(int(i) for i in m) for m in heads["masks"]),

@@ -65,6 +65,9 @@ def open_capture(source: str | Path | int) -> cv2.VideoCapture:
     path = Path(source)
     if not path.is_file():
         raise VideoError(f"{path}: video file not found")
+    # FFmpeg would print its own diagnosis of a file it cannot read ("moov atom not found") beside
+    # the one-line error below; quiet unless the user asked for its messages.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise VideoError(f"{path}: OpenCV cannot open this video (unsupported codec or container, or corrupt)")

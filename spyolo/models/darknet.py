@@ -32,7 +32,6 @@ value, so that it reproduces Darknet's detections.
 from __future__ import annotations
 
 import math
-import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,7 @@ import numpy as np
 import torch
 
 from spyolo.errors import TransferError
+from spyolo.utils.torchfile import looks_like_text
 
 __all__ = [
     "DARKNET_ORDER",
@@ -352,12 +352,6 @@ class DarknetWeights:
                 f"{self.num_classes} classes{cfg}")
 
 
-def _looks_like_text(data: bytes) -> bool:
-    sample = data[:256]
-    printable = set(string.printable.encode())
-    return len(sample) > 0 and all(b in printable for b in sample)
-
-
 def _infer_classes(path: Path, available: int, widths: Sequence[float]) -> tuple[float, int]:
     """Width and class count whose YOLOv4-tiny holds exactly ``available`` values (no cfg)."""
     for width in widths:
@@ -401,7 +395,7 @@ def read_darknet_weights(
         data = path.read_bytes()
     except OSError as exc:
         raise TransferError(f"{path}: cannot read the weights ({exc.strerror or exc})") from None
-    if _looks_like_text(data):
+    if looks_like_text(data):
         raise TransferError(f"{path}: a text file, not Darknet weights (they are binary: a header, then float32 values)")
     if len(data) < 12:
         raise TransferError(f"{path}: {len(data)} bytes, shorter than a Darknet weights header (16 or 20 bytes)")

@@ -39,6 +39,7 @@ from torch import nn
 
 from spyolo.errors import TransferError
 from spyolo.models.darknet import is_darknet_weights, read_darknet_weights
+from spyolo.utils.torchfile import read_torch_file
 
 __all__ = ["TransferReport", "read_state_source", "transfer_weights", "yolov4_tiny_key"]
 
@@ -109,15 +110,6 @@ class TransferReport:
         return self.summary()
 
 
-def _looks_like_text(path: Path) -> bool:
-    try:
-        with path.open("rb") as f:
-            head = f.read(64)
-    except OSError:
-        return False
-    return bool(head) and all(32 <= b < 127 or b in (9, 10, 13) for b in head)
-
-
 def read_state_source(
     source: str | Path | Mapping[str, Any], cfg: str | Path | None = None, width: float | None = None
 ) -> tuple[dict[str, torch.Tensor], str, str, list[str] | None, float | None]:
@@ -142,14 +134,7 @@ def read_state_source(
             dark = read_darknet_weights(path, cfg=cfg, width=width)
             scale = dark.spec.scale_xy if dark.spec is not None else None
             return dict(dark.state), str(path), dark.describe(), None, scale
-        if _looks_like_text(path):
-            raise TransferError(f"{path}: a text file, not weights (expected a spyolo checkpoint, a PyTorch state "
-                                f"dict or Darknet .weights)")
-        try:
-            raw = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - re-raised with the file name
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            raise TransferError(f"{path}: not a readable PyTorch weights file ({type(exc).__name__}: {first})") from None
+        raw = read_torch_file(path, TransferError, "weights file")
         if not isinstance(raw, Mapping):
             raise TransferError(f"{path}: expected a state dict or a checkpoint dict, got {type(raw).__name__}")
         where = str(path)

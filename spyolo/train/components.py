@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from spyolo.config import Config
+from spyolo.errors import TransferError
 from spyolo.loss import YOLOLoss
 from spyolo.models import HeadSpec, TransferReport, build_model, head_spec_for, transfer_weights
 from spyolo.snn.ltc import set_ltc_backend
@@ -88,7 +89,10 @@ def build_training(
     core = prepare_model(cfg, num_classes, runtime)
     transfer = None
     if cfg.model.init_from and not resume:
-        transfer = transfer_weights(core, cfg.model.init_from, class_names=class_names)
+        try:
+            transfer = transfer_weights(core, cfg.model.init_from, class_names=class_names)
+        except TransferError as exc:
+            raise TransferError(f"model.init_from: {exc}") from None
     spiking = bool(getattr(core, "is_spiking", False))
     method = tc.method if spiking else "ann"
     spec = head_spec_for(core, cfg.data.img_size)

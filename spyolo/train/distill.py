@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spyolo.checkpoint import load_model
-from spyolo.errors import ConfigError
+from spyolo.errors import CheckpointError, ConfigError
 from spyolo.models.darknet import companion_names, darknet_model, is_darknet_weights, read_darknet_names
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ def load_teacher(
     classes must be the same list; another training size is a warning.
 
     Raises:
+        CheckpointError: the checkpoint cannot be read (the message starts with the key).
         ConfigError: a spiking teacher, or heads that differ from the student's (classes, their
             names and order, anchors, masks, centre scale).
     """
@@ -85,7 +86,10 @@ def load_teacher(
             log.warning("%s: a Darknet file carries no class names (no %s beside it): its %d classes are taken to "
                         "be the dataset's, in order", key, Path(path).with_suffix(".names").name, dark.num_classes)
     else:
-        loaded = load_model(path)
+        try:
+            loaded = load_model(path)
+        except CheckpointError as exc:
+            raise CheckpointError(f"train.distill_from: {exc}") from None
         teacher, teacher_names = loaded.model, loaded.class_names
         if getattr(teacher, "is_spiking", False):
             raise ConfigError(f"{key}: a SPYv4 checkpoint; the teacher must be a trained ANN twin (model.kind=ann), "

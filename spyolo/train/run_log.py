@@ -17,7 +17,9 @@ A run folder ``runs/<name>/`` holds
   mAP at every timestep (``map_voc07_at_timestep/t<k>`` and a ``map_per_timestep`` figure) and the
   firing rate of every LTC layer (``firing_rate/<layer>``).
 
-Every file is written through :mod:`spyolo.utils.io` (atomically).
+Every file is written through :mod:`spyolo.utils.io` (atomically). :class:`RunFolder` creates the
+folder and knows what one start of the run created in it, so that a start that fails before its
+first checkpoint leaves nothing behind (and never removes anything older).
 """
 
 from __future__ import annotations
@@ -39,10 +41,11 @@ import torch
 import yaml
 
 from spyolo.config import Config, save_config
-from spyolo.utils.io import atomic_write_image, atomic_write_text
+from spyolo.errors import RunFolderError
+from spyolo.utils.io import atomic_write_image, atomic_write_text, remove_stale_temps, temp_prefix
 from spyolo.utils.runtime import Runtime
 
-__all__ = ["CSV_FIELDS", "RunLog", "git_commit", "run_record"]
+__all__ = ["CSV_FIELDS", "RUN_FOLDER_FILES", "RunFolder", "RunLog", "WEIGHT_FILES", "git_commit", "run_record"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,82 @@ CSV_FIELDS = [
     "map_voc07", "map_area", "epoch_time_s", "images_per_s", "peak_mem_mib",
 ]
 """Columns of ``results.csv``."""
+
+
+RUN_FOLDER_FILES = ("args.yaml", "run.yaml", "results.csv", "results.png", "transfer.txt", "val_batch_pred.jpg")
+"""What a run writes in its folder besides TensorBoard's ``events.out.tfevents.*`` and ``weights/``."""
+WEIGHT_FILES = ("last.pt", "best.pt")
+"""What a run writes in ``weights/``."""
+
+
+class RunFolder:
+    """A run folder (``run_dir`` and its ``weights/``) and what one start of the run created there.
+
+    :meth:`prepare` creates both folders (and any missing parent) and checks that they are
+    writable, before anything is trained; :meth:`discard` removes what this start created: the
+    files of a run it wrote (new since :meth:`prepare`) and then the folders it made, if empty.
+    Nothing that was there before is touched.
+    """
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.weights_dir = self.run_dir / "weights"
+        self._made: list[Path] = []
+        self._existing: set[Path] = set()
+
+    def prepare(self) -> None:
+        """Create the folders; fail now, not after an epoch, if they cannot hold a run.
+
+        Raises:
+            RunFolderError: a file stands where a folder should be, or a folder is not writable.
+        """
+        for folder in (self.run_dir, self.weights_dir):
+            if folder.exists() and not folder.is_dir():
+                raise RunFolderError(f"{folder}: a file stands where the run folder should be; choose another run folder")
+        missing: list[Path] = []
+        for folder in (self.weights_dir, self.run_dir, *self.run_dir.parents):
+            if folder.exists():
+                break
+            missing.append(folder)
+        self._existing = {entry for folder in (self.run_dir, self.weights_dir) if folder.is_dir()
+                          for entry in folder.iterdir()}
+        self._made = missing  # deepest first
+        for folder in (self.run_dir, self.weights_dir):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                probe = folder / ".spyolo_write_test"
+                probe.write_bytes(b"")
+                probe.unlink()
+            except OSError as exc:
+                self.discard()
+                raise RunFolderError(f"{folder}: cannot write to the run folder ({exc.strerror or exc})") from None
+        for name in WEIGHT_FILES:
+            for stale in remove_stale_temps(self.weights_dir / name):
+                log.info("removed %s, left by an interrupted save", stale)
+
+    def _written_here(self, entry: Path) -> bool:
+        names = WEIGHT_FILES if entry.parent == self.weights_dir else RUN_FOLDER_FILES
+        name = entry.name
+        if name in names or (entry.parent == self.run_dir and name.startswith("events.out.tfevents.")):
+            return True
+        return name.endswith(".tmp") and any(name.startswith(temp_prefix(n)) for n in names)
+
+    def discard(self) -> None:
+        """Remove what this start created (see the class docstring)."""
+        for folder in (self.weights_dir, self.run_dir):
+            if not folder.is_dir():
+                continue
+            for entry in folder.iterdir():
+                if entry not in self._existing and entry.is_file() and not entry.is_symlink() and self._written_here(entry):
+                    entry.unlink(missing_ok=True)
+        for folder in self._made:
+            if not folder.is_dir():
+                continue
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        self._made = []
 
 
 def git_commit(path: str | Path | None = None) -> dict[str, Any] | None:

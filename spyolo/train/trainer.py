@@ -13,7 +13,13 @@ A run lives in ``runs/<name>/`` (see :mod:`spyolo.train.run_log` for the files).
 
 ``resume=True`` reloads ``last.pt`` (model, optimiser, scheduler, FPTT traces, epoch, history,
 RNG states) and continues so that the run is the one an uninterrupted run gives: data order
-and augmentation are functions of (seed, epoch), not of how many epochs this process has run.
+and augmentation are functions of (seed, epoch), not of how many epochs this process has run,
+and an epoch whose checkpoint was saved but whose evaluation never ran (the process was killed
+in between: the checkpoint says ``eval_pending``) is evaluated first.
+
+A new run that fails before its first checkpoint (a bad value, missing data, a diverging first
+epoch, Ctrl-C) removes what it created in the run folder, and the folder itself if it made it
+(:class:`~spyolo.train.run_log.RunFolder`): a failed start leaves no run behind.
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) rank 0 alone logs, evaluates and saves
 (:mod:`spyolo.train.distributed`).
@@ -41,9 +47,8 @@ from spyolo.stats.firing import FiringRateMonitor
 from spyolo.stats.report import plot_map_per_timestep_figure
 from spyolo.train.components import build_training
 from spyolo.train.distributed import barrier, init_distributed, shutdown
-from spyolo.train.run_log import RunLog, run_record
+from spyolo.train.run_log import RunFolder, RunLog, run_record
 from spyolo.train.seeding import epoch_seeds
-from spyolo.utils.io import remove_stale_temps
 from spyolo.utils.memory import peak_memory_bytes
 from spyolo.utils.runtime import resolve_runtime, rng_state, seed_everything, set_rng_state
 
@@ -60,7 +65,7 @@ class Trainer:
 
     Args:
         cfg: the full config.
-        run_dir: the run folder (created; it must be writable).
+        run_dir: the run folder (created, with any missing parent; it must be writable).
         resume: continue the run in ``run_dir`` from ``weights/last.pt``.
         progress: show progress bars.
     """
@@ -70,13 +75,27 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.weights_dir = self.run_dir / "weights"
         self.progress = progress
+        self.resumed = resume
+        self.run_log: RunLog | None = None
+        self.monitor: FiringRateMonitor | None = None
+        self.folder = RunFolder(self.run_dir)
+        self._saved = False  # whether this start saved a checkpoint
+        self._eval_pending = False  # the resumed checkpoint's epoch still needs its evaluation
         tc = cfg.train
         self.runtime = resolve_runtime(tc.device, tc.amp, tc.channels_last)
         self.dist = init_distributed(self.runtime.device.type)
+        try:
+            self._build(resume)
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _build(self, resume: bool) -> None:
+        cfg, tc = self.cfg, self.cfg.train
         if self.runtime.device.type == "cuda":
             torch.cuda.set_device(self.runtime.device)
         if self.dist.main:
-            self._check_run_folder()
+            self.folder.prepare()
         seed_everything(tc.seed + self.dist.rank, tc.deterministic)
 
         # Data
@@ -86,15 +105,16 @@ class Trainer:
         if tc.batch_size % self.dist.world:
             raise ConfigError(f"train.batch_size={tc.batch_size} is not divisible by the {self.dist.world} processes")
         self.local_batch = tc.batch_size // self.dist.world
+        few = (f"the training split has {len(self.train_set)} images, fewer than one batch of {self.local_batch} "
+               f"(train.batch_size)")
+        if len(self.train_set) < self.local_batch:
+            raise ConfigError(few)
         self.train_loader = build_dataloader(
             self.train_set, self.local_batch, shuffle=True, workers=cfg.data.workers, seed=tc.seed,
             drop_last=True, distributed=self.dist.enabled, persistent_workers=False,
         )
         if len(self.train_loader) == 0:
-            raise ConfigError(
-                f"the training split has {len(self.train_set)} images, fewer than one batch of {self.local_batch} "
-                f"(train.batch_size)"
-            )
+            raise ConfigError(few)
         if self.test_set is not None:
             self.test_loader = build_dataloader(
                 self.test_set, cfg.eval.batch_size, shuffle=False, workers=cfg.data.workers, seed=tc.seed,
@@ -114,7 +134,6 @@ class Trainer:
         self.history: list[dict] = []
         if resume:
             self._resume(self.weights_dir / "last.pt")
-        self.run_log: RunLog | None = None
         if self.dist.main:
             self.run_log = RunLog(self.run_dir)
             self.run_log.write_config(cfg)
@@ -128,21 +147,12 @@ class Trainer:
             self.record = {}
 
     # ------------------------------------------------------------------------------ set-up
-    def _check_run_folder(self) -> None:
-        """Create the run folder and its ``weights/``; fail now, not after an epoch, if they are not writable."""
-        for folder in (self.run_dir, self.weights_dir):
-            if folder.exists() and not folder.is_dir():
-                raise RunFolderError(f"{folder}: a file stands where the run folder should be; choose another run folder")
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-                probe = folder / ".spyolo_write_test"
-                probe.write_bytes(b"")
-                probe.unlink()
-            except OSError as exc:
-                raise RunFolderError(f"{folder}: cannot write to the run folder ({exc.strerror or exc})") from None
-        for name in ("last.pt", "best.pt"):
-            for stale in remove_stale_temps(self.weights_dir / name):
-                log.info("removed %s, left by an interrupted save", stale)
+    def _abandon(self) -> None:
+        """After a failed start: close everything and, for a new run that saved no checkpoint, remove
+        what this start created in the run folder (a resumed run's folder is never touched)."""
+        self.close()
+        if self.dist.main and not self.resumed and not self._saved:
+            self.folder.discard()
 
     def _iters_per_epoch(self) -> int:
         n = len(self.train_loader)
@@ -155,8 +165,9 @@ class Trainer:
         return f"{self.run_dir.name}: {what}, {c.data.img_size} px"
 
     # ---------------------------------------------------------------------- checkpoints
-    def checkpoint(self, epoch: int) -> dict:
-        """The training checkpoint after ``epoch`` (0-based)."""
+    def checkpoint(self, epoch: int, eval_pending: bool = False) -> dict:
+        """The training checkpoint after ``epoch`` (0-based); ``eval_pending``: saved before that epoch's
+        evaluation (a resumed run evaluates it first)."""
         p = self.parts
         return {
             "model": self.core.state_dict(),
@@ -164,6 +175,7 @@ class Trainer:
             "scheduler": p.scheduler.state_dict(),
             "fptt": p.fptt.state_dict() if p.fptt is not None else None,
             "epoch": epoch,
+            "eval_pending": bool(eval_pending),
             "best": self.best,
             "history": self.history,
             "config": config_to_dict(self.cfg),
@@ -173,10 +185,11 @@ class Trainer:
             "run": self.record,
         }
 
-    def _save(self, name: str, epoch: int) -> None:
+    def _save(self, name: str, epoch: int, eval_pending: bool = False) -> None:
         path = self.weights_dir / name
         try:
-            save_checkpoint(self.checkpoint(epoch), path)
+            save_checkpoint(self.checkpoint(epoch, eval_pending), path)
+            self._saved = True
         except OSError as exc:
             kept = "the previous file is unchanged" if path.is_file() else "no earlier file existed"
             raise RunFolderError(
@@ -200,6 +213,13 @@ class Trainer:
         self.best = float(ckpt.get("best", -1.0))
         # The history ends at the checkpoint's epoch, whatever results.csv held after it.
         self.history = [row for row in ckpt.get("history", []) if int(row["epoch"]) <= self.start_epoch]
+        # Saved before its epoch's evaluation (the run was killed in between): evaluate it first.
+        # (Checkpoints without the flag: the epoch was due an evaluation and has no mAP.)
+        if "eval_pending" in ckpt:
+            self._eval_pending = bool(ckpt["eval_pending"])
+        else:
+            last = self.history[-1] if self.history else {}
+            self._eval_pending = self._eval_due(int(ckpt["epoch"])) and not np.isfinite(last.get("map_voc07", 0.0))
         set_rng_state(unpack_rng(ckpt["rng"]))
         if self.dist.main:
             log.info("resumed from %s after epoch %d", path, self.start_epoch)
@@ -336,14 +356,58 @@ class Trainer:
             self.run_log.add_scalars("firing_rate", self.monitor.rates(), epoch + 1)
 
     # ------------------------------------------------------------------------------ fit
+    def _eval_due(self, epoch: int) -> bool:
+        """Whether epoch ``epoch`` (0-based) ends with an evaluation."""
+        tc = self.cfg.train
+        return epoch == tc.epochs - 1 or (tc.eval_every > 0 and (epoch + 1) % tc.eval_every == 0)
+
+    def _evaluate_epoch(self, epoch: int, row: dict) -> None:
+        """Evaluate the weights after ``epoch``: fill ``row``'s mAP, write ``best.pt`` if it improved,
+        and ``last.pt`` again (now evaluated)."""
+        res = self.evaluate()
+        self._log_evaluation(res, epoch)
+        row["map_voc07"], row["map_area"] = res["map_voc07"], res["map_area"]
+        headline = row["map_voc07"] if self.cfg.eval.metric == "voc07" else row["map_area"]
+        if headline > self.best:
+            self.best = headline
+            self._save("best.pt", epoch)
+        self._save("last.pt", epoch)
+
+    def _log_epoch(self, row: dict, evaluated: bool) -> None:
+        log.info(
+            "epoch %d: loss %.4f%s%s", row["epoch"], row["loss"],
+            f"  firing rate {row['firing_rate']:.4f}" if self.spiking else "",
+            f"  mAP VOC2007 11-point {100 * row['map_voc07']:.2f}%  area {100 * row['map_area']:.2f}%"
+            if evaluated else "",
+        )
+        assert self.run_log is not None
+        self.run_log.write_results(self.history, title=self._title())
+
     def fit(self, stop_after: int | None = None) -> dict:
         """Train up to ``train.epochs`` epochs; returns the last epoch's results row.
 
         ``stop_after`` ends this call after that many epochs in total (as an interruption
-        would), leaving a run that ``resume`` continues.
+        would), leaving a run that ``resume`` continues. A new run that fails before it saved
+        its first checkpoint leaves no run folder behind (:meth:`RunFolder.discard`).
         """
+        try:
+            return self._fit(stop_after)
+        except BaseException:
+            if not self._saved and not self.resumed:
+                self._abandon()
+            raise
+
+    def _fit(self, stop_after: int | None) -> dict:
         tc = self.cfg.train
         row: dict = {}
+        if self._eval_pending and self.history:
+            # the run stopped between this epoch's checkpoint and its evaluation: evaluate it now
+            if self.dist.main:
+                log.info("epoch %d was saved but not evaluated; evaluating it first", self.start_epoch)
+                self._evaluate_epoch(self.start_epoch - 1, self.history[-1])
+                self._log_epoch(self.history[-1], evaluated=True)
+            self._eval_pending = False
+            barrier(self.dist)
         end = tc.epochs if stop_after is None else min(tc.epochs, stop_after)
         if self.start_epoch >= end:
             log.info("nothing to do: the run already finished %d epochs", self.start_epoch)
@@ -351,28 +415,14 @@ class Trainer:
         for epoch in range(self.start_epoch, end):
             row = self.train_epoch(epoch)
             self._check_finite_weights(epoch)
-            last = epoch == tc.epochs - 1
-            do_eval = last or (tc.eval_every > 0 and (epoch + 1) % tc.eval_every == 0)
+            do_eval = self._eval_due(epoch)
             if self.dist.main:
                 self.history.append(row)
-                self._save("last.pt", epoch)  # before evaluating: a failed evaluation loses no training
+                # before evaluating: a failed evaluation loses no training
+                self._save("last.pt", epoch, eval_pending=do_eval)
                 if do_eval:
-                    res = self.evaluate()
-                    self._log_evaluation(res, epoch)
-                    row["map_voc07"], row["map_area"] = res["map_voc07"], res["map_area"]
-                    headline = row["map_voc07"] if self.cfg.eval.metric == "voc07" else row["map_area"]
-                    if headline > self.best:
-                        self.best = headline
-                        self._save("best.pt", epoch)
-                    self._save("last.pt", epoch)
-                log.info(
-                    "epoch %d: loss %.4f%s%s", epoch + 1, row["loss"],
-                    f"  firing rate {row['firing_rate']:.4f}" if self.spiking else "",
-                    f"  mAP VOC2007 11-point {100 * row['map_voc07']:.2f}%  area {100 * row['map_area']:.2f}%"
-                    if do_eval else "",
-                )
-                assert self.run_log is not None
-                self.run_log.write_results(self.history, title=self._title())
+                    self._evaluate_epoch(epoch, row)
+                self._log_epoch(row, evaluated=do_eval)
             self.start_epoch = epoch + 1
             barrier(self.dist)
         return row

@@ -1,0 +1,24 @@
+"""Values quoted in messages, kept short: an error line must stay one readable line, whatever
+the input held (a megabyte string, a deeply nested list)."""
+
+from __future__ import annotations
+
+import reprlib
+from typing import Any
+
+__all__ = ["cut", "short_repr"]
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 60, 60
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 6
+
+
+def cut(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters (ending in ``...`` when cut)."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def short_repr(value: Any, limit: int = 100) -> str:
+    """``repr(value)`` abbreviated (long strings, long or deeply nested containers) to about ``limit``
+    characters, without walking more of ``value`` than it shows."""
+    return cut(_SHORT.repr(value), limit)
