@@ -31,7 +31,8 @@ from tqdm import tqdm
 
 from spyolo.checkpoint import load_checkpoint, pack_rng, save_checkpoint, unpack_rng
 from spyolo.config import Config, config_from_dict, config_to_dict
-from spyolo.data import build_dataloader, build_dataset
+from spyolo.data import build_dataloader
+from spyolo.events.build import build_dataset
 from spyolo.data.loader import seed_dataset
 from spyolo.errors import CheckpointError, ConfigError, RunFolderError, TrainingDiverged
 from spyolo.eval.loop import EvalSettings, evaluate_model
@@ -80,8 +81,8 @@ class Trainer:
         seed_everything(tc.seed + self.dist.rank, tc.deterministic)
 
         # Data
-        self.train_set = build_dataset(cfg.data, train=True)
-        self.test_set = build_dataset(cfg.data, train=False) if self.dist.main else None
+        self.train_set = build_dataset(cfg, train=True)
+        self.test_set = build_dataset(cfg, train=False) if self.dist.main else None
         self.class_names = list(self.train_set.class_names)
         if tc.batch_size % self.dist.world:
             raise ConfigError(f"train.batch_size={tc.batch_size} is not divisible by the {self.dist.world} processes")
@@ -365,11 +366,13 @@ class Trainer:
                         self.best = headline
                         self._save("best.pt", epoch)
                     self._save("last.pt", epoch)
+                gen1 = res.get("gen1", {}).get("map_coco") if do_eval else None
                 log.info(
-                    "epoch %d: loss %.4f%s%s", epoch + 1, row["loss"],
+                    "epoch %d: loss %.4f%s%s%s", epoch + 1, row["loss"],
                     f"  firing rate {row['firing_rate']:.4f}" if self.spiking else "",
                     f"  mAP VOC2007 11-point {100 * row['map_voc07']:.2f}%  area {100 * row['map_area']:.2f}%"
                     if do_eval else "",
+                    f"  Gen1 COCO mAP@[.5:.95] {100 * gen1:.2f}%" if gen1 is not None else "",
                 )
                 assert self.run_log is not None
                 self.run_log.write_results(self.history, title=self._title())
