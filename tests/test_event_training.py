@@ -211,6 +211,27 @@ def test_train_and_evaluate_with_the_gen1_protocol(event_root, tmp_path):
     assert res["gen1"]["time_stamps"] == 4 and 0.0 <= res["gen1"]["map_coco"] <= 1.0
     assert (tmp_path / "run" / "val_batch_pred.jpg").is_file()
 
+    # streaming: the recording online, state kept, one bin (40 ms / T=2) per timestep
+    import json
+
+    from spyolo.cli import main
+
+    rec = event_root / "SYNTH_EVENTS" / "test" / "rec000004_td.dat"
+    out = tmp_path / "demo"
+    assert main(["demo", "--weights", str(tmp_path / "run" / "weights" / "last.pt"), "--source", str(rec), "--out",
+                 str(out), "--no-progress", "--every-ms", "100"]) == 0
+    lines = [json.loads(x) for x in (out / "rec000004_td.jsonl").read_text().splitlines()]
+    assert [r["t_us"] for r in lines] == [100_000 * k for k in range(1, 8)]  # regular = labelled, and the end
+    assert [r["labelled"] for r in lines] == [True] * 7 and lines[-1]["timesteps"] == 35
+    assert any((out / f"rec000004_td{suffix}").is_file() for suffix in (".mp4", ".avi"))
+    assert main(["demo", "--weights", str(tmp_path / "run" / "weights" / "last.pt"), "--source", str(rec), "--out",
+                 str(out), "--no-progress", "--bins-per-step", "2", "--exist-ok"]) == 0
+    assert json.loads((out / "rec000004_td.jsonl").read_text().splitlines()[-1])["step"] == 18
+    bad = tmp_path / "bad.raw"
+    bad.write_bytes(b"% evt 3.0\n" + bytes(3))
+    assert main(["demo", "--weights", str(tmp_path / "run" / "weights" / "last.pt"), "--source", str(bad), "--out",
+                 str(out), "--no-progress"]) == 2
+
 
 def test_gen1_evaluator_removes_small_boxes_on_both_sides():
     from spyolo.eval.gen1 import Gen1Evaluator
@@ -240,3 +261,40 @@ def test_synth_events_command_and_bad_file_exit_2(tmp_path, capsys):
                  "train.device=cpu"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "rec000001_td.dat: no '%' header" in err[0]
+
+
+def test_gen1_config_on_files_in_the_gen1_layout(tmp_path):
+    """configs/gen1.yaml on a folder laid out as Gen1 is: headers without a size (the config gives
+    304x240), labels with Gen1's dtype, train/ and test/ folders; one training command, then the
+    Gen1 protocol's numbers."""
+    from spyolo.config import load_config
+    from spyolo.eval.evaluate import evaluate_checkpoint
+    from spyolo.events.boxes import write_boxes
+    from spyolo.train.trainer import Trainer
+
+    spec = EventSpec(width=304, height=240, duration_us=800_000, frame_us=4000, label_every_us=200_000,
+                     size=(40.0, 80.0))
+    for split, index in (("train", 0), ("train", 1), ("test", 2)):
+        rec = simulate_recording(9, index, ["square", "triangle"], spec)  # two classes: Gen1's car, pedestrian
+        words = np.empty(len(rec.events), dtype=[("t", "<u4"), ("a", "<u4")])
+        ev = rec.events
+        words["t"] = ev["t"]
+        words["a"] = (ev["x"].astype(np.uint32) | (ev["y"].astype(np.uint32) << 14)
+                      | (ev["p"].astype(np.uint32) << 28))
+        folder = tmp_path / split
+        folder.mkdir(exist_ok=True)
+        name = f"17-04-1{index}_10-00-00_0_60000000"
+        (folder / f"{name}_td.dat").write_bytes(b"% Data file containing Event2D events.\n% Version 2\n"
+                                                b"% Date 2017-04-1 10:00:00\n" + bytes([0, 8]) + words.tobytes())
+        write_boxes(folder / f"{name}_bbox.npy", rec.label_t, rec.boxes, rec.labels)
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "gen1.yaml", [
+        f"data.root={tmp_path}", "data.workers=0", "model.width=0.25", "model.timesteps=2", "train.epochs=1",
+        "train.batch_size=2", "train.max_iters_per_epoch=2", "train.device=cpu", "train.eval_every=1"])
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    try:
+        assert trainer.train_set.class_names == ["car", "pedestrian"] and len(trainer.train_set) == 8
+        trainer.fit()
+    finally:
+        trainer.close()
+    res = evaluate_checkpoint(tmp_path / "run" / "weights" / "last.pt", progress=False).result
+    assert res["num_images"] == 2 and res["gen1"]["time_stamps"] == 2  # 600 and 800 ms: after the first 0.5 s
