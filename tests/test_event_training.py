@@ -298,3 +298,27 @@ def test_gen1_config_on_files_in_the_gen1_layout(tmp_path):
         trainer.close()
     res = evaluate_checkpoint(tmp_path / "run" / "weights" / "last.pt", progress=False).result
     assert res["num_images"] == 2 and res["gen1"]["time_stamps"] == 2  # 600 and 800 ms: after the first 0.5 s
+
+
+def test_benchmark_event_samples_and_export_refusal(event_root, tmp_path):
+    from benchmarks.probe import ProbeConfig, event_batch
+
+    frames, targets = event_batch(ProbeConfig(input="events", timesteps=3, batch=2, img_size=64, event_bin_us=4000),
+                                  torch.device("cpu"))
+    assert frames.shape == (2, 3, 2, 64, 64) and frames.sum() > 0
+    assert targets.shape[1] == 6 and set(targets[:, 0].tolist()) <= {0.0, 1.0}
+    assert bool(((targets[:, 2:4] > 0) & (targets[:, 2:4] < 1)).all())
+
+    from spyolo.checkpoint import save_checkpoint
+    from spyolo.config import config_to_dict
+    from spyolo.export import ExportError
+    from spyolo.export.onnx import export_onnx
+    from spyolo.models import build_model
+
+    cfg = event_config(event_root)
+    model = build_model(cfg.model, 4)
+    path = save_checkpoint({"model": model.state_dict(), "config": config_to_dict(cfg), "class_names": CLASSES,
+                            "epoch": 0}, tmp_path / "m.pt")
+    pytest.importorskip("onnx")
+    with pytest.raises(ExportError, match="event frames"):
+        export_onnx(path, tmp_path / "m.onnx")
