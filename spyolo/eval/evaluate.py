@@ -59,9 +59,11 @@ class CheckpointEvaluation:
     def describe(self) -> str:
         """One line: the model, timesteps, input, split, thresholds and device of the evaluation."""
         cfg = self.config
+        fit = (f"events: {cfg.data.event_window_ms:g} ms in {cfg.model.timesteps} bins, {cfg.data.event_resize}"
+               if cfg.model.input == "events" else cfg.data.eval_resize)
         return (
             f"model: {cfg.model.kind} width {cfg.model.width:g}, T={self.timesteps}, input {cfg.data.img_size}px "
-            f"({cfg.data.eval_resize}); split {', '.join(cfg.data.test_sets)} under {cfg.data.root}; "
+            f"({fit}); split {', '.join(cfg.data.test_sets)} under {cfg.data.root}; "
             f"conf {cfg.eval.conf_thresh:g}, NMS {cfg.eval.nms_iou:g}; device {self.device}"
         )
 

@@ -32,11 +32,14 @@ class Gen1Evaluator:
         self.removed_dets = 0
 
     def add(self, image_id: str, gt_boxes: np.ndarray, gt_labels: np.ndarray, det_boxes: np.ndarray,
-            det_scores: np.ndarray, det_labels: np.ndarray) -> None:
-        """One time stamp: boxes in VOC pixels (1-based inclusive) of the sensor."""
+            det_scores: np.ndarray, det_labels: np.ndarray, gt_ignored: np.ndarray | None = None) -> None:
+        """One time stamp: boxes in VOC pixels (1-based inclusive) of the sensor. ``gt_ignored``:
+        which ground-truth boxes the protocol ignores, when the dataset has decided it (its
+        ``difficult`` flags), else the protocol decides."""
         gt_boxes = np.asarray(gt_boxes, np.float32).reshape(-1, 4)
         det_boxes = np.asarray(det_boxes, np.float32).reshape(-1, 4)
-        keep_gt = self.protocol.keeps(voc_to_continuous(gt_boxes))
+        keep_gt = (self.protocol.keeps(voc_to_continuous(gt_boxes)) if gt_ignored is None
+                   else ~np.asarray(gt_ignored, bool).reshape(-1))
         keep_det = self.protocol.keeps(voc_to_continuous(det_boxes))
         self.removed_gt += int((~keep_gt).sum())
         self.removed_dets += int((~keep_det).sum())

@@ -126,8 +126,7 @@ def evaluate_model(
                     scores, labels = det.scores.float().cpu().numpy(), det.labels.cpu().numpy()
                     ev.add_detections(image_id, boxes, scores, labels)
                     if gen1 is not None and t == steps - 1:
-                        gt = ~ann.difficult()
-                        gen1.add(image_id, ann.boxes()[gt], ann.labels()[gt], boxes, scores, labels)
+                        gen1.add(image_id, ann.boxes(), ann.labels(), boxes, scores, labels, ann.difficult())
                     if t == steps - 1 and len(previews) < preview:
                         previews.append((meta["index"], voc_to_continuous(boxes), scores, labels))
                     if coco_file is not None and t == steps - 1:
