@@ -210,6 +210,13 @@ def test_train_and_evaluate_with_the_gen1_protocol(event_root, tmp_path):
     assert res["num_images"] == 4 and res["gen1"]["protocol"] == "gen1" and res["coco"] is res["gen1"]
     assert res["gen1"]["time_stamps"] == 4 and 0.0 <= res["gen1"]["map_coco"] <= 1.0
     assert (tmp_path / "run" / "val_batch_pred.jpg").is_file()
+    from benchmarks.event_figure import main as figure
+
+    assert figure(["--weights", str(tmp_path / "run" / "weights" / "last.pt"), "--out", str(tmp_path / "f.png"),
+                   "--every", "2", "--count", "2"]) == 0
+    import cv2
+
+    assert cv2.imread(str(tmp_path / "f.png")).shape == (256, 512, 3)
 
     # streaming: the recording online, state kept, one bin (40 ms / T=2) per timestep
     import json

@@ -887,8 +887,7 @@ def spec_and_classes(cfg: Any, spec_type: type) -> tuple[Any, tuple[str, ...]]:
     valid = [f.name for f in fields(spec_type)]
     unknown = sorted(k for k in raw if k not in valid)
     if unknown:
-        raise ValueError(f"data.synthetic_spec: unknown knob(s) {unknown} of {spec_type.__name__}; valid knobs: "
-                         f"{', '.join(valid)}")
+        raise ValueError(f"data.synthetic_spec: unknown knob(s) {unknown}; valid knobs: {', '.join(valid)}")
     try:
         spec = spec_type(**{k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in raw.items()})
     except (TypeError, ValueError) as e:

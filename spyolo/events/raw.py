@@ -20,12 +20,11 @@ Two time rules (:data:`EVT3_TIME_RULES`):
 
 * ``"prophesee"`` (the default): the format's definition above, ``t = high << 12 | low``.
 * ``"expelliarmus"``: the rule of the ``expelliarmus`` reader (1.1.12), which also counts every
-  decrease of TIME_LOW as a wrap of the low 12 bits (``+4096`` us from there on). Real Gen4.1
-  streams send TIME_LOW words that step back by a few microseconds with no event attached, and
-  the low bits wrap exactly when TIME_HIGH moves on, so this rule adds 4096 us at each such
-  word: the Prophesee EVT 3.0 sample's events span 8.801 ms under the first rule and 53.857 ms
-  under this one (its TIME_HIGH words only go from 0xB2D to 0xB2F). It exists to compare with
-  arrays that reader decoded.
+  decrease of TIME_LOW as a wrap of the low 12 bits (``+4096`` us from there on). In a real Gen4.1
+  stream TIME_LOW also steps back by a few microseconds, and the low bits wrap right after
+  TIME_HIGH has moved on, so this rule adds 4096 us at each such word: the Prophesee EVT 3.0
+  sample's events span 8.801 ms under the first rule and 53.857 ms under this one (its TIME_HIGH
+  words only go from 0xB2D to 0xB2F). It exists to compare with arrays that reader decoded.
 
 The decoders never loop over words in Python: the state machine becomes forward fills
 (``numpy.maximum.accumulate`` of the positions of the last word of each kind) and cumulative
