@@ -11,6 +11,10 @@
     # the training data loader's images/s (synthetic dataset, 416 px)
     python -m benchmarks.benchmark --loader --workers 0,2,4 --batch 64 --img-size 416
 
+    # event samples, long sequences: peak memory and speed of FPTT vs BPTT at T = 8, 32, 128
+    python -m benchmarks.benchmark --input events --methods fptt,bptt --timesteps 8,32,128 --batch 4 \
+        --img-size 128 --width 0.25 --threads 1 --repeats 1 --device cpu --out runs/bench_events
+
     # where the time goes: torch.profiler over 2 iterations of FPTT T=8 (+ a Chrome trace)
     python -m benchmarks.benchmark --profile --methods fptt --timesteps 8 --device cuda --trace --out runs/profile
 
@@ -98,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sync-check", action=argparse.BooleanOptionalAction, default=None,
                    help="check the time loop for host syncs after timing (CUDA; default on there)")
     g.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
+    g.add_argument("--input", choices=("image", "events"), default="image",
+                   help="events: event samples of simulated recordings, T bins of --event-bin-us, bin t at timestep t")
+    g.add_argument("--event-bin-us", type=int, default=5000, help="--input events: duration of one bin (us)")
     g.add_argument("--timeout", type=float, default=1800.0, help="per-configuration limit in s (CPU subprocesses)")
     g.add_argument("--budget-s", type=float, default=None, help="skip configurations once this many s have passed")
     r = p.add_argument_group("CPU ratio mode")
@@ -152,6 +159,8 @@ def _grid(args: argparse.Namespace, device: torch.device) -> tuple[ProbeConfig, 
         flops=args.flops,
         sync_check=(device.type == "cuda") if args.sync_check is None else args.sync_check,
         threads=args.threads,
+        input=args.input,
+        event_bin_us=args.event_bin_us,
     )
     configs = expand_grid(
         base,

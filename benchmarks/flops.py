@@ -36,7 +36,8 @@ def forward_flops_per_image(
     Returns:
         The FLOP count (multiply-add = 2) of the convolutions and matrix products.
     """
-    image = torch.rand(1, 3, img_size, img_size, device=device)
+    channels = getattr(model, "in_channels", 3) * getattr(model, "input_frames", 1)
+    image = torch.rand(1, channels, img_size, img_size, device=device)
     if channels_last:
         image = image.contiguous(memory_format=torch.channels_last)
     was_training = model.training

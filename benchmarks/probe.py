@@ -92,6 +92,10 @@ class ProbeConfig:
             it synchronised.
         seed: Seed of the weights and the random batch.
         threads: CPU threads (0: torch's default).
+        input: ``"image"`` (random images, the same at every timestep) or ``"events"`` (event
+            samples: simulated recordings, :mod:`spyolo.events.synthetic`, the window before a
+            labelled time stamp cut into ``T`` bins of ``event_bin_us``; bin t feeds timestep t).
+        event_bin_us: Duration of one bin of an event sample.
     """
 
     method: str = "fptt"
@@ -114,6 +118,8 @@ class ProbeConfig:
     sync_check: bool = False
     seed: int = 0
     threads: int = 0
+    input: str = "image"
+    event_bin_us: int = 5000
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first invalid field."""
@@ -126,6 +132,9 @@ class ProbeConfig:
             )
         if self.img_size < 32 or self.img_size % 32:
             raise ValueError(f"ProbeConfig.img_size must be a positive multiple of 32, got {self.img_size}")
+        if self.input not in ("image", "events") or self.event_bin_us < 1:
+            raise ValueError(f"ProbeConfig.input must be 'image' or 'events' and event_bin_us >= 1, got "
+                             f"{self.input!r}, {self.event_bin_us}")
         if self.compile_mode not in COMPILE_MODES:
             raise ValueError(f"ProbeConfig.compile_mode must be one of {list(COMPILE_MODES)}, got {self.compile_mode!r}")
 
@@ -146,6 +155,30 @@ def random_batch(cfg: ProbeConfig, device: torch.device, generator: torch.Genera
         dim=1,
     )
     return images, rows.to(device)
+
+
+def event_batch(cfg: ProbeConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Event samples ``(B, T, 2, S, S)`` and their box targets: recording ``i`` of the simulated set
+    (seed ``cfg.seed``; sensor ``S`` x ``3S/4``; 4 shape classes), the ``T * event_bin_us`` before its
+    first labelled time stamp, binned as the event dataset does (counts, sensor at the top-left)."""
+    from spyolo.events.frames import FrameGeometry, bin_events
+    from spyolo.events.synthetic import EventSpec, simulate_recording
+
+    window = cfg.timesteps * cfg.event_bin_us
+    spec = EventSpec(width=cfg.img_size, height=max(16, 3 * cfg.img_size // 4), duration_us=2 * window,
+                     frame_us=min(1000, window), label_every_us=window)
+    geometry = FrameGeometry(spec.sensor, cfg.img_size)
+    frames, rows = [], []
+    classes = ["circle", "square", "triangle", "cross"]
+    for i in range(cfg.batch):
+        rec = simulate_recording(cfg.seed, i, classes, spec)
+        frames.append(torch.from_numpy(bin_events(rec.events, window, window, cfg.timesteps, geometry)))
+        at = rec.label_t == window
+        for (x1, y1, x2, y2), label in zip(rec.boxes[at], rec.labels[at]):
+            rows.append([i, int(label) % cfg.num_classes, (x1 + x2) / 2 / cfg.img_size, (y1 + y2) / 2 / cfg.img_size,
+                         (x2 - x1) / cfg.img_size, (y2 - y1) / cfg.img_size])
+    targets = torch.tensor(rows, dtype=torch.float32).reshape(-1, 6)
+    return torch.stack(frames).to(device), targets.to(device)
 
 
 def configure_compiler(recompile_limit: int = 64) -> None:
@@ -211,7 +244,12 @@ class ProbeSession:
         self.runtime = resolve_runtime(cfg.device, cfg.amp, cfg.channels_last)
         dev = self.runtime.device
         self.spiking = cfg.method != "ann"
-        model: nn.Module = (SPYv4 if self.spiking else YOLOv4Tiny)(num_classes=cfg.num_classes, width=cfg.width)
+        events = cfg.input == "events"
+        extra = {"in_channels": 2} if events else {}
+        if events and not self.spiking:
+            extra["input_frames"] = cfg.timesteps  # the twin reads the T bins stacked
+        model: nn.Module = (SPYv4 if self.spiking else YOLOv4Tiny)(num_classes=cfg.num_classes, width=cfg.width,
+                                                                   **extra)
         self.ltc_backend = ("fused" if dev.type == "cuda" else "reference") if cfg.ltc_backend == "auto" else cfg.ltc_backend
         if self.spiking:
             set_ltc_backend(model, self.ltc_backend)
@@ -220,9 +258,9 @@ class ProbeSession:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         gen = torch.Generator().manual_seed(cfg.seed)
-        self.images, self.targets = random_batch(cfg, dev, gen)
+        self.images, self.targets = event_batch(cfg, dev) if events else random_batch(cfg, dev, gen)
         if self.runtime.channels_last:
-            self.images = self.images.contiguous(memory_format=torch.channels_last)
+            self.images = self.runtime.to_input(self.images)
         self.flops_per_image_step = (
             forward_flops_per_image(model, cfg.img_size, dev, self.runtime.channels_last) if cfg.flops else None
         )

@@ -51,8 +51,9 @@ def expand_grid(
 
 
 def session_key(cfg: ProbeConfig) -> tuple:
-    """Configurations with equal keys can share one :class:`ProbeSession`."""
-    return tuple(getattr(cfg, f.name) for f in fields(cfg) if f.name not in _PER_MEASUREMENT)
+    """Configurations with equal keys can share one :class:`ProbeSession` (an event batch is made for one T)."""
+    per = _PER_MEASUREMENT if cfg.input == "image" else tuple(n for n in _PER_MEASUREMENT if n != "timesteps")
+    return tuple(getattr(cfg, f.name) for f in fields(cfg) if f.name not in per)
 
 
 def _error_row(cfg: ProbeConfig, message: str) -> dict:

@@ -22,6 +22,7 @@ from typing import Any, Union
 import yaml
 
 from spyolo.errors import ConfigError
+from spyolo.events.sets import is_event_set, uses_events
 from spyolo.utils.text import cut, short_repr
 
 __all__ = [
@@ -139,6 +140,16 @@ class DataConfig:
     synthetic_min_side: int = 300
     synthetic_max_side: int = 500
     synthetic_spec: dict[str, Any] = field(default_factory=dict)
+    # Event-camera sets (gen1:FOLDER entries; spyolo/events/): a labelled time stamp becomes the
+    # events of the event_window_ms before it, cut into model.timesteps bins of 2-channel (OFF, ON)
+    # frames, "count" (events per pixel) or "binary"; the sensor frame sits at the input's top-left
+    # corner, 1:1 ("pad") or scaled to fit ("scale"). event_sensor = [width, height] for files whose
+    # header states none (Gen1: [304, 240]). For gen1 sets, synthetic_train / synthetic_test count
+    # recordings and synthetic_spec holds spyolo.events.synthetic.EventSpec fields.
+    event_window_ms: float = 50.0
+    event_representation: str = "count"
+    event_resize: str = "pad"
+    event_sensor: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -146,6 +157,10 @@ class ModelConfig:
     """The detector: SPYv4 (LTC spiking) or its ANN twin."""
 
     kind: str = "spyv4"  # "spyv4" | "ann"
+    # What one timestep sees: "image" (3 RGB channels, the same image at every timestep) or "events"
+    # (2 polarity channels, bin t of an event window at timestep t; the ANN twin reads the T bins
+    # stacked as 2T channels). Event-camera sets (data gen1: entries) need "events".
+    input: str = "image"
     width: float = 1.0
     timesteps: int = 8
     # Anchors (w, h) in pixels at anchor_ref_size, scaled to data.img_size; masks: anchor indices
@@ -238,6 +253,12 @@ class EvalConfig:
     max_images: int = 0  # 0: the whole test split
     demo_conf: float = 0.25
     demo_nms: float = 0.45
+    # The Gen1 protocol (event sets): boxes with a diagonal under gen1_min_box_diag or a side under
+    # gen1_min_box_side (sensor pixels) are ignored, and time stamps up to gen1_skip_ms of each
+    # recording are not evaluated.
+    gen1_min_box_diag: float = 30.0
+    gen1_min_box_side: float = 10.0
+    gen1_skip_ms: float = 500.0
 
 
 @dataclass
@@ -322,6 +343,9 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("data", "eval_resize"): ("stretch", "letterbox"),
     ("data", "eval_interpolation"): ("cubic", "linear"),
     ("model", "kind"): ("spyv4", "ann"),
+    ("model", "input"): ("image", "events"),
+    ("data", "event_representation"): ("count", "binary"),
+    ("data", "event_resize"): ("pad", "scale"),
     ("model", "state_init"): ("zero", "uniform"),
     ("model", "readout"): ("last", "mean"),
     ("train", "method"): ("fptt", "bptt"),
@@ -474,13 +498,32 @@ def validate(cfg: Config, source: str = "config") -> None:
                           f"{short_repr(cfg.model.anchors)}")
     if not cfg.data.train_sets or not cfg.data.test_sets:
         raise ConfigError(f"{source}: data.train_sets and data.test_sets must not be empty")
+    events = uses_events(cfg.data)
+    if events and not all(is_event_set(s) for s in [*cfg.data.train_sets, *cfg.data.test_sets]):
+        raise ConfigError(f"{source}: data.train_sets and data.test_sets mix event sets (gen1:...) with image sets; "
+                          f"one run reads one kind")
+    if events != (cfg.model.input == "events"):
+        raise ConfigError(f"{source}: model.input={cfg.model.input} but the data sets are "
+                          f"{'event sets (gen1:...): set model.input=events' if events else 'image sets: set model.input=image'}")
+    if cfg.data.event_window_ms <= 0:
+        raise ConfigError(f"{source}: data.event_window_ms must be > 0")
+    if cfg.data.event_sensor and (len(cfg.data.event_sensor) != 2 or min(cfg.data.event_sensor) < 1):
+        raise ConfigError(f"{source}: data.event_sensor must be [width, height] in pixels (or [] to read it from the files)")
+    if cfg.eval.gen1_min_box_diag < 0 or cfg.eval.gen1_min_box_side < 0 or cfg.eval.gen1_skip_ms < 0:
+        raise ConfigError(f"{source}: eval.gen1_min_box_diag, gen1_min_box_side and gen1_skip_ms must be >= 0")
     if cfg.data.synthetic_train > 0 or cfg.data.synthetic_spec or cfg.data.synthetic_classes:
-        from spyolo.data.synthetic import synthetic_settings  # lazy: needs OpenCV
-
         try:
-            synthetic_settings(cfg.data)
+            if events:
+                from spyolo.events.synthetic import event_synthetic_settings  # lazy: needs OpenCV
+
+                event_synthetic_settings(cfg.data)
+            else:
+                from spyolo.data.synthetic import synthetic_settings  # lazy: needs OpenCV
+
+                synthetic_settings(cfg.data)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"{source}: {e}") from None
+
 
 
 def apply_overrides(cfg: Config, overrides: list[str] | None) -> Config:

@@ -19,6 +19,7 @@ __all__ = [
     "TransferError",
     "TextFormatError",
     "VideoError",
+    "EventFileError",
     "TrainingDiverged",
     "RunFolderError",
     "FileWriteError",
@@ -55,6 +56,11 @@ class TextFormatError(SpyoloError, ValueError):
 
 class VideoError(SpyoloError, RuntimeError):
     """A video source cannot be opened or an output video cannot be written."""
+
+
+class EventFileError(SpyoloError, ValueError):
+    """An event-camera file (Gen1 ``.dat`` or ``_bbox.npy``, Prophesee EVT 2.0/3.0 ``.raw``) is
+    missing, has a wrong header, is truncated, has events out of time order or boxes off the sensor."""
 
 
 class TrainingDiverged(SpyoloError, RuntimeError):

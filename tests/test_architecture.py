@@ -9,7 +9,7 @@ from pathlib import Path
 SPYOLO = Path(__file__).resolve().parents[1] / "spyolo"
 
 # docs/architecture.md, bottom to top: a package may import only packages listed before it.
-LAYERS = ["errors", "utils", "snn", "models", "loss", "data", "config", "checkpoint", "inference", "stats",
+LAYERS = ["errors", "utils", "snn", "models", "loss", "data", "events", "config", "checkpoint", "inference", "stats",
           "eval", "export", "train", "cli"]
 
 

@@ -6,6 +6,7 @@
     spyolo demo --weights W --source clip.mp4 --out runs/demo --stream --k 1 --warmup 8
     spyolo demo --weights W --source 0 --out runs/cam --stream --max-frames 300   # camera 0
     spyolo demo --weights model.onnx --source photo.jpg --out runs/demo    # ONNX model, onnxruntime
+    spyolo demo --weights runs/ev/weights/best.pt --source recording_td.dat --out runs/ev_demo   # events
 
 (``python tools/demo.py ...`` is the same program.)
 
@@ -22,6 +23,14 @@ Videos and cameras: ``OUT/NAME.mp4`` (or ``.avi`` where mp4v is unavailable) and
 independent image run for T timesteps; with ``--stream`` the neuron state is kept across
 frames and each frame runs ``--k`` timesteps after a warm-up of ``--warmup`` timesteps on the
 first frame (the online mode of spiking hardware). The achieved frames per second are printed.
+
+Event recordings (a Gen1 ``.dat`` or a Prophesee EVT 2.0 / 3.0 ``.raw``, for a model trained with
+``model.input=events``): the detector runs online over the stream with its neuron state kept from
+start to end, one bin (the training window / T) per timestep, ``--bins-per-step`` merged into one
+step; ``OUT/NAME.mp4`` shows the event frames with the latest detections and ``OUT/NAME.jsonl``
+holds one record per prediction: every ``--every-ms`` (default: the training window) and at the
+labelled time stamps of a Gen1 recording (``NAME_bbox.npy`` beside it). See
+spyolo/inference/events.py.
 
 Files are never overwritten silently: an output that would replace an input is refused, and
 one that would replace an existing file needs ``--exist-ok``. Every output is written
@@ -68,7 +77,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="video/camera: keep the neuron state across frames (online mode)")
     p.add_argument("--k", type=int, default=1, help="--stream: timesteps per frame (default 1)")
     p.add_argument("--warmup", type=int, default=8, help="--stream: timesteps on the first frame (default 8)")
-    p.add_argument("--max-frames", type=int, default=0, help="video/camera: stop after N frames (0: all)")
+    p.add_argument("--max-frames", type=int, default=0, help="video/camera: stop after N frames (0: all); "
+                   "event recordings: after N timesteps")
+    p.add_argument("--bins-per-step", type=int, default=1,
+                   help="event recordings: training bins merged into one timestep's input (default 1)")
+    p.add_argument("--every-ms", type=float, default=None,
+                   help="event recordings: milliseconds between predictions (default: the training window)")
+    p.add_argument("--event-resize", choices=("pad", "scale"), default=None,
+                   help="event recordings: sensor to input mapping (default: the checkpoint's data.event_resize)")
+    p.add_argument("--evt3-time-rule", choices=("prophesee", "expelliarmus"), default="prophesee",
+                   help="EVT 3.0 recordings: the time rule (spyolo/events/raw.py)")
     p.add_argument("--exist-ok", action="store_true", help="replace outputs of an earlier demo run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -78,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def classify_source(source: str) -> tuple[str, object]:
-    """``("camera", index)``, ``("folder", path)``, ``("video", path)`` or ``("image", path)``.
+    """``("camera", index)``, ``("folder", path)``, ``("events", path)``, ``("video", path)`` or ``("image", path)``.
 
     Raises:
         FileNotFoundError: if ``source`` is neither an existing path nor a camera index.
@@ -92,7 +110,11 @@ def classify_source(source: str) -> tuple[str, object]:
         raise FileNotFoundError(2, "a symbolic link to nothing (its target is missing, or links loop)", str(path))
     if not path.is_file():
         raise FileNotFoundError(2, "no such file or folder (and not a camera index)", str(path))
+    from spyolo.events.recording import EVENT_FILE_SUFFIXES
     from spyolo.inference.video import VIDEO_EXTENSIONS
+
+    if path.suffix.lower() in EVENT_FILE_SUFFIXES:
+        return "events", path
 
     return ("video" if path.suffix.lower() in VIDEO_EXTENSIONS else "image"), path
 
@@ -213,8 +235,8 @@ def load_detector(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from spyolo.inference.video import video_outputs
 
-    if args.batch_size < 1 or args.k < 1 or args.warmup < 0 or args.max_frames < 0:
-        raise ConfigError("need --batch-size >= 1, --k >= 1, --warmup >= 0 and --max-frames >= 0")
+    if args.batch_size < 1 or args.k < 1 or args.warmup < 0 or args.max_frames < 0 or args.bins_per_step < 1:
+        raise ConfigError("need --batch-size >= 1, --k >= 1, --warmup >= 0, --max-frames >= 0 and --bins-per-step >= 1")
     kind, source = classify_source(args.source)
     out = Path(args.out)
     if kind == "folder" and out.resolve() == Path(source).resolve():
@@ -251,6 +273,8 @@ def _annotate(args: argparse.Namespace, det, kind: str, source, out: Path, files
         f"model: {'SPYv4' if det.spiking else 'ANN'} {det.num_classes} classes, input {det.img_size}px, "
         f"T={det.steps_per_image}, conf {det.conf:g}, NMS {det.nms:g}, {runtime}"
     )
+    if kind == "events":
+        return run_events(det, source, stem, args)
     if kind in ("image", "folder"):
         written, n_det, problems = run_images(det, files, out, args.batch_size, not args.no_progress)
         print(f"wrote {written} annotated images and {written} JSON files ({n_det} detections) to {out}")
@@ -271,6 +295,27 @@ def _annotate(args: argparse.Namespace, det, kind: str, source, out: Path, files
         mode = f"per frame ({det.steps_per_image} steps from a fresh state)"
     print(f"{res.frames} frames, {res.timesteps} timesteps, mode: {mode}")
     print(f"achieved {res.fps:.2f} fps end-to-end, {res.model_fps:.2f} fps in the detector")
+    print(f"wrote {res.video_path} and {res.jsonl_path}")
+    return 0
+
+
+def run_events(det, source: Path, stem: Path, args: argparse.Namespace) -> int:
+    """The online run over an event recording (spyolo/inference/events.py)."""
+    from spyolo.events.arrays import SensorSize
+    from spyolo.inference.events import run_event_stream
+
+    cfg = getattr(det, "config", None)
+    if cfg is None or cfg.model.input != "events":
+        raise ConfigError(f"{source}: an event recording needs a checkpoint trained on event data (model.input=events)")
+    d = cfg.data
+    res = run_event_stream(
+        det, source, stem, window_us=int(round(d.event_window_ms * 1000)), representation=d.event_representation,
+        resize=args.event_resize or d.event_resize, sensor=SensorSize(*d.event_sensor) if d.event_sensor else None,
+        bins_per_step=args.bins_per_step, every_us=int(round(args.every_ms * 1000)) if args.every_ms else None,
+        max_steps=args.max_frames, time_rule=args.evt3_time_rule, progress=not args.no_progress)
+    print(f"{res.steps} timesteps of {res.step_us} us ({res.steps * res.step_us / 1e6:.3f} s of recording), "
+          f"state kept throughout; {res.predictions} predictions")
+    print(f"detector: {res.realtime_factor:.2f}x real time ({res.model_seconds:.2f} s); whole loop {res.seconds:.2f} s")
     print(f"wrote {res.video_path} and {res.jsonl_path}")
     return 0
 

@@ -1,6 +1,9 @@
-"""Generate the spyolo synthetic shapes dataset as a PASCAL VOC year folder.
+"""Generate the spyolo synthetic shapes dataset as a PASCAL VOC year folder, or (``--events``)
+simulated event-camera recordings in the Gen1 layout.
 
     spyolo synth --out data/synthvoc --train 2000 --test 500 --seed 0
+    spyolo synth --events --out data/events/SYNTH_EVENTS --train 40 --test 16 --seed 1 \
+        --classes circle square triangle cross
 
 (``python tools/make_synthetic_voc.py ...`` is the same program.) See
 :mod:`spyolo.data.synthetic` for what the images contain and how the boxes and the
@@ -8,6 +11,11 @@ truncated/difficult flags are defined. ``--coco`` also writes each split as a CO
 file (``annotations/instances_<split>.json``, for ``coco:...`` set entries). ``--overwrite``
 regenerates a folder this generator wrote (it holds ``synthetic_spec.json``); a folder of other
 data is never touched.
+
+With ``--events`` (:mod:`spyolo.events.synthetic`), ``--train`` / ``--test`` count recordings
+(1.5 s of a 128x96 sensor each, labels every 100 ms), written as ``OUT/train/`` and ``OUT/test/``
+folders of ``recNNNNNN_td.dat`` + ``recNNNNNN_bbox.npy``: set entries ``gen1:OUT/train`` and
+``gen1:OUT/test``.
 """
 
 from __future__ import annotations
@@ -40,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"subset of classes (default all: {' '.join(SYNTHETIC_CLASSES)})")
     parser.add_argument("--coco", action="store_true",
                         help="also write each split as COCO JSON: annotations/instances_<split>.json")
+    parser.add_argument("--events", action="store_true",
+                        help="simulated event-camera recordings in the Gen1 layout instead of images "
+                             "(--train/--test count recordings)")
     parser.add_argument("--overwrite", action="store_true",
                         help="regenerate a synthetic dataset spyolo generated earlier in --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -49,8 +60,27 @@ def build_parser() -> argparse.ArgumentParser:
     return command_parser("synth", __doc__, add_arguments)
 
 
+def run_events(args: argparse.Namespace) -> int:
+    from spyolo.errors import ConfigError
+    from spyolo.events.synthetic import EVENT_SPLITS, generate_synthetic_events, split_summary
+
+    if args.coco:
+        raise ConfigError("--coco writes COCO files of images; it does not apply to --events")
+    out = generate_synthetic_events(args.out, args.train, args.test, args.seed, classes=args.classes,
+                                    overwrite=args.overwrite, progress=not args.no_progress)
+    print(f"wrote {args.train + args.test} event recordings (Gen1 layout) to {out.resolve()}")
+    print(f"{'split':<10}{'recordings':>11}{'time stamps':>13}{'boxes':>8}{'events':>12}")
+    for split in EVENT_SPLITS:
+        n, stamps, boxes, events = split_summary(out / split)
+        print(f"{split:<10}{n:>11}{stamps:>13}{boxes:>8}{events:>12}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from spyolo.data.synthetic import generate_synthetic_voc, split_statistics
+
+    if args.events:
+        return run_events(args)
 
     out = generate_synthetic_voc(
         args.out, args.train, args.test, args.seed, classes=args.classes,

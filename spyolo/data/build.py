@@ -7,6 +7,8 @@ Only attribute access is used on the config, so any object with the fields liste
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from spyolo.data.transforms import build_eval_transform, build_train_transform
@@ -34,13 +36,7 @@ def ensure_synthetic(cfg: Any) -> None:
     """
     if cfg.synthetic_train <= 0:
         return
-    from spyolo.data.synthetic import (
-        generate_synthetic_voc,
-        is_complete,
-        provenance_for,
-        read_provenance,
-        synthetic_settings,
-    )
+    from spyolo.data.synthetic import generate_synthetic_voc, provenance_for, synthetic_settings
 
     first = parse_sets(cfg.train_sets, cfg.root)[0]
     if not isinstance(first, VOCSource):
@@ -49,26 +45,41 @@ def ensure_synthetic(cfg: Any) -> None:
     year_dir = first.year_dir
     settings = synthetic_settings(cfg)
     wanted = provenance_for(cfg.synthetic_train, cfg.synthetic_test, cfg.synthetic_seed, **settings)
-    found = read_provenance(year_dir)
-    if found == wanted and is_complete(year_dir):
-        return
-    if year_dir.is_dir() and any(year_dir.iterdir()) and found is None:
+    if ensure_generated(year_dir, wanted, cfg.synthetic_train, lambda: generate_synthetic_voc(
+            year_dir, cfg.synthetic_train, cfg.synthetic_test, cfg.synthetic_seed, overwrite=True, **settings)):
+        log.info(
+            "generated a synthetic VOC-style dataset in %s (%d train, %d test images, seed %d)",
+            year_dir, cfg.synthetic_train, cfg.synthetic_test, cfg.synthetic_seed,
+        )
+
+
+def ensure_generated(folder: Path, wanted: dict, n_train: int, generate: Callable[[], Any]) -> bool:
+    """Make ``folder`` hold the generated set whose provenance record is ``wanted``.
+
+    Nothing happens when it does (complete); ``generate()`` runs when the folder is missing,
+    empty, written by a generator with other settings, or left unfinished. Returns whether it ran.
+
+    Raises:
+        FileExistsError: the folder holds other data (no provenance record): never replaced.
+    """
+    from spyolo.data.synthetic import is_complete, read_provenance
+
+    found = read_provenance(folder)
+    if found == wanted and is_complete(folder):
+        return False
+    if folder.is_dir() and any(folder.iterdir()) and found is None:
         raise FileExistsError(
-            f"{year_dir}: the config asks for a generated synthetic set here (data.synthetic_train="
-            f"{cfg.synthetic_train}) but the folder holds other data (no synthetic_spec.json); "
+            f"{folder}: the config asks for a generated synthetic set here (data.synthetic_train="
+            f"{n_train}) but the folder holds other data (no synthetic_spec.json); "
             f"point data.root elsewhere or set data.synthetic_train=0 to use the data as it is"
         )
     if found is not None:
         changed = sorted(k for k in set(wanted) | set(found) if wanted.get(k) != found.get(k))
         reason = (f"with other settings ({', '.join(changed)})" if changed
                   else "only in part (an earlier generation was interrupted)")
-        log.info("%s was generated %s; regenerating it", year_dir, reason)
-    generate_synthetic_voc(year_dir, cfg.synthetic_train, cfg.synthetic_test, cfg.synthetic_seed,
-                           overwrite=True, **settings)
-    log.info(
-        "generated a synthetic VOC-style dataset in %s (%d train, %d test images, seed %d)",
-        year_dir, cfg.synthetic_train, cfg.synthetic_test, cfg.synthetic_seed,
-    )
+        log.info("%s was generated %s; regenerating it", folder, reason)
+    generate()
+    return True
 
 
 def build_dataset(cfg: Any, train: bool) -> DetectionDataset:

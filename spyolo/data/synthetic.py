@@ -97,6 +97,13 @@ __all__ = [
     "read_provenance",
     "provenance_for",
     "split_statistics",
+    "checked_classes",
+    "claim_folder",
+    "spec_and_classes",
+    "mark_complete",
+    "shape_polygons",
+    "is_complete",
+    "is_synthetic_folder",
 ]
 
 SYNTHETIC_CLASSES: tuple[str, ...] = (
@@ -772,30 +779,11 @@ def generate_synthetic_voc(out_dir: str | Path, n_train: int, n_test: int, seed:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
 
     out = Path(out_dir)
-    generated = [_COMPLETE_FILE, "JPEGImages", "Annotations", "ImageSets", "annotations", "classes.txt", _SPEC_FILE]
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()):
-        ours = is_synthetic_folder(out)
-        if not ours:
-            raise FileExistsError(
-                f"{out} is not empty and holds data spyolo did not generate (no {_SPEC_FILE}); "
-                f"spyolo never deletes it: choose a new or empty folder")
-        if not overwrite:
-            raise FileExistsError(
-                f"{out} is not empty: it holds a synthetic dataset spyolo generated; pass overwrite=True "
-                f"(--overwrite) to regenerate it")
-        for name in generated:
-            target = out / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
     provenance = provenance_for(n_train, n_test, seed, classes=chosen, min_side=min_side,
                                 max_side=max_side, jpeg_quality=jpeg_quality, spec=spec,
                                 val_fraction=val_fraction)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / _SPEC_FILE, json.dumps(provenance, indent=2, sort_keys=True) + "\n")
+    claim_folder(out, ["JPEGImages", "Annotations", "ImageSets", "annotations", "classes.txt"], provenance,
+                 overwrite)
     for sub in ("JPEGImages", "Annotations", "ImageSets/Main"):
         (out / sub).mkdir(parents=True, exist_ok=True)
 
@@ -828,8 +816,87 @@ def generate_synthetic_voc(out_dir: str | Path, n_train: int, n_test: int, seed:
         for name in ("train", "val", "trainval", "test"):
             record = voc_split_to_coco(out, name, list(chosen))
             atomic_write_text(out / "annotations" / f"instances_{name}.json", json.dumps(record) + "\n")
-    atomic_write_text(out / _COMPLETE_FILE, "")
+    mark_complete(out)
     return out
+
+
+def claim_folder(out: Path, generated: Sequence[str], provenance: dict[str, Any], overwrite: bool) -> None:
+    """Make ``out`` ready for a generator's output and write its provenance record.
+
+    A missing or empty folder is used as it is. A non-empty one is refused unless it holds a
+    dataset a spyolo generator wrote (its ``synthetic_spec.json``) *and* ``overwrite`` is true;
+    then the entries ``generated`` (and the record and completion marker) are removed, and
+    nothing else in the folder is touched.
+
+    Raises:
+        FileExistsError: ``out`` is a file, holds other data, or holds generated data without
+            ``overwrite``.
+    """
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        if not is_synthetic_folder(out):
+            raise FileExistsError(
+                f"{out} is not empty and holds data spyolo did not generate (no {_SPEC_FILE}); "
+                f"spyolo never deletes it: choose a new or empty folder")
+        if not overwrite:
+            raise FileExistsError(
+                f"{out} is not empty: it holds a synthetic dataset spyolo generated; pass overwrite=True "
+                f"(--overwrite) to regenerate it")
+        for name in [_COMPLETE_FILE, *generated, _SPEC_FILE]:
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / _SPEC_FILE, json.dumps(provenance, indent=2, sort_keys=True) + "\n")
+
+
+def checked_classes(classes: Sequence[str] | None) -> tuple[str, ...]:
+    """``classes`` checked against :data:`SYNTHETIC_CLASSES` (``None``: all of them).
+
+    Raises:
+        ValueError: an unknown or repeated name, or an empty list.
+    """
+    return _checked_classes(classes)
+
+
+def mark_complete(out: Path) -> None:
+    """Write the completion marker: the generation into ``out`` finished (see :func:`is_complete`)."""
+    atomic_write_text(Path(out) / _COMPLETE_FILE, "")
+
+
+def shape_polygons(name: str, width: float, height: float, angle: float,
+                   center: tuple[float, float]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Outline of class ``name`` scaled to ``width x height``, rotated by ``angle`` rad, centred at
+    ``center``: ``(filled contours, hole contours)`` in image coordinates."""
+    filled, holes = _class_contours(name)
+    return ([_transform(p, width, height, angle, center) for p in filled],
+            [_transform(p, width, height, angle, center) for p in holes])
+
+
+def spec_and_classes(cfg: Any, spec_type: type) -> tuple[Any, tuple[str, ...]]:
+    """A generator's knobs and classes from a data config: ``spec_type(**cfg.synthetic_spec)`` (lists
+    become ``(low, high)`` pairs) and ``cfg.synthetic_classes`` checked (empty: all classes).
+
+    Raises:
+        ValueError: an unknown knob (with the valid ones), a bad value, or a bad class list.
+    """
+    raw = dict(getattr(cfg, "synthetic_spec", None) or {})
+    valid = [f.name for f in fields(spec_type)]
+    unknown = sorted(k for k in raw if k not in valid)
+    if unknown:
+        raise ValueError(f"data.synthetic_spec: unknown knob(s) {unknown}; valid knobs: {', '.join(valid)}")
+    try:
+        spec = spec_type(**{k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in raw.items()})
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"data.synthetic_spec: {e}") from None
+    try:
+        classes = _checked_classes(list(getattr(cfg, "synthetic_classes", None) or []) or None)
+    except ValueError as e:
+        raise ValueError(f"data.synthetic_classes: {e}") from None
+    return spec, classes
 
 
 def synthetic_settings(cfg: Any) -> dict[str, Any]:
@@ -842,21 +909,7 @@ def synthetic_settings(cfg: Any) -> dict[str, Any]:
     Raises:
         ValueError: naming the offending key or value.
     """
-    raw = dict(getattr(cfg, "synthetic_spec", None) or {})
-    valid = [f.name for f in fields(SyntheticSpec)]
-    unknown = sorted(k for k in raw if k not in valid)
-    if unknown:
-        raise ValueError(f"data.synthetic_spec: unknown knob(s) {unknown}; valid knobs: {', '.join(valid)}")
-    kwargs = {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in raw.items()}
-    try:
-        spec = SyntheticSpec(**kwargs)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"data.synthetic_spec: {e}") from None
-    names = list(getattr(cfg, "synthetic_classes", None) or [])
-    try:
-        classes = _checked_classes(names or None)
-    except ValueError as e:
-        raise ValueError(f"data.synthetic_classes: {e}") from None
+    spec, classes = spec_and_classes(cfg, SyntheticSpec)
     min_side = int(getattr(cfg, "synthetic_min_side", 300))
     max_side = int(getattr(cfg, "synthetic_max_side", 500))
     if not 32 <= min_side <= max_side:

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from spyolo.models import timestep_input
 from spyolo.snn import reset_states
 from spyolo.snn.state import StatefulModule
 
@@ -96,7 +97,7 @@ def estimate_bn_stats(
             for t in range(steps):
                 for bn in bns:
                     bn.reset_running_stats()
-                model(images)
+                model(timestep_input(images, t) if spiking else images)
                 k = t if per_timestep else 0
                 for j, bn in enumerate(bns):
                     sums[k].means[j] += bn.running_mean

@@ -23,7 +23,9 @@ from typing import Any
 
 from spyolo.checkpoint import load_model
 from spyolo.config import Config, apply_overrides
-from spyolo.data import build_dataloader, build_dataset
+from spyolo.data import build_dataloader
+from spyolo.events.build import build_dataset
+from spyolo.events.sets import GEN1_PREFIX, is_event_set
 from spyolo.errors import CheckpointError, ConfigError
 from spyolo.eval.loop import EvalSettings, evaluate_model
 from spyolo.models import head_spec_for
@@ -57,17 +59,24 @@ class CheckpointEvaluation:
     def describe(self) -> str:
         """One line: the model, timesteps, input, split, thresholds and device of the evaluation."""
         cfg = self.config
+        fit = (f"events: {cfg.data.event_window_ms:g} ms in {cfg.model.timesteps} bins, {cfg.data.event_resize}"
+               if cfg.model.input == "events" else cfg.data.eval_resize)
         return (
             f"model: {cfg.model.kind} width {cfg.model.width:g}, T={self.timesteps}, input {cfg.data.img_size}px "
-            f"({cfg.data.eval_resize}); split {', '.join(cfg.data.test_sets)} under {cfg.data.root}; "
+            f"({fit}); split {', '.join(cfg.data.test_sets)} under {cfg.data.root}; "
             f"conf {cfg.eval.conf_thresh:g}, NMS {cfg.eval.nms_iou:g}; device {self.device}"
         )
 
 
 def with_split(specs: Sequence[str], split: str) -> list[str]:
-    """``["VOC2007:test"]`` with split ``val`` -> ``["VOC2007:val"]``."""
+    """``["VOC2007:test"]`` with split ``val`` -> ``["VOC2007:val"]``; ``gen1:ROOT/test`` -> ``gen1:ROOT/val``."""
     out = []
     for spec in specs:
+        if is_event_set(spec):
+            folder = spec.strip()[len(GEN1_PREFIX):].rstrip("/")
+            parent = folder.rpartition("/")[0]
+            out.append(f"{GEN1_PREFIX}{parent + '/' if parent else ''}{split}")
+            continue
         if ":" not in spec:
             raise ConfigError(f"data.test_sets entry {spec!r} is not of the form YEAR_FOLDER:split")
         out.append(spec.rsplit(":", 1)[0] + ":" + split)
@@ -78,7 +87,7 @@ def _recalibrated(model, cfg: Config, n_batches: int, per_timestep: bool, device
     """``model`` wrapped to run with BN statistics re-estimated over ``n_batches`` training batches."""
     from spyolo.eval.bn_recalibration import TimestepBNStats, estimate_bn_stats
 
-    train_set = build_dataset(cfg.data, train=True)
+    train_set = build_dataset(cfg, train=True)
     loader = build_dataloader(train_set, cfg.train.batch_size, shuffle=True, workers=cfg.data.workers,
                               seed=cfg.train.seed)
     images = (batch[0] for batch in islice(loader, n_batches))
@@ -140,7 +149,7 @@ def evaluate_checkpoint(
         raise ConfigError(f"eval.iou_threshold must be in (0, 1]; got {cfg.eval.iou_threshold}")
     apply_overrides(cfg, [])  # re-validate
 
-    dataset = build_dataset(cfg.data, train=False)
+    dataset = build_dataset(cfg, train=False)
     if list(dataset.class_names) != loaded.class_names:
         raise CheckpointError(
             f"{weights}: the model's classes {loaded.class_names} differ from the dataset's {list(dataset.class_names)}"

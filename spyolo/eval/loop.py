@@ -4,7 +4,9 @@ Runs T timesteps per batch (one for the ANN twin), reads the last step's heads (
 ``per_timestep=True``, every step's, in the same pass: anytime accuracy), maps boxes back to
 original-image VOC pixels and scores them against the split's ground truth (difficult flags
 kept). Returns the evaluator's result dict. COCO mAP (``coco=True``) uses the dataset's own COCO
-file, image and category ids when the split is one COCO set, else the VOC data converted.
+file, image and category ids when the split is one COCO set, else the VOC data converted. An
+event dataset (bin t at timestep t) always gets ``gen1``, the COCO mAP under the Gen1 protocol
+(:mod:`spyolo.eval.gen1`), which is also its ``coco``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from tqdm import tqdm
 
 from spyolo.data.voc import voc_to_continuous
 from spyolo.eval.voc import VOCEvaluator
+from spyolo.eval.gen1 import Gen1Evaluator
 from spyolo.inference.postprocess import postprocess, to_original_voc
+from spyolo.models import timestep_input
 from spyolo.models.heads import HeadSpec
 from spyolo.snn import reset_states
 from spyolo.utils.runtime import Runtime
@@ -86,6 +90,8 @@ def evaluate_model(
         gen = torch.Generator(device=device)
         gen.manual_seed(settings.state_seed)
     coco_file = getattr(dataset, "coco", None) if coco else None
+    protocol = getattr(getattr(dataset, "settings", None), "protocol", None)  # event sets: the Gen1 protocol
+    gen1 = Gen1Evaluator(dataset.class_names, protocol) if protocol is not None else None
     coco_results: list[dict] = []
     coco_images: list[int] = []
     previews: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
@@ -105,7 +111,7 @@ def evaluate_model(
             per_step_dets = {}
             for t in range(steps):
                 with runtime.autocast():
-                    outs = model(images)
+                    outs = model(timestep_input(images, t) if spiking else images)
                 if t in evaluators:
                     per_step_dets[t] = postprocess(
                         outs, spec, settings.conf_thresh, settings.nms_iou, settings.max_det
@@ -119,6 +125,8 @@ def evaluate_model(
                     boxes = to_original_voc(det.boxes, meta["orig_size"], settings.img_size, meta.get("letterbox"))
                     scores, labels = det.scores.float().cpu().numpy(), det.labels.cpu().numpy()
                     ev.add_detections(image_id, boxes, scores, labels)
+                    if gen1 is not None and t == steps - 1:
+                        gen1.add(image_id, ann.boxes(), ann.labels(), boxes, scores, labels, ann.difficult())
                     if t == steps - 1 and len(previews) < preview:
                         previews.append((meta["index"], voc_to_continuous(boxes), scores, labels))
                     if coco_file is not None and t == steps - 1:
@@ -137,7 +145,14 @@ def evaluate_model(
         if was_training:
             model.train()
     last = evaluators[steps - 1].compute()
-    if coco_file is not None:
+    if gen1 is not None:
+        try:
+            last["gen1"] = gen1.compute()
+        except ValueError as exc:  # no box left under the protocol
+            last["gen1"] = {"error": str(exc)}
+        if coco:
+            last["coco"] = last["gen1"]
+    elif coco_file is not None:
         from spyolo.eval.coco import coco_map_with_file
 
         last["coco"] = coco_map_with_file(coco_file.coco, coco_results, coco_images)

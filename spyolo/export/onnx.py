@@ -159,7 +159,8 @@ def export_onnx(
 
     Raises:
         ExportError: ``onnx`` is missing, ``out_path`` does not end in ``.onnx``, the opset is
-            too old, or the model starts from a uniform state without ``allow_zero_init``.
+            too old, the model reads event frames, or it starts from a uniform state without
+            ``allow_zero_init``.
         CheckpointError: the checkpoint cannot be read.
     """
     weights_path, out_path = Path(weights_path), Path(out_path)
@@ -170,6 +171,9 @@ def export_onnx(
     onnx = require("onnx", out_path, "ONNX export")
     loaded = load_model(weights_path)
     cfg, model = loaded.config, loaded.model.float().eval()
+    if cfg.model.input != "image":
+        raise ExportError(f"{weights_path}: a model of event frames (model.input={cfg.model.input}); the ONNX export "
+                          f"and its runner take RGB images (model.input=image)")
     spiking = bool(getattr(model, "is_spiking", False))
     trained_init = cfg.model.state_init if spiking else "zero"
     if trained_init != "zero":

@@ -122,6 +122,8 @@ class DetectorBase:
         self._transform = build_eval_transform(self.img_size, resize, interpolation=interpolation)  # validates both
         # Which StreamSession (if any) the neuron state currently belongs to.
         self._state_owner: object | None = None
+        # The training config of a detector built from a checkpoint (its data settings: event windows).
+        self.config: Any = None
 
     @property
     def num_classes(self) -> int:
@@ -294,7 +296,7 @@ class Detector(DetectorBase):
 
         loaded = load_model(path)
         cfg = loaded.config
-        return cls(
+        det = cls(
             loaded.model,
             loaded.class_names,
             img_size=cfg.data.img_size,
@@ -309,6 +311,8 @@ class Detector(DetectorBase):
             state_seed=cfg.model.state_seed,
             batch_size=batch_size,
         )
+        det.config = cfg
+        return det
 
     # ---------------------------------------------------------------- building blocks
 

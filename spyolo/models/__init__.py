@@ -21,6 +21,7 @@ from spyolo.models.spyv4 import (
     build_model,
     run_timesteps,
     scaled_channels,
+    timestep_input,
 )
 from spyolo.models.transfer import TransferReport, transfer_weights
 
@@ -45,5 +46,6 @@ __all__ = [
     "run_timesteps",
     "scale_anchors",
     "scaled_channels",
+    "timestep_input",
     "transfer_weights",
 ]

@@ -67,6 +67,7 @@ __all__ = [
     "build_model",
     "run_timesteps",
     "scaled_channels",
+    "timestep_input",
 ]
 
 MODEL_KINDS: tuple[str, ...] = ("spyv4", "ann")
@@ -185,8 +186,14 @@ class _YOLOv4TinyTopology(nn.Module):
         anchor_ref_size: int,
         input_dropout: float = 0.0,
         scale_xy: float = 1.0,
+        in_channels: int = 3,
+        input_frames: int = 1,
     ) -> None:
         super().__init__()
+        if in_channels < 1 or input_frames < 1:
+            raise ValueError(f"in_channels and input_frames must be >= 1, got {in_channels} and {input_frames}")
+        self.in_channels = int(in_channels)
+        self.input_frames = int(input_frames)
         if not 1.0 <= scale_xy <= 2.0:
             raise ValueError(f"scale_xy must be in [1, 2], got {scale_xy}")
         self.scale_xy = float(scale_xy)
@@ -217,7 +224,7 @@ class _YOLOv4TinyTopology(nn.Module):
         b = standalone_bias
         outputs_per_slot = 5 + self.num_classes
 
-        self.conv1 = layer(3, c_conv1, 3, stride=2, bias=b, upsample=False)
+        self.conv1 = layer(self.in_channels * self.input_frames, c_conv1, 3, stride=2, bias=b, upsample=False)
         self.conv2 = layer(c_conv1, c_conv2, 3, stride=2, bias=b, upsample=False)
         self.block1 = _CSPBlock(layer, c_conv2, c_b1)
         self.block2 = _CSPBlock(layer, 2 * c_b1, c_b2)
@@ -234,16 +241,23 @@ class _YOLOv4TinyTopology(nn.Module):
         """Run the network (one timestep for the spiking model).
 
         Args:
-            x: Images ``(B, 3, H, W)`` with ``H`` and ``W`` multiples of 32.
+            x: Images ``(B, C, H, W)`` (``C = in_channels``: 3 for images) with ``H`` and ``W``
+                multiples of 32. A model of ``input_frames = T > 1`` frames (the ANN twin of event
+                data) takes the sequence ``(B, T, C, H, W)`` and reads it stacked as ``T*C``
+                channels.
 
         Returns:
             ``(out13, out26)`` of shapes ``(B, A0*(5+C), H/32, W/32)`` and
             ``(B, A1*(5+C), H/16, W/16)``.
         """
-        if x.ndim != 4 or x.shape[1] != 3 or x.shape[-1] % 32 or x.shape[-2] % 32:
+        if x.ndim == 5 and self.input_frames > 1:
+            x = x.flatten(1, 2)
+        channels = self.in_channels * self.input_frames
+        if x.ndim != 4 or x.shape[1] != channels or x.shape[-1] % 32 or x.shape[-2] % 32:
             raise ValueError(
-                f"{type(self).__name__} expects images (B, 3, H, W) with H and W multiples of 32, "
+                f"{type(self).__name__} expects inputs (B, {channels}, H, W) with H and W multiples of 32, "
                 f"got shape {tuple(x.shape)}"
+                + (" (a sequence: feed timestep t's frame, spyolo.models.timestep_input(x, t))" if x.ndim == 5 else "")
             )
         y = self.conv2(self.conv1(self.input_dropout(x)))
         y, _ = self.block1(y)
@@ -323,6 +337,7 @@ class SPYv4(_YOLOv4TinyTopology):
         readout: str = "last",
         input_dropout: float = 0.0,
         scale_xy: float = 1.0,
+        in_channels: int = 3,
     ) -> None:
         def ltc(
             in_channels: int, out_channels: int, kernel_size: int, *, stride: int, bias: bool, upsample: bool
@@ -334,7 +349,8 @@ class SPYv4(_YOLOv4TinyTopology):
 
         if readout not in READOUTS:
             raise ValueError(f"unknown readout {readout!r}; valid values are {list(READOUTS)}")
-        super().__init__(ltc, True, num_classes, width, anchors, masks, anchor_ref_size, input_dropout, scale_xy)
+        super().__init__(ltc, True, num_classes, width, anchors, masks, anchor_ref_size, input_dropout, scale_xy,
+                         in_channels)
         self.threshold = float(threshold)
         self.surrogate = DEFAULT_SURROGATE if surrogate is None else surrogate
         self.readout = readout
@@ -367,9 +383,21 @@ class YOLOv4Tiny(_YOLOv4TinyTopology):
         anchor_ref_size: int = ANCHOR_REF_SIZE,
         input_dropout: float = 0.0,
         scale_xy: float = 1.0,
+        in_channels: int = 3,
+        input_frames: int = 1,
     ) -> None:
         super().__init__(ConvBNAct, False, num_classes, width, anchors, masks, anchor_ref_size, input_dropout,
-                         scale_xy)
+                         scale_xy, in_channels, input_frames)
+
+
+INPUT_CHANNELS = {"image": 3, "events": 2}
+"""Channels of one timestep's input per ``ModelConfig.input``: RGB, or an event bin's OFF/ON frames."""
+
+
+def timestep_input(x: Tensor, t: int) -> Tensor:
+    """What a spiking model sees at timestep ``t``: frame ``t`` of a sequence ``(B, T, C, H, W)``
+    (event bins), else ``x`` itself (the same image at every timestep)."""
+    return x[:, t] if x.ndim == 5 else x
 
 
 def run_timesteps(
@@ -385,7 +413,8 @@ def run_timesteps(
     Args:
         model: A detector; if it has ``is_spiking`` False it is run once whatever
             ``timesteps`` is.
-        x: Input batch, fed unchanged at every step.
+        x: Input batch, fed unchanged at every step, or a sequence ``(B, T, C, H, W)`` of which
+            step ``t`` gets frame ``t`` (:func:`timestep_input`).
         timesteps: Number of steps ``T`` (>= 1).
         return_all: Return the list of every step's outputs instead of the last.
         init: Initial state, ``"zero"`` or ``"uniform"`` (see :func:`spyolo.snn.reset_states`).
@@ -398,11 +427,12 @@ def run_timesteps(
         raise ValueError(f"timesteps must be >= 1, got {timesteps}")
     reset_states(model, init=init, generator=generator)
     steps = timesteps if getattr(model, "is_spiking", True) else 1
+    frame = timestep_input if getattr(model, "is_spiking", True) else (lambda v, t: v)
     if return_all:
-        return [model(x) for _ in range(steps)]
-    for _ in range(steps - 1):
-        model(x)
-    return model(x)
+        return [model(frame(x, t)) for t in range(steps)]
+    for t in range(steps - 1):
+        model(frame(x, t))
+    return model(frame(x, steps - 1))
 
 
 def build_model(cfg: Any, num_classes: int) -> nn.Module:
@@ -411,7 +441,8 @@ def build_model(cfg: Any, num_classes: int) -> nn.Module:
     Reads ``cfg.kind`` (``"spyv4"`` or ``"ann"``), ``cfg.width``, ``cfg.anchors``,
     ``cfg.masks``, ``cfg.threshold`` and, if present, ``cfg.anchor_ref_size``, the
     surrogate constants ``cfg.surrogate_sigma`` / ``surrogate_height`` / ``surrogate_gamma``,
-    ``cfg.readout`` and ``cfg.input_dropout``.
+    ``cfg.readout``, ``cfg.input_dropout`` and ``cfg.input`` (``image``: 3 channels; ``events``: 2 per
+    timestep, the ANN twin reading the ``cfg.timesteps`` bins stacked).
 
     Raises:
         ValueError: for an unknown ``kind``.
@@ -427,6 +458,10 @@ def build_model(cfg: Any, num_classes: int) -> nn.Module:
         input_dropout=float(getattr(cfg, "input_dropout", 0.0)),
         scale_xy=float(getattr(cfg, "scale_xy", 1.0)),
     )
+    source = getattr(cfg, "input", "image")
+    if source not in INPUT_CHANNELS:
+        raise ValueError(f"unknown model input {source!r}; valid inputs are {list(INPUT_CHANNELS)}")
+    kwargs["in_channels"] = INPUT_CHANNELS[source]
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; valid kinds are {list(MODEL_KINDS)}")
     if kind == "spyv4":
@@ -437,7 +472,8 @@ def build_model(cfg: Any, num_classes: int) -> nn.Module:
         )
         model: nn.Module = SPYv4(**kwargs, surrogate=surrogate, readout=getattr(cfg, "readout", "last"))
     else:
-        model = YOLOv4Tiny(**kwargs)
+        frames = int(cfg.timesteps) if source == "events" else 1  # the twin reads the T bins stacked
+        model = YOLOv4Tiny(**kwargs, input_frames=frames)
     prior = float(getattr(cfg, "head_prior", 0.0))
     if prior > 0:
         model.init_head_priors(prior)

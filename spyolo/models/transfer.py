@@ -23,7 +23,9 @@ other classes (when the source names its classes, as a spyolo checkpoint does); 
 classes in another order are remapped by name. Any other shape mismatch, a non-finite value, or
 a source with none of the expected keys, is a :class:`~spyolo.errors.TransferError` naming the
 key and both shapes. A SPYv4 source also brings its tau path (a SPYv4 model then continues from
-it as it was).
+it as it was). An ANN twin of event frames reads the ``T`` bins stacked (``2T`` input channels):
+into SPYv4, which reads one bin per timestep, its first kernel goes as the sum of the ``T``
+per-bin kernels (:func:`_first_layer`).
 """
 
 from __future__ import annotations
@@ -229,6 +231,8 @@ def transfer_weights(
                 continue
             if relation == "remap" and src.shape == dst.shape:
                 src = _remap_head(src, order)
+        if key == _FIRST_CONV and src.shape != dst.shape:
+            src = _first_layer(src, dst, where, report)
         if src.shape != dst.shape:
             if key.startswith(_HEADS):
                 report.skipped.append((key, f"shape {tuple(src.shape)} in the source, {tuple(dst.shape)} in the model "
@@ -252,6 +256,27 @@ def transfer_weights(
     report.left_at_init = [k for k in target if k not in done]
     report.unused = [k for k in tensors if k not in target]
     return report
+
+
+_FIRST_CONV = "conv1.conv.weight"
+
+
+def _first_layer(src: torch.Tensor, dst: torch.Tensor, where: str, report: TransferReport) -> torch.Tensor:
+    """The first convolution of an ANN twin that reads ``k`` stacked frames (``k * C`` input channels),
+    for a model that reads one frame per timestep (``C``): the sum of the ``k`` per-frame kernels.
+
+    The twin's pre-activation is ``sum_k W_k * x_k``; a spiking layer that integrates ``W * x_t``
+    over the timesteps reaches it when ``W = sum_k W_k`` (each frame then weighs as in the twin).
+    Other shapes are returned unchanged (and refused by the caller).
+    """
+    if src.ndim != 4 or src.shape[0] != dst.shape[0] or src.shape[2:] != dst.shape[2:]:
+        return src
+    frames, rest = divmod(src.shape[1], dst.shape[1])
+    if rest or frames < 2:
+        return src
+    report.notes.append(f"{_FIRST_CONV}: the source reads {frames} stacked frames of {dst.shape[1]} channels; the "
+                        f"model one frame per timestep: its kernel is the sum of the {frames} per-frame kernels")
+    return src.reshape(src.shape[0], frames, dst.shape[1], *src.shape[2:]).sum(dim=1)
 
 
 def _short(names: Sequence[str] | None, limit: int = 5) -> str:

@@ -249,6 +249,7 @@ def ann_twin(model: nn.Module) -> nn.Module:
         anchors=core.anchors.tolist(),
         masks=core.masks,
         anchor_ref_size=core.anchor_ref_size,
+        in_channels=getattr(core, "in_channels", 3),
     )
 
 
@@ -283,7 +284,8 @@ def count_macs(model: nn.Module, img_size: int) -> dict[str, int]:
 
             reset_states(twin)
         with torch.no_grad():
-            twin(torch.zeros(1, 3, img_size, img_size, device="meta"))
+            channels = getattr(twin, "in_channels", 3) * getattr(twin, "input_frames", 1)
+            twin(torch.zeros(1, channels, img_size, img_size, device="meta"))
     finally:
         for h in handles:
             h.remove()

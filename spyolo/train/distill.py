@@ -98,6 +98,10 @@ def load_teacher(
         if img_size is not None and teacher_size != img_size:
             log.warning("%s: the teacher was trained at %d px, the model trains at %d px (data.img_size): its "
                         "outputs at this size may be a weaker target", key, teacher_size, img_size)
+    student_frames = int(getattr(student, "in_channels", 3))
+    if int(getattr(teacher, "in_channels", 3)) != student_frames:
+        raise ConfigError(f"{key}: the teacher reads {getattr(teacher, 'in_channels', 3)}-channel inputs, the model "
+                          f"{student_frames}-channel ones (model.input): distillation needs the same kind of input")
     for attr in ("num_classes", "masks"):
         if getattr(teacher, attr) != getattr(student, attr):
             raise ConfigError(

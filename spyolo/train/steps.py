@@ -1,6 +1,7 @@
 """One training iteration (one batch) for each method: FPTT, BPTT, and the ANN twin.
 
-FPTT (section 4 of the reference), for t = 1..T on the same images:
+FPTT (section 4 of the reference), for t = 1..T on the same images (or, for a sequence
+``(B, T, C, H, W)`` of event bins, on bin t at timestep t; the ANN twin reads it stacked):
 detach states -> forward one step -> L_t (weighted 1 or t/T) -> backward through this step
 only -> (every K steps) add the FPTT regulariser gradient, clip the global norm, optimiser
 step, trace update. Memory holds one step's graph, whatever T is.
@@ -32,6 +33,7 @@ from torch import nn
 
 from spyolo.loss import YOLOLoss
 from spyolo.loss.yolo import YOLOTargets
+from spyolo.models import timestep_input
 from spyolo.snn import detach_states, reset_states
 from spyolo.snn.ltc import StateLayout, init_states, state_layouts, truncated_states
 from spyolo.train.distill import HeadDistillation
@@ -222,7 +224,7 @@ class TrainStep:
             with truncated_states(self.eager_model):
                 for t in range(s.timesteps):
                     detach_states(self.eager_model)
-                    total, loss, parts = self._forward_loss(self._step_model(t), images, built)
+                    total, loss, parts = self._forward_loss(self._step_model(t), timestep_input(images, t), built)
                     self._record_layouts()
                     weight = self.weights[t]
                     (total if weight == 1.0 else total * weight).backward()
@@ -232,7 +234,7 @@ class TrainStep:
         else:  # bptt
             summed = None
             for t in range(s.timesteps):
-                total, loss, parts = self._forward_loss(self._step_model(t), images, built)
+                total, loss, parts = self._forward_loss(self._step_model(t), timestep_input(images, t), built)
                 self._record_layouts()
                 summed = total * self.weights[t] if summed is None else summed + total * self.weights[t]
                 acc += self._stack(loss, parts)

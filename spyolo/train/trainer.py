@@ -37,7 +37,8 @@ from tqdm import tqdm
 
 from spyolo.checkpoint import load_checkpoint, pack_rng, save_checkpoint, unpack_rng
 from spyolo.config import Config, config_from_dict, config_to_dict
-from spyolo.data import build_dataloader, build_dataset
+from spyolo.data import build_dataloader
+from spyolo.events.build import build_dataset
 from spyolo.data.loader import seed_dataset
 from spyolo.errors import CheckpointError, ConfigError, RunFolderError, TrainingDiverged
 from spyolo.eval.loop import EvalSettings, evaluate_model
@@ -99,8 +100,8 @@ class Trainer:
         seed_everything(tc.seed + self.dist.rank, tc.deterministic)
 
         # Data
-        self.train_set = build_dataset(cfg.data, train=True)
-        self.test_set = build_dataset(cfg.data, train=False) if self.dist.main else None
+        self.train_set = build_dataset(cfg, train=True)
+        self.test_set = build_dataset(cfg, train=False) if self.dist.main else None
         self.class_names = list(self.train_set.class_names)
         if tc.batch_size % self.dist.world:
             raise ConfigError(f"train.batch_size={tc.batch_size} is not divisible by the {self.dist.world} processes")
@@ -361,9 +362,9 @@ class Trainer:
         tc = self.cfg.train
         return epoch == tc.epochs - 1 or (tc.eval_every > 0 and (epoch + 1) % tc.eval_every == 0)
 
-    def _evaluate_epoch(self, epoch: int, row: dict) -> None:
+    def _evaluate_epoch(self, epoch: int, row: dict) -> dict:
         """Evaluate the weights after ``epoch``: fill ``row``'s mAP, write ``best.pt`` if it improved,
-        and ``last.pt`` again (now evaluated)."""
+        and ``last.pt`` again (now evaluated); returns the evaluation's results."""
         res = self.evaluate()
         self._log_evaluation(res, epoch)
         row["map_voc07"], row["map_area"] = res["map_voc07"], res["map_area"]
@@ -372,13 +373,17 @@ class Trainer:
             self.best = headline
             self._save("best.pt", epoch)
         self._save("last.pt", epoch)
+        return res
 
-    def _log_epoch(self, row: dict, evaluated: bool) -> None:
+    def _log_epoch(self, row: dict, res: dict | None) -> None:
+        """The epoch's log line (with its evaluation's mAP when ``res`` is given) and results files."""
+        gen1 = (res.get("gen1") or {}).get("map_coco") if res is not None else None
         log.info(
-            "epoch %d: loss %.4f%s%s", row["epoch"], row["loss"],
+            "epoch %d: loss %.4f%s%s%s", row["epoch"], row["loss"],
             f"  firing rate {row['firing_rate']:.4f}" if self.spiking else "",
             f"  mAP VOC2007 11-point {100 * row['map_voc07']:.2f}%  area {100 * row['map_area']:.2f}%"
-            if evaluated else "",
+            if res is not None else "",
+            f"  Gen1 COCO mAP@[.5:.95] {100 * gen1:.2f}%" if gen1 is not None else "",
         )
         assert self.run_log is not None
         self.run_log.write_results(self.history, title=self._title())
@@ -404,8 +409,8 @@ class Trainer:
             # the run stopped between this epoch's checkpoint and its evaluation: evaluate it now
             if self.dist.main:
                 log.info("epoch %d was saved but not evaluated; evaluating it first", self.start_epoch)
-                self._evaluate_epoch(self.start_epoch - 1, self.history[-1])
-                self._log_epoch(self.history[-1], evaluated=True)
+                res = self._evaluate_epoch(self.start_epoch - 1, self.history[-1])
+                self._log_epoch(self.history[-1], res)
             self._eval_pending = False
             barrier(self.dist)
         end = tc.epochs if stop_after is None else min(tc.epochs, stop_after)
@@ -420,9 +425,7 @@ class Trainer:
                 self.history.append(row)
                 # before evaluating: a failed evaluation loses no training
                 self._save("last.pt", epoch, eval_pending=do_eval)
-                if do_eval:
-                    self._evaluate_epoch(epoch, row)
-                self._log_epoch(row, evaluated=do_eval)
+                self._log_epoch(row, self._evaluate_epoch(epoch, row) if do_eval else None)
             self.start_epoch = epoch + 1
             barrier(self.dist)
         return row

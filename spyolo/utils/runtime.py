@@ -43,6 +43,10 @@ class Runtime:
     def to_input(self, images: torch.Tensor) -> torch.Tensor:
         """Move a batch of images to the device, in this runtime's memory layout."""
         images = images.to(self.device, non_blocking=True)
+        if self.channels_last and images.dim() == 5:
+            # a sequence (B, T, C, H, W): channels last within each frame, so that frame t is a
+            # channels-last (B, C, H, W) view
+            return images.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return images
