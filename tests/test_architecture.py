@@ -69,3 +69,88 @@ def test_only_the_commands_import_export() -> None:
     """spyolo.export (onnx, onnxruntime) is a deployment add-on: the library never depends on it."""
     importers = sorted(pkg for pkg, deps in _imports().items() if "export" in deps and pkg != "cli")
     assert not importers, importers
+
+
+def _type_checking_lines(tree: ast.AST) -> set[int]:
+    """Line numbers inside ``if TYPE_CHECKING:`` blocks (imports for annotations only)."""
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", getattr(node.test, "attr", None)) == "TYPE_CHECKING":
+            for child in node.body:
+                lines.update(range(child.lineno, (child.end_lineno or child.lineno) + 1))
+    return lines
+
+
+def _module_imports() -> dict[str, set[str]]:
+    """module (``spyolo.inference.stream``) -> the spyolo modules its code imports at run time.
+
+    Function-level imports count; imports under ``if TYPE_CHECKING:`` do not (they never run).
+    ``from spyolo.pkg import name`` counts as importing ``spyolo.pkg.name`` when that is a module,
+    else the package ``spyolo.pkg``.
+    """
+    modules = {}
+    for path in SPYOLO.rglob("*.py"):
+        parts = path.relative_to(SPYOLO.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if path.name == "__init__.py" else parts)
+        modules[name] = path
+    edges: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        skip = _type_checking_lines(tree)
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        for node in ast.walk(tree):
+            if getattr(node, "lineno", None) in skip:
+                continue
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(up + ([node.module] if node.module else []))
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+            for target in targets:
+                if target in modules and target != name:
+                    edges[name].add(target)
+    return edges
+
+
+def test_no_import_cycle_between_modules() -> None:
+    """No two modules import each other, directly or around a loop (inside a subpackage too).
+
+    A package's ``__init__`` re-exporting its modules is not a loop unless one of those modules
+    imports the package back.
+    """
+    edges = _module_imports()
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    assert not cycles, f"import cycles between modules: {cycles}"

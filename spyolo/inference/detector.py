@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,8 +45,7 @@ from spyolo.models.readout import restart_readout
 from spyolo.snn import reset_states
 from spyolo.utils.runtime import resolve_device
 
-if TYPE_CHECKING:  # pragma: no cover
-    from spyolo.inference.stream import StreamSession
+from spyolo.inference.stream import StreamSession
 
 __all__ = ["Detector", "DetectorBase"]
 
@@ -64,6 +63,11 @@ class DetectorBase:
     (``steps`` timesteps on a pre-processed batch, returning the heads of the last one) and
     :meth:`_restart_readout` (clear a mean read-out's sums, keep the membranes).
     :class:`Detector` runs a PyTorch model; ``spyolo.export.OnnxDetector`` an ONNX model.
+
+    Online use (a stream of frames or event bins, :class:`~spyolo.inference.stream.StreamSession`)
+    drives the neuron state through the public building blocks: :meth:`start_state`,
+    :meth:`holds_state`, :meth:`release_state`, :meth:`run_steps`, :meth:`restart_readout` and
+    :meth:`decode`. One owner at a time holds the state; :meth:`predict` takes it from any.
 
     Args:
         class_names: one name per class, in label order.
@@ -159,13 +163,40 @@ class DetectorBase:
         """Clear a mean read-out's sums, keeping the membranes (a subclass's job)."""
         raise NotImplementedError
 
-    def _finish(
+    # ------------------------------------------------------- the neuron state, online
+
+    def start_state(self, owner: object | None = None) -> None:
+        """Give the network a fresh neuron state, held from now on by ``owner`` (e.g. a stream)."""
+        self._reset()
+        self._state_owner = owner
+
+    def holds_state(self, owner: object) -> bool:
+        """Whether the neuron state is the one ``owner`` started (nobody ran anything else since)."""
+        return self._state_owner is owner
+
+    def release_state(self, owner: object) -> None:
+        """``owner`` gives the state up (its next use starts a fresh one)."""
+        if self._state_owner is owner:
+            self._state_owner = None
+
+    def run_steps(self, batch: torch.Tensor, steps: int) -> tuple[torch.Tensor, ...]:
+        """Advance the current state ``steps`` timesteps on a pre-processed ``batch`` (see
+        :meth:`preprocess`; one forward pass for a non-spiking model); the last step's heads."""
+        return self._run_steps(batch, steps)
+
+    def restart_readout(self) -> None:
+        """Clear a mean read-out's running sums, keeping the membranes (nothing for ``readout=last``)."""
+        self._restart_readout()
+
+    def decode(
         self,
         outs: tuple[torch.Tensor, ...],
         images: Sequence[np.ndarray],
         letterboxes: Sequence[Any],
         sources: Sequence[str | None],
     ) -> list[Prediction]:
+        """Head outputs of a batch -> one :class:`Prediction` per image, boxes in the pixels of
+        ``images`` (the originals, RGB) through their ``letterboxes`` (from :meth:`preprocess`)."""
         dets = postprocess(outs, self.spec, self.conf, self.nms, self.max_det)
         results = []
         for det, image, letterbox, source in zip(dets, images, letterboxes, sources):
@@ -209,16 +240,13 @@ class DetectorBase:
             images = [read_image(item, rgb=rgb) for item in chunk]
             sources = [str(item) if isinstance(item, (str, Path)) else None for item in chunk]
             batch, letterboxes = self.preprocess(images)
-            self._reset()
-            self._state_owner = None
-            outs = self._run_steps(batch, self.steps_per_image)
-            results.extend(self._finish(outs, images, letterboxes, sources))
+            self.start_state()
+            outs = self.run_steps(batch, self.steps_per_image)
+            results.extend(self.decode(outs, images, letterboxes, sources))
         return results
 
-    def stream(self, steps_per_frame: int = 1, warmup: int = 8) -> "StreamSession":
+    def stream(self, steps_per_frame: int = 1, warmup: int = 8) -> StreamSession:
         """An online session over a sequence of frames (see :class:`~spyolo.inference.stream.StreamSession`)."""
-        from spyolo.inference.stream import StreamSession
-
         return StreamSession(self, steps_per_frame=steps_per_frame, warmup=warmup)
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import colorsys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from spyolo.inference.prediction import Prediction
+if TYPE_CHECKING:  # pragma: no cover - for annotations only: prediction.py imports this module
+    from spyolo.inference.prediction import Prediction
 
 __all__ = ["DrawStyle", "class_colors", "draw_predictions", "draw_style", "tile_images"]
 

@@ -142,8 +142,7 @@ def run_event_stream(
     model_seconds = 0.0
     start = time.perf_counter()
     done = False
-    detector._reset()
-    detector._state_owner = None
+    detector.start_state()
     name = str(source)
     try:
         writer, temp_video = open_writer(_temp_stem(out_stem), 1e6 / step_us, (rec.sensor.width * up,
@@ -166,9 +165,9 @@ def run_event_stream(
                                    (rec.sensor.width, rec.sensor.height))
             if k in report_at:
                 with torch.no_grad():
-                    pred = detector._finish(outs, [np.ascontiguousarray(picture[:, :, ::-1])], [geometry.letterbox],
+                    pred = detector.decode(outs, [np.ascontiguousarray(picture[:, :, ::-1])], [geometry.letterbox],
                                             [name])[0]
-                detector._restart_readout()
+                detector.restart_readout()
                 record = pred.to_dict()
                 record.update(t_us=int(t_end), step=k + 1, timesteps=k + 1, labelled=bool(report_at[k]))
                 records.append(json.dumps(record))

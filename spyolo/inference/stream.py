@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from spyolo.data.images import ImageInput, read_image
-from spyolo.inference.detector import DetectorBase
 from spyolo.inference.prediction import Prediction
+
+if TYPE_CHECKING:  # pragma: no cover - for annotations only: the detector builds its streams
+    from spyolo.inference.detector import DetectorBase
 
 __all__ = ["StreamSession"]
 
@@ -31,7 +34,7 @@ class StreamSession:
         warmup: timesteps on the first frame (>= 0).
     """
 
-    def __init__(self, detector: DetectorBase, steps_per_frame: int = 1, warmup: int = 8) -> None:
+    def __init__(self, detector: "DetectorBase", steps_per_frame: int = 1, warmup: int = 8) -> None:
         if steps_per_frame < 1:
             raise ValueError(f"steps_per_frame must be >= 1, got {steps_per_frame}")
         if warmup < 0:
@@ -46,29 +49,27 @@ class StreamSession:
         """Start over: the next frame gets a fresh state and the warm-up."""
         self.frames = 0
         self.timesteps_run = 0
-        if self.detector._state_owner is self:
-            self.detector._state_owner = None
+        self.detector.release_state(self)
 
     @torch.no_grad()
     def step(self, frame: ImageInput, rgb: bool = False) -> Prediction:
         """Process the next frame (BGR numpy by default, as from ``cv2.VideoCapture``)."""
         det = self.detector
-        if det._state_owner is not self:
+        if not det.holds_state(self):
             self.frames = 0
             self.timesteps_run = 0
         image = read_image(frame, rgb=rgb)
         batch, letterboxes = det.preprocess([image])
         if self.frames == 0:
-            det._reset()
-            det._state_owner = self
+            det.start_state(owner=self)
             steps = max(self.warmup, self.steps_per_frame)
         else:
             steps = self.steps_per_frame
-            det._restart_readout()  # a mean read-out averages this frame's steps only
-        outs = det._run_steps(batch, steps)
+            det.restart_readout()  # a mean read-out averages this frame's steps only
+        outs = det.run_steps(batch, steps)
         self.frames += 1
         self.timesteps_run += steps if det.spiking else 1
         source = str(frame) if isinstance(frame, (str, Path)) else None
-        return det._finish(outs, [image], letterboxes, [source])[0]
+        return det.decode(outs, [image], letterboxes, [source])[0]
 
     __call__ = step
