@@ -17,7 +17,16 @@ Modules:
 * :mod:`benchmarks.syncs`: host-sync detection on CUDA;
 * :mod:`benchmarks.rss`: the peak RSS over a window of work on the CPU;
 * :mod:`benchmarks.profile`: torch.profiler summaries by operator category;
-* :mod:`benchmarks.machine`, :mod:`benchmarks.report`: machine description, JSON and markdown reports.
+* :mod:`benchmarks.machine`, :mod:`benchmarks.report`: machine description, JSON and markdown reports;
+* :mod:`benchmarks.runner`: the one way the benchmarks start a command (the quality benchmark's
+  training and evaluation runs, the CPU grid's probes, the GPU check's parts);
+* :mod:`benchmarks.gradient_scale`: the relative gradient per layer at initialisation, per
+  neuron recipe (docs/learning_quality.md);
+* figures and side measurements named in the docs: :mod:`benchmarks.quality_chart`,
+  :mod:`benchmarks.detection_figure`, :mod:`benchmarks.event_figure`, :mod:`benchmarks.onnx_speed`,
+  :mod:`benchmarks.darknet_reference`.
+
+The quality benchmark's named runs live in ``configs/quality_runs/*.yaml`` (config overlays).
 """
 
 import os

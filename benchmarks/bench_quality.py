@@ -36,6 +36,7 @@ from typing import Any, NoReturn
 
 import yaml
 
+from benchmarks.machine import machine_info
 from benchmarks.runner import Job, start
 from spyolo.config import Config, ConfigError, apply_overrides, load_config, parse_yaml
 from spyolo.errors import SpyoloError
@@ -207,13 +208,6 @@ def _fail(message: str) -> NoReturn:
 def _machine_name(info: dict) -> str:
     gpus = info.get("gpus") or []
     return gpus[0]["name"] if gpus else f"{info['cpu_model']} ({info['cpu_cores']} cores)"
-
-
-def machine() -> dict:
-    """The machine the benchmark ran on (:func:`benchmarks.machine.machine_info`)."""
-    from benchmarks.machine import machine_info
-
-    return machine_info()
 
 
 def summarise(name: str, run_dir: Path, eval_json: Path, spikes_json: Path | None, train_s: float) -> dict:
@@ -419,7 +413,7 @@ def main() -> int:
     fptt_rows = [r for r in rows if is_fptt(runs[r["run"]])]
     best = max(fptt_rows, key=lambda r: r["map_voc07"])["run"] if fptt_rows else None
     meta = {
-        "config": args.config, "overrides": args.overrides, "machine": machine(),
+        "config": args.config, "overrides": args.overrides, "machine": machine_info(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "commands": [shown([py, "-m", "benchmarks.bench_quality", *sys.argv[1:]])] + [c for n in names for c in commands[n]],
         "jobs": args.jobs, "threads_per_run": threads or _inherited_threads(),
