@@ -9,12 +9,11 @@ Modules:
 
 * :mod:`benchmarks.probe`: one training or inference configuration on random tensors
   (``python -m benchmarks.probe``), :class:`~benchmarks.probe.ProbeSession` to measure
-  several ``T`` on one built (and compiled) model;
+  several ``T`` on one built (and compiled) model; FLOPs of one forward timestep and host-sync
+  detection on CUDA;
 * :mod:`benchmarks.suite`: a grid of configurations, a fresh process each on CPU;
 * :mod:`benchmarks.ratio`: FPTT timestep vs ANN-twin step, side by side on CPU;
 * :mod:`benchmarks.loader`: the training data loader's images/s;
-* :mod:`benchmarks.flops`: FLOPs of one forward timestep;
-* :mod:`benchmarks.syncs`: host-sync detection on CUDA;
 * :mod:`benchmarks.rss`: the peak RSS over a window of work on the CPU;
 * :mod:`benchmarks.profile`: torch.profiler summaries by operator category;
 * :mod:`benchmarks.machine`, :mod:`benchmarks.report`: machine description, JSON and markdown reports;

@@ -94,10 +94,9 @@ import torch
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from benchmarks.probe import ProbeConfig, ProbeSession
+from benchmarks.probe import ProbeConfig, ProbeSession, synchronize
 from benchmarks.report import machine_lines, write_pair
 from benchmarks.suite import run_sessions
-from benchmarks.syncs import synchronize
 
 __all__ = [
     "CATEGORIES",

@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, fields, replace
+
 import torch
 
 from benchmarks.probe import ProbeConfig, ProbeSession

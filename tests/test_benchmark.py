@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks.flops import forward_flops_per_image
-from benchmarks.probe import ProbeConfig, ProbeSession
+from benchmarks.probe import ProbeConfig, ProbeSession, forward_flops_per_image
 from benchmarks.report import markdown_report, markdown_table, write_report
 from benchmarks.suite import expand_grid, session_key
 from spyolo.models import SPYv4, YOLOv4Tiny
