@@ -29,6 +29,7 @@ import csv
 import json
 import os
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -386,6 +387,7 @@ def main() -> int:
         results[name] = summarise(name, run_dir, eval_json, spikes, train_s)
         print(json.dumps(results[name]), flush=True)
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))  # so that `finally` runs
     try:
         while pending or running:
             while len(running) < args.jobs and any(ready(n) for n in pending):
@@ -399,7 +401,7 @@ def main() -> int:
                     time.sleep(1.0)
             job = running.pop(done)
             evaluate(done, _finish(job, out / f"{done}_train.log"))
-    finally:  # a failed or interrupted benchmark leaves no training behind
+    finally:  # a failed, interrupted or terminated benchmark leaves no training behind
         for job in running.values():
             job.kill()
     rows = [results[n] for n in names]

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.runner import run
+
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY_CONFIG = """
@@ -52,8 +54,7 @@ def test_bench_quality_two_runs_side_by_side(tmp_path: Path) -> None:
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "benchmarks.bench_quality", "--config", str(config), "--out", str(out),
            "--runs", "spyv4_fptt,spyv4_fptt_transfer_distill_mean,ann_twin", "--jobs", "2"]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    r = run(cmd, timeout=600, capture=True, env={**os.environ, "OMP_NUM_THREADS": "1"})  # no run outlives a timeout
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     # the data was generated once, by bench_quality itself, before the runs started
     assert (r.stdout + r.stderr).count("generated a synthetic VOC-style dataset") == 1
@@ -78,7 +79,7 @@ def test_bench_quality_two_runs_side_by_side(tmp_path: Path) -> None:
     assert any("eval.py" in c and "--spikes" in c for c in table["commands"])
 
     bad = subprocess.run(cmd[:-4] + ["--runs", "spyv4_nonsense"], capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert bad.returncode != 0 and "unknown run 'spyv4_nonsense'" in bad.stderr
+    assert bad.returncode == 2 and "unknown run 'spyv4_nonsense'" in bad.stderr
 
 
 def test_bench_quality_real_photo_rows_from_pretrained_weights(tmp_path: Path) -> None:
@@ -96,8 +97,8 @@ def test_bench_quality_real_photo_rows_from_pretrained_weights(tmp_path: Path) -
            "--runs", "real_ann_pretrained,real_spyv4_fptt_recipe", "--teacher-run", "real_ann_pretrained"]
     missing = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert missing.returncode != 0 and "need --pretrained" in missing.stderr
-    r = subprocess.run([*cmd, "--pretrained", str(pretrained)], capture_output=True, text=True, timeout=600, cwd=ROOT,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    r = run([*cmd, "--pretrained", str(pretrained)], timeout=600, capture=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     table = json.loads((out / "table.json").read_text())
     ann, snn = table["rows"]
