@@ -13,101 +13,158 @@ size, epochs, schedule, seed) and one change (``train.method`` or ``model.kind``
 image (45 nm figures, docs/spike_stats.md), training wall time and images/s, peak memory, the
 machine, and the exact commands. Targets: FPTT >= 0.95 x BPTT and >= 0.85 x ANN (VOC2007 mAP);
 the difficulty guard wants the ANN twin between 0.6 and 0.9.
+
+The runs are defined in ``configs/quality_runs/``: one YAML file per preset group (``baseline``:
+the three runs above, the default; ``ablations``; ``recipe``; ``real``: the real-photo rows), each a
+mapping of run name to the config values it changes, written as in a config file. ``--runs`` takes
+run names and preset names, e.g. ``--runs real --teacher-run real_ann_pretrained --pretrained W``
+or ``--runs ann_twin,spyv4_fptt_transfer_distill_mean``.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
 import os
 import shlex
-import subprocess
+import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any, NoReturn
 
-from spyolo.config import load_config
+import yaml
+
+from benchmarks.machine import machine_info
+from benchmarks.runner import Job, start
+from spyolo.config import Config, ConfigError, apply_overrides, load_config, parse_yaml
+from spyolo.errors import SpyoloError
+from spyolo.utils.io import atomic_write_text
 from spyolo.utils.logging import configure_logging
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ROOT / "tools"
-RUNS = {
-    "spyv4_fptt": ["model.kind=spyv4", "train.method=fptt"],
-    "spyv4_bptt": ["model.kind=spyv4", "train.method=bptt"],
-    "ann_twin": ["model.kind=ann"],
-}
-# Optional ablations of the FPTT recipe (--runs spyv4_fptt,spyv4_fptt_noavg,...).
-ABLATIONS = {
-    "spyv4_fptt_noavg": ["model.kind=spyv4", "train.method=fptt", "train.reset_to_average=never"],
-    "spyv4_fptt_linear": ["model.kind=spyv4", "train.method=fptt", "train.step_weighting=linear"],
-    "spyv4_fptt_release_alpha": ["model.kind=spyv4", "train.method=fptt", "train.fptt_alpha_reg=0.1"],
-    "spyv4_fptt_alpha01": ["model.kind=spyv4", "train.method=fptt", "train.fptt_alpha=0.1"],
-    "spyv4_fptt_alpha05": ["model.kind=spyv4", "train.method=fptt", "train.fptt_alpha=0.5"],
-    "spyv4_fptt_update2": ["model.kind=spyv4", "train.method=fptt", "train.update_every=2"],
-    # The paper's neuron constants (threshold 1, multi-Gaussian s=0.3, h=0.15, gamma=0.5) instead
-    # of the benchmark config's recipe: what the recipe change buys.
-    "spyv4_fptt_paper_neuron": ["model.kind=spyv4", "train.method=fptt", "model.threshold=1.0",
-                                "model.surrogate_sigma=0.3", "model.surrogate_height=0.15",
-                                "model.surrogate_gamma=0.5"],
-}
-PAPER_NEURON = ["model.threshold=1.0", "model.surrogate_sigma=0.3", "model.surrogate_height=0.15",
-                "model.surrogate_gamma=0.5"]
-FPTT = ["model.kind=spyv4", "train.method=fptt"]
-TRANSFER = ["model.init_from={teacher}", "train.lr=2e-3"]  # from the trained twin: a smaller step
-DISTILL = ["train.distill_from={teacher}"]
-MEAN = ["model.readout=mean"]
-# The training recipe: SPYv4-FPTT started from the trained ANN twin (transfer), pulled towards it
-# (distillation), read out over time (mean), at the benchmark's neuron recipe and at the paper's.
-# "{teacher}" is the ANN twin's last.pt: this invocation's ann_twin run (which then runs first),
-# or --teacher PATH. spyv4_fptt_equal_time: the best recipe with the epochs that make ANN stage +
-# SNN stage cost what the scratch run costs (20 ANN epochs ~ 2.7 SNN epochs on the CPU benchmark).
-RECIPE = {
-    "spyv4_fptt_mean": [*FPTT, *MEAN],
-    "spyv4_fptt_transfer": [*FPTT, *TRANSFER],
-    "spyv4_fptt_distill": [*FPTT, *DISTILL],
-    "spyv4_fptt_transfer_distill": [*FPTT, *TRANSFER, *DISTILL],
-    "spyv4_fptt_transfer_distill_mean": [*FPTT, *TRANSFER, *DISTILL, *MEAN],
-    "spyv4_fptt_equal_time": [*FPTT, *TRANSFER, *DISTILL, *MEAN, "train.epochs=17"],
-    "spyv4_fptt_paper_transfer": [*FPTT, *PAPER_NEURON, *TRANSFER],
-    "spyv4_fptt_paper_distill": [*FPTT, *PAPER_NEURON, *DISTILL],
-    "spyv4_fptt_paper_transfer_distill": [*FPTT, *PAPER_NEURON, *TRANSFER, *DISTILL],
-    "spyv4_fptt_paper_transfer_distill_mean": [*FPTT, *PAPER_NEURON, *TRANSFER, *DISTILL, *MEAN],
-}
-# Real photographs (configs/real_raccoon.yaml, configs/real_bccd.yaml): the ANN twin from scratch and
-# from pretrained weights ("{pretrained}": --pretrained, e.g. the Darknet COCO yolov4-tiny.weights),
-# then SPYv4 from scratch and from the fine-tuned twin ("{teacher}": --teacher-run real_ann_pretrained)
-# with the paper's recipe (its neuron constants, FPTT alpha 0.5 / 0.1, input dropout, last-step
-# read-out) and with spyolo's (transfer + distillation + mean read-out), by FPTT and by BPTT. Every row
-# has the config's epochs and schedule; the ANN rows use the twin's fine-tuning step size.
-ANN_LR = ["train.lr=1e-3"]
-RELEASE_FPTT = ["train.fptt_alpha=0.5", "train.fptt_alpha_reg=0.1", "model.input_dropout=0.1"]
-REAL = {
-    "real_ann_scratch": ["model.kind=ann", *ANN_LR],
-    "real_ann_pretrained": ["model.kind=ann", *ANN_LR, "model.init_from={pretrained}"],
-    "real_spyv4_fptt_scratch": [*FPTT, "model.readout=last"],
-    "real_spyv4_fptt_paper_recipe": [*FPTT, *PAPER_NEURON, *RELEASE_FPTT, "model.readout=last",
-                                     "model.init_from={teacher}"],
-    "real_spyv4_fptt_recipe": [*FPTT, "model.init_from={teacher}", *DISTILL, *MEAN],
-    "real_spyv4_bptt_recipe": ["model.kind=spyv4", "train.method=bptt", "model.init_from={teacher}", *DISTILL, *MEAN],
-}
-REAL_RUNS = ",".join(REAL)
-ALL_RUNS = {**RUNS, **ABLATIONS, **RECIPE, **REAL}
+RUNS_DIR = ROOT / "configs" / "quality_runs"
+PRESETS = ("baseline", "ablations", "recipe", "real")
+"""The preset groups, each ``configs/quality_runs/<preset>.yaml``: a mapping of run name -> config overlay.
+``--runs <preset>`` selects a group's runs; ``baseline`` (FPTT, BPTT, ANN twin) is the default."""
+PLACEHOLDERS = ("{teacher}", "{pretrained}")
 
 
-def needs_teacher(name: str) -> bool:
+class RunsError(SpyoloError, ValueError):
+    """A run file or a ``--runs`` selection that cannot be used."""
+
+
+def _value_text(value: Any) -> str:
+    """A config value as the text of a ``section.key=value`` override that parses back to it."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif value is None:
+        text = "null"
+    elif isinstance(value, float):
+        text = repr(value)
+        if "e" in text and "." not in text:  # YAML 1.1 reads 1e-05 as a string
+            mantissa, exponent = text.split("e")
+            text = f"{mantissa}.0e{exponent}"
+    elif isinstance(value, (int, str)):
+        text = str(value)
+    else:
+        text = json.dumps(value)  # lists and mappings: YAML flow style
+    return text if parse_yaml(text) == value else json.dumps(value)
+
+
+def overlay_overrides(overlay: dict, teacher: str = "{teacher}", pretrained: str = "{pretrained}") -> list[str]:
+    """A run's overlay (``{section: {key: value}}``) as ``section.key=value`` overrides, in file order,
+    with ``{teacher}`` and ``{pretrained}`` in string values replaced by the given paths."""
+    out = []
+    for section, values in overlay.items():
+        for key, value in values.items():
+            if isinstance(value, str):
+                value = value.replace("{teacher}", teacher).replace("{pretrained}", pretrained)
+            out.append(f"{section}.{key}={_value_text(value)}")
+    return out
+
+
+def load_runs(folder: Path = RUNS_DIR) -> dict[str, dict[str, dict]]:
+    """Every preset's runs: ``{preset: {run: overlay}}``, read from ``<folder>/<preset>.yaml``.
+
+    Each overlay is checked as overrides of the default config (sections, keys, types, choices);
+    a run name may appear once across the files and never as a preset's name.
+
+    Raises:
+        RunsError: naming the file and the run or key that is wrong.
+    """
+    presets: dict[str, dict[str, dict]] = {}
+    seen: dict[str, Path] = {}
+    for preset in PRESETS:
+        path = folder / f"{preset}.yaml"
+        try:
+            data = parse_yaml(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+            raise RunsError(f"{path}: cannot read the run file ({e})") from None
+        if not isinstance(data, dict) or not data:
+            raise RunsError(f"{path}: expected a mapping of run name -> config overlay")
+        runs: dict[str, dict] = {}
+        for name, overlay in data.items():
+            name = str(name)
+            if name in seen or name in PRESETS:
+                other = seen.get(name)
+                raise RunsError(f"{path}: run '{name}' is also " + (f"defined in {other}" if other else "a preset name"))
+            if not isinstance(overlay, dict) or not all(isinstance(v, dict) for v in overlay.values()):
+                raise RunsError(f"{path}: run '{name}' must be a mapping of section -> {{key: value}}")
+            try:
+                apply_overrides(Config(), overlay_overrides(overlay, "teacher.pt", "pretrained.pt"))
+            except ConfigError as e:
+                raise RunsError(f"{path}: run '{name}': {e}") from None
+            runs[name] = overlay
+            seen[name] = path
+        presets[preset] = runs
+    return presets
+
+
+def all_runs(presets: dict[str, dict[str, dict]]) -> dict[str, dict]:
+    """Every run's overlay by name, in preset order."""
+    return {name: overlay for runs in presets.values() for name, overlay in runs.items()}
+
+
+def select_runs(spec: str, presets: dict[str, dict[str, dict]]) -> list[str]:
+    """The run names of a ``--runs`` value: a comma list of run names and preset names (expanded in order)."""
+    known = all_runs(presets)
+    names: list[str] = []
+    for item in (part.strip() for part in spec.split(",")):
+        chosen = list(presets[item]) if item in presets else [item]
+        for name in chosen:
+            if name not in known:
+                raise RunsError(f"unknown run '{name}'; valid: {', '.join(known)} (or a preset: {', '.join(PRESETS)})")
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _uses(overlay: dict, placeholder: str) -> bool:
+    return any(isinstance(v, str) and placeholder in v for values in overlay.values() for v in values.values())
+
+
+def needs_teacher(overlay: dict) -> bool:
     """Whether a run starts from, or distils from, the trained ANN twin."""
-    return any("{teacher}" in o for o in ALL_RUNS[name])
+    return _uses(overlay, "{teacher}")
 
 
-def needs_pretrained(name: str) -> bool:
+def needs_pretrained(overlay: dict) -> bool:
     """Whether a run starts from ``--pretrained`` weights."""
-    return any("{pretrained}" in o for o in ALL_RUNS[name])
+    return _uses(overlay, "{pretrained}")
 
 
-def is_ann(name: str) -> bool:
+def is_ann(overlay: dict) -> bool:
     """Whether a run trains the ANN twin (no timesteps, no spike statistics)."""
-    return "model.kind=ann" in ALL_RUNS[name]
+    return overlay.get("model", {}).get("kind") == "ann"
+
+
+def is_fptt(overlay: dict) -> bool:
+    """Whether a run trains SPYv4 by FPTT (named in its overlay)."""
+    return overlay.get("train", {}).get("method") == "fptt"
 
 
 def _inherited_threads() -> int:
@@ -118,15 +175,9 @@ def _inherited_threads() -> int:
         return os.cpu_count() or 1
 
 
-def _start(cmd: list[str], log: Path, threads: int | None) -> tuple[subprocess.Popen, float]:
+def _start(cmd: list[str], log: Path, threads: int | None) -> Job:
     print("$ " + shown(cmd), flush=True)
-    env = dict(os.environ)
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
-    f = log.open("w")
-    proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
-    f.close()  # the child holds its own descriptor
-    return proc, time.perf_counter()
+    return start(cmd, log=log, threads=threads)
 
 
 def shown(cmd: list[str]) -> str:
@@ -142,25 +193,22 @@ def shown(cmd: list[str]) -> str:
     return " ".join(shlex.quote(one(c)) for c in cmd)
 
 
-def _finish(proc: subprocess.Popen, t0: float, log: Path) -> float:
-    rc = proc.wait()
-    dt = time.perf_counter() - t0
-    if rc != 0:
-        tail = log.read_text()[-3000:]
-        sys.exit(f"bench_quality: command failed (exit {rc}), log {log}:\n{tail}")
-    return dt
+def _finish(job: Job, log: Path) -> float:
+    done = job.wait()
+    if not done.ok:
+        tail = log.read_text(errors="replace")[-3000:]
+        sys.exit(f"bench_quality: command failed (exit {done.returncode}), log {log}:\n{tail}")
+    return done.seconds
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"bench_quality: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def _machine_name(info: dict) -> str:
     gpus = info.get("gpus") or []
     return gpus[0]["name"] if gpus else f"{info['cpu_model']} ({info['cpu_cores']} cores)"
-
-
-def machine() -> dict:
-    """The machine the benchmark ran on (:func:`benchmarks.machine.machine_info`)."""
-    from benchmarks.machine import machine_info
-
-    return machine_info()
 
 
 def summarise(name: str, run_dir: Path, eval_json: Path, spikes_json: Path | None, train_s: float) -> dict:
@@ -196,7 +244,8 @@ def fmt(v, pct=False, digits=2) -> str:
     return f"{100 * v:.{digits}f}" if pct else f"{v:.{digits}f}"
 
 
-def markdown(rows: list[dict], meta: dict) -> str:
+def markdown(rows: list[dict], meta: dict, ann_runs: set[str] = frozenset()) -> str:
+    """The table of ``rows``; ``ann_runs`` are the ANN-twin rows (their energy is the twin's figure)."""
     lines = [
         f"Benchmark `{meta['config']}` on {_machine_name(meta['machine'])} "
         f"(torch {meta['machine']['torch']}), {meta['date']}",
@@ -207,7 +256,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
     for r in rows:
         energy = r.get("energy_uj")
         distill = f" (+{r['final_distill']:.2f})" if "final_distill" in r else ""
-        if is_ann(r["run"]):
+        if r["run"] in ann_runs:
             energy = next((x.get("ann_twin_energy_uj") for x in rows if x.get("ann_twin_energy_uj")), None)
         lines.append(
             f"| {r['run']} | {fmt(r['map_voc07'], True)} | {fmt(r['map_area'], True)} | {fmt(r['map_coco'], True)} | "
@@ -243,11 +292,18 @@ def markdown(rows: list[dict], meta: dict) -> str:
 
 
 def main() -> int:
+    try:
+        presets = load_runs()
+    except RunsError as e:
+        _fail(str(e))
+    runs = all_runs(presets)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="configs/bench_synthetic_cpu.yaml")
     p.add_argument("--out", default=None, help="output folder (default runs/<train.name>_quality)")
-    p.add_argument("--runs", default=",".join(RUNS),
-                   help=f"comma list from {','.join(ALL_RUNS)}; 'real': the real-photo rows ({REAL_RUNS})")
+    p.add_argument("--runs", default="baseline",
+                   help="comma list of run names and preset groups (default baseline: "
+                        f"{','.join(presets['baseline'])}); each preset is configs/quality_runs/<preset>.yaml: "
+                        + "; ".join(f"{k}: {','.join(v)}" for k, v in presets.items()))
     p.add_argument("--jobs", type=int, default=1,
                    help="runs trained at the same time (default 1). With N > 1 each run gets cpu_count / N "
                         "threads; their wall times and images/s are then measured under that sharing (the "
@@ -264,31 +320,36 @@ def main() -> int:
     p.add_argument("overrides", nargs="*", help="section.key=value overrides applied to every run")
     args = p.parse_args()
     configure_logging(0)
-    cfg = load_config(args.config, args.overrides)  # validates the overrides once, up front
-    names = list(REAL) if args.runs == "real" else args.runs.split(",")
-    for name in names:
-        if name not in ALL_RUNS:
-            sys.exit(f"bench_quality: unknown run '{name}'; valid: {', '.join(ALL_RUNS)}")
+    try:
+        cfg = load_config(args.config, args.overrides)  # validates the overrides once, up front
+        names = select_runs(args.runs, presets)
+    except SpyoloError as e:
+        _fail(str(e))
     if args.jobs < 1:
-        sys.exit("bench_quality: --jobs must be >= 1")
+        _fail("--jobs must be >= 1")
     teacher_run = args.teacher_run
-    if any(needs_teacher(n) for n in names) and not args.teacher and teacher_run not in names:
-        sys.exit(f"bench_quality: the transfer/distillation runs need the ANN twin: add {teacher_run} to --runs "
-                 "or pass --teacher PATH")
-    if not args.teacher and teacher_run in names and not is_ann(teacher_run):
-        sys.exit(f"bench_quality: --teacher-run {teacher_run} does not train the ANN twin")
+    if any(needs_teacher(runs[n]) for n in names) and not args.teacher and teacher_run not in names:
+        _fail(f"the transfer/distillation runs need the ANN twin: add {teacher_run} to --runs or pass --teacher PATH")
+    if not args.teacher and teacher_run in names and not is_ann(runs[teacher_run]):
+        _fail(f"--teacher-run {teacher_run} does not train the ANN twin")
     if args.teacher and not Path(args.teacher).is_file():
-        sys.exit(f"bench_quality: {args.teacher}: teacher checkpoint not found")
-    if any(needs_pretrained(n) for n in names) and not (args.pretrained and Path(args.pretrained).is_file()):
-        sys.exit(f"bench_quality: {', '.join(n for n in names if needs_pretrained(n))} need --pretrained WEIGHTS "
-                 f"(an existing file; got {args.pretrained!r})")
+        _fail(f"{args.teacher}: teacher checkpoint not found")
+    if any(needs_pretrained(runs[n]) for n in names) and not (args.pretrained and Path(args.pretrained).is_file()):
+        _fail(f"{', '.join(n for n in names if needs_pretrained(runs[n]))} need --pretrained WEIGHTS "
+              f"(an existing file; got {args.pretrained!r})")
     out = Path(args.out or f"runs/{cfg.train.name}_quality")
+    teacher = args.teacher or str(out / teacher_run / "weights" / "last.pt")
+    run_overrides = {n: overlay_overrides(runs[n], teacher, str(args.pretrained)) for n in names}
+    for name in names:  # every run's config is checked before the first one starts
+        try:
+            apply_overrides(copy.deepcopy(cfg), run_overrides[name])
+        except ConfigError as e:
+            _fail(f"run {name} on {args.config}: {e}")
     from spyolo.cli.train import run_files
 
     earlier = [n for n in names if (out / n).is_dir() and run_files(out / n)]
     if earlier:
-        sys.exit(f"bench_quality: {out} already holds runs {', '.join(earlier)}; choose another --out "
-                 f"(earlier runs are never overwritten)")
+        _fail(f"{out} already holds runs {', '.join(earlier)}; choose another --out (earlier runs are never overwritten)")
     out.mkdir(parents=True, exist_ok=True)
     from spyolo.data.build import ensure_synthetic
 
@@ -297,20 +358,17 @@ def main() -> int:
     threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
     commands: dict[str, list[str]] = {}
     results: dict[str, dict] = {}
-    teacher = args.teacher or str(out / teacher_run / "weights" / "last.pt")
     # the teacher run first when others wait for it
     pending = sorted(names, key=lambda n: n != teacher_run) if not args.teacher else list(names)
-    running: dict[str, tuple[subprocess.Popen, float]] = {}
+    running: dict[str, Job] = {}
 
     def ready(name: str) -> bool:
-        return args.teacher is not None or not needs_teacher(name) or teacher_run in results
+        return args.teacher is not None or not needs_teacher(runs[name]) or teacher_run in results
 
     def launch(name: str) -> None:
         run_dir = out / name
-        run_overrides = [o.replace("{teacher}", teacher).replace("{pretrained}", str(args.pretrained))
-                         for o in ALL_RUNS[name]]
         train_cmd = [py, str(TOOLS / "train.py"), "--config", args.config, "--run-dir", str(run_dir), "--exist-ok",
-                     "--no-progress", *args.overrides, *run_overrides, "train.eval_every=0"]
+                     "--no-progress", *args.overrides, *run_overrides[name], "train.eval_every=0"]
         commands[name] = [shown(train_cmd)]
         running[name] = _start(train_cmd, out / f"{name}_train.log", threads)
 
@@ -319,28 +377,33 @@ def main() -> int:
         eval_json = run_dir / "eval" / "metrics.json"
         eval_cmd = [py, str(TOOLS / "eval.py"), "--weights", str(run_dir / "weights" / "last.pt"), "--coco",
                     "--json", str(eval_json), "--out", str(run_dir / "eval"), "--no-progress", *args.overrides]
-        spiking = not is_ann(name)
+        spiking = not is_ann(runs[name])
         if spiking:
             eval_cmd.append("--spikes")
         log = out / f"{name}_eval.log"
-        _finish(*_start(eval_cmd, log, threads), log)
+        _finish(_start(eval_cmd, log, threads), log)
         commands[name].append(shown(eval_cmd))
         spikes = run_dir / "eval" / "spike_stats.json" if spiking else None
         results[name] = summarise(name, run_dir, eval_json, spikes, train_s)
         print(json.dumps(results[name]), flush=True)
 
-    while pending or running:
-        while len(running) < args.jobs and any(ready(n) for n in pending):
-            name = next(n for n in pending if ready(n))
-            pending.remove(name)
-            launch(name)
-        done = None
-        while done is None:
-            done = next((n for n, (proc, _) in running.items() if proc.poll() is not None), None)
-            if done is None:
-                time.sleep(1.0)
-        proc, t0 = running.pop(done)
-        evaluate(done, _finish(proc, t0, out / f"{done}_train.log"))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))  # so that `finally` runs
+    try:
+        while pending or running:
+            while len(running) < args.jobs and any(ready(n) for n in pending):
+                name = next(n for n in pending if ready(n))
+                pending.remove(name)
+                launch(name)
+            done = None
+            while done is None:
+                done = next((n for n, job in running.items() if job.poll() is not None), None)
+                if done is None:
+                    time.sleep(1.0)
+            job = running.pop(done)
+            evaluate(done, _finish(job, out / f"{done}_train.log"))
+    finally:  # a failed, interrupted or terminated benchmark leaves no training behind
+        for job in running.values():
+            job.kill()
     rows = [results[n] for n in names]
     by = {r["run"]: r for r in rows}
 
@@ -349,10 +412,10 @@ def main() -> int:
 
     reference = teacher_run if teacher_run in by else "ann_twin"
     ann = by.get(reference, {}).get("map_voc07")
-    fptt_rows = [r for r in rows if "train.method=fptt" in ALL_RUNS[r["run"]]]
+    fptt_rows = [r for r in rows if is_fptt(runs[r["run"]])]
     best = max(fptt_rows, key=lambda r: r["map_voc07"])["run"] if fptt_rows else None
     meta = {
-        "config": args.config, "overrides": args.overrides, "machine": machine(),
+        "config": args.config, "overrides": args.overrides, "machine": machine_info(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "commands": [shown([py, "-m", "benchmarks.bench_quality", *sys.argv[1:]])] + [c for n in names for c in commands[n]],
         "jobs": args.jobs, "threads_per_run": threads or _inherited_threads(),
@@ -363,12 +426,12 @@ def main() -> int:
                     "recipe_fptt_over_bptt": ratio("real_spyv4_fptt_recipe", "real_spyv4_bptt_recipe"),
                     "ann_in_band": (None if ann is None else 0.6 <= ann <= 0.9)},
     }
-    (out / "table.json").write_text(json.dumps({"rows": rows, **meta}, indent=2))
+    atomic_write_text(out / "table.json", json.dumps({"rows": rows, **meta}, indent=2))
     from spyolo.eval.plots import plot_training_curves
 
     plot_training_curves({n: out / n for n in names}, out / "loss.png", title=f"{args.config}: training loss per epoch")
-    md = markdown(rows, meta)
-    (out / "table.md").write_text(md)
+    md = markdown(rows, meta, {n for n in names if is_ann(runs[n])})
+    atomic_write_text(out / "table.md", md)
     print("\n" + md)
     return 0
 

@@ -34,7 +34,8 @@ Everything lands in ``$OUT`` (default ``./gpu_out``), at most eight files: ``gpu
 ``fused.json``, and ``fptt_profile.json`` / ``fptt_profile.md`` (the profile). They are
 rewritten after every part, so a run cut short keeps what it did.
 
-The orchestrator imports neither torch nor spyolo (parts do, in their subprocesses). Compiler
+The orchestrator imports neither torch nor the spyolo library (parts do, in their subprocesses);
+it writes its files through ``spyolo.utils.io``, which needs neither. Compiler
 caches go to ``.devout/`` in the repository (git-ignored), so a second run on the same machine
 reuses compiled kernels.
 """
@@ -44,15 +45,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.runner import ROOT, run
+from spyolo.utils.io import atomic_write_text
 
 GPU_SIZE = {"batch": "64", "img_size": "416", "width": "1.0"}
 TINY_SIZE = {"batch": "2", "img_size": "64", "width": "0.25"}
@@ -98,11 +98,8 @@ def part_info(device: str) -> dict:
     import torch
 
     if shutil.which("nvidia-smi"):
-        try:
-            smi = subprocess.run(["nvidia-smi"], capture_output=True, text=True, timeout=20)
-            print(smi.stdout)
-        except subprocess.TimeoutExpired:
-            print("nvidia-smi: timed out after 20 s")
+        smi = run(["nvidia-smi"], timeout=20, capture=True)
+        print("nvidia-smi: timed out after 20 s" if smi.timed_out else smi.stdout)
     else:
         print("nvidia-smi: not on PATH")
 
@@ -277,7 +274,7 @@ def run_part_here(name: str, device: str, tiny: bool, json_path: Path) -> int:
         "sync": lambda: part_sync(device, tiny),
     }
     result = funcs[name]()
-    json_path.write_text(json.dumps(result, indent=2, default=str))
+    atomic_write_text(json_path, json.dumps(result, indent=2, default=str))
     print(json.dumps(result, default=str)[:4000])
     return 0
 
@@ -358,18 +355,9 @@ def build_parts(device: str, tiny: bool) -> list[Part]:
 
 
 def _run(argv: list[str], timeout: float, log, env: dict) -> tuple[int | None, float]:
-    """Run ``python argv`` in its own process group; kill the group at the timeout."""
-    t0 = time.monotonic()
-    proc = subprocess.Popen(
-        [sys.executable, *argv], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-    )
-    try:
-        rc = proc.wait(timeout=max(1.0, timeout))
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        rc = None
-    return rc, time.monotonic() - t0
+    """Run ``python argv`` (:func:`benchmarks.runner.run`); its process group is killed at the timeout."""
+    done = run([sys.executable, *argv], timeout=max(1.0, timeout), log=log, env=env)
+    return done.returncode, done.seconds
 
 
 def _targets(rows: list[dict], parts: list[Part]) -> list[dict]:
@@ -493,17 +481,17 @@ def main(argv: list[str] | None = None) -> int:
     def save() -> None:
         report["elapsed_s"] = time.monotonic() - start
         report["targets"] = _targets(bench_rows, parts)
-        (out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=str))
-        (out / "gpu_check.md").write_text(_summary_md(report))
+        atomic_write_text(out / "gpu_check.json", json.dumps(report, indent=2, default=str))
+        atomic_write_text(out / "gpu_check.md", _summary_md(report))
         bench = {**bench_meta, "results": bench_rows}
-        (out / "bench.json").write_text(json.dumps(bench, indent=2, default=str))
+        atomic_write_text(out / "bench.json", json.dumps(bench, indent=2, default=str))
         if bench_rows:
             try:
                 from benchmarks.report import markdown_report  # imports torch-free helpers only
 
-                (out / "bench.md").write_text(markdown_report(bench) + "\n")
+                atomic_write_text(out / "bench.md", markdown_report(bench) + "\n")
             except Exception as e:  # noqa: BLE001 - the JSON is the record; the table is a convenience
-                (out / "bench.md").write_text(f"(markdown table failed: {e})\n")
+                atomic_write_text(out / "bench.md", f"(markdown table failed: {e})\n")
 
     with log_path.open("a") as log:
         for part in parts:
@@ -555,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
                 part.result = json.loads(json_path.read_text())
                 entry["result"] = part.result
                 if part.name == "fused":
-                    (out / "fused.json").write_text(json.dumps(part.result, indent=2, default=str))
+                    atomic_write_text(out / "fused.json", json.dumps(part.result, indent=2, default=str))
             save()
     save()
     print(_summary_md(report))

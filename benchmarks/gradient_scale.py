@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """How much gradient reaches SPYv4's synaptic weights at initialisation, per neuron recipe.
 
-    python -m benchmarks.gradient_scale --width 1.0 --img-size 416 --timesteps 8 --batch 4
-    python -m benchmarks.gradient_scale --width 0.25 --img-size 160 --timesteps 2 --batch 16
+    python -m benchmarks.gradient_scale --width 0.25 --img-size 160 --batch 16 --json docs/results/gradient_scale_w025_160.json
+    python -m benchmarks.gradient_scale --width 1.0 --img-size 416 --batch 4 --json docs/results/gradient_scale_w1_416.json
+
+(the two measurements of docs/learning_quality.md, "What they show", item 2; T = 2 by default.)
 
 For each neuron recipe (the paper's: threshold 1, multi-Gaussian surrogate s 0.3, h 0.15,
 gamma 0.5; the synthetic configs': threshold 0.5, Gaussian s 1.2) and for the ANN twin, one
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--width", type=float, default=1.0)
     p.add_argument("--img-size", type=int, default=416)
-    p.add_argument("--timesteps", type=int, default=8)
+    p.add_argument("--timesteps", type=int, default=2)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--num-classes", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)

@@ -82,7 +82,6 @@ operator makes inside itself (e.g. autocast's weight casts inside ``aten::conv2d
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -95,10 +94,9 @@ import torch
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from benchmarks.probe import ProbeConfig, ProbeSession
-from benchmarks.report import machine_lines
+from benchmarks.probe import ProbeConfig, ProbeSession, synchronize
+from benchmarks.report import machine_lines, write_pair
 from benchmarks.suite import run_sessions
-from benchmarks.syncs import synchronize
 
 __all__ = [
     "CATEGORIES",
@@ -589,8 +587,4 @@ def profile_markdown(report: dict) -> str:
 def write_profile_report(out_dir: str | Path, report: dict, stem: str = "benchmark") -> tuple[Path, Path]:
     """Write ``<out_dir>/<stem>_profile.json`` and ``<stem>_profile.md``; return both paths."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out / f"{stem}_profile.json", out / f"{stem}_profile.md"
-    json_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    md_path.write_text(profile_markdown(report) + "\n")
-    return json_path, md_path
+    return write_pair(out / f"{stem}_profile.json", report, out / f"{stem}_profile.md", profile_markdown(report))

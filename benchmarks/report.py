@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TABLE_COLUMNS", "markdown_report", "markdown_table", "write_report"]
+from spyolo.utils.io import atomic_write_files
+
+__all__ = ["TABLE_COLUMNS", "markdown_report", "markdown_table", "write_pair", "write_report"]
 
 TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("method", "method"),
@@ -130,22 +130,15 @@ def markdown_report(report: dict) -> str:
     return "\n".join(parts)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def write_pair(json_path: Path, report: dict, md_path: Path, markdown: str) -> tuple[Path, Path]:
+    """Write ``report`` as JSON and ``markdown`` beside it, each atomically, the two together
+    (:func:`spyolo.utils.io.atomic_write_files`: both replace their files only once both are written)."""
+    atomic_write_files([(json_path, (json.dumps(report, indent=2, default=str) + "\n").encode()),
+                        (md_path, (markdown + "\n").encode())])
+    return json_path, md_path
 
 
 def write_report(out_dir: str | Path, report: dict, stem: str = "benchmark") -> tuple[Path, Path]:
     """Write ``<out_dir>/<stem>.json`` and ``<stem>.md`` (atomically); return both paths."""
     out = Path(out_dir)
-    json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
-    _atomic_write(json_path, json.dumps(report, indent=2, default=str) + "\n")
-    _atomic_write(md_path, markdown_report(report) + "\n")
-    return json_path, md_path
+    return write_pair(out / f"{stem}.json", report, out / f"{stem}.md", markdown_report(report))

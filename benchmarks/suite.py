@@ -15,19 +15,15 @@ from __future__ import annotations
 
 import gc
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, fields, replace
-from pathlib import Path
 
 import torch
 
 from benchmarks.probe import ProbeConfig, ProbeSession
-
-ROOT = Path(__file__).resolve().parents[1]
-"""The repository root: the working folder of the probe subprocesses (``python -m benchmarks.probe``)."""
+from benchmarks.runner import run
 
 __all__ = ["expand_grid", "run_configs", "session_key"]
 
@@ -62,9 +58,8 @@ def _error_row(cfg: ProbeConfig, message: str) -> dict:
 
 def _run_subprocess(cfg: ProbeConfig, timeout_s: float | None) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.probe", "--config-json", json.dumps(asdict(cfg))]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, cwd=ROOT)
-    except subprocess.TimeoutExpired:
+    proc = run(cmd, timeout=timeout_s, capture=True)
+    if proc.timed_out:
         return _error_row(cfg, f"timed out after {timeout_s:.0f} s")
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]

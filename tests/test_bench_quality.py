@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from benchmarks.runner import run
+
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY_CONFIG = """
@@ -50,8 +54,7 @@ def test_bench_quality_two_runs_side_by_side(tmp_path: Path) -> None:
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "benchmarks.bench_quality", "--config", str(config), "--out", str(out),
            "--runs", "spyv4_fptt,spyv4_fptt_transfer_distill_mean,ann_twin", "--jobs", "2"]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    r = run(cmd, timeout=600, capture=True, env={**os.environ, "OMP_NUM_THREADS": "1"})  # no run outlives a timeout
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     # the data was generated once, by bench_quality itself, before the runs started
     assert (r.stdout + r.stderr).count("generated a synthetic VOC-style dataset") == 1
@@ -76,7 +79,7 @@ def test_bench_quality_two_runs_side_by_side(tmp_path: Path) -> None:
     assert any("eval.py" in c and "--spikes" in c for c in table["commands"])
 
     bad = subprocess.run(cmd[:-4] + ["--runs", "spyv4_nonsense"], capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert bad.returncode != 0 and "unknown run 'spyv4_nonsense'" in bad.stderr
+    assert bad.returncode == 2 and "unknown run 'spyv4_nonsense'" in bad.stderr
 
 
 def test_bench_quality_real_photo_rows_from_pretrained_weights(tmp_path: Path) -> None:
@@ -94,8 +97,8 @@ def test_bench_quality_real_photo_rows_from_pretrained_weights(tmp_path: Path) -
            "--runs", "real_ann_pretrained,real_spyv4_fptt_recipe", "--teacher-run", "real_ann_pretrained"]
     missing = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert missing.returncode != 0 and "need --pretrained" in missing.stderr
-    r = subprocess.run([*cmd, "--pretrained", str(pretrained)], capture_output=True, text=True, timeout=600, cwd=ROOT,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    r = run([*cmd, "--pretrained", str(pretrained)], timeout=600, capture=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     table = json.loads((out / "table.json").read_text())
     ann, snn = table["rows"]
@@ -107,3 +110,95 @@ def test_bench_quality_real_photo_rows_from_pretrained_weights(tmp_path: Path) -
     assert table["targets"]["best_fptt_run"] == "real_spyv4_fptt_recipe"
     # the pretrained source names another class: its heads were skipped, the rest loaded
     assert "skipped head1.weight" in (out / "real_ann_pretrained" / "transfer.txt").read_text()
+
+
+# The run definitions as benchmarks/bench_quality.py held them (Python lists of overrides) before
+# they became configs/quality_runs/*.yaml: the expected values of that migration.
+_PAPER = ["model.threshold=1.0", "model.surrogate_sigma=0.3", "model.surrogate_height=0.15", "model.surrogate_gamma=0.5"]
+_FPTT = ["model.kind=spyv4", "train.method=fptt"]
+_TRANSFER = ["model.init_from={teacher}", "train.lr=2e-3"]
+_DISTILL = ["train.distill_from={teacher}"]
+_MEAN = ["model.readout=mean"]
+_PRESETS_BEFORE = {
+    "baseline": {
+        "spyv4_fptt": _FPTT,
+        "spyv4_bptt": ["model.kind=spyv4", "train.method=bptt"],
+        "ann_twin": ["model.kind=ann"],
+    },
+    "ablations": {
+        "spyv4_fptt_noavg": [*_FPTT, "train.reset_to_average=never"],
+        "spyv4_fptt_linear": [*_FPTT, "train.step_weighting=linear"],
+        "spyv4_fptt_release_alpha": [*_FPTT, "train.fptt_alpha_reg=0.1"],
+        "spyv4_fptt_alpha01": [*_FPTT, "train.fptt_alpha=0.1"],
+        "spyv4_fptt_alpha05": [*_FPTT, "train.fptt_alpha=0.5"],
+        "spyv4_fptt_update2": [*_FPTT, "train.update_every=2"],
+        "spyv4_fptt_paper_neuron": [*_FPTT, *_PAPER],
+    },
+    "recipe": {
+        "spyv4_fptt_mean": [*_FPTT, *_MEAN],
+        "spyv4_fptt_transfer": [*_FPTT, *_TRANSFER],
+        "spyv4_fptt_distill": [*_FPTT, *_DISTILL],
+        "spyv4_fptt_transfer_distill": [*_FPTT, *_TRANSFER, *_DISTILL],
+        "spyv4_fptt_transfer_distill_mean": [*_FPTT, *_TRANSFER, *_DISTILL, *_MEAN],
+        "spyv4_fptt_equal_time": [*_FPTT, *_TRANSFER, *_DISTILL, *_MEAN, "train.epochs=17"],
+        "spyv4_fptt_paper_transfer": [*_FPTT, *_PAPER, *_TRANSFER],
+        "spyv4_fptt_paper_distill": [*_FPTT, *_PAPER, *_DISTILL],
+        "spyv4_fptt_paper_transfer_distill": [*_FPTT, *_PAPER, *_TRANSFER, *_DISTILL],
+        "spyv4_fptt_paper_transfer_distill_mean": [*_FPTT, *_PAPER, *_TRANSFER, *_DISTILL, *_MEAN],
+    },
+    "real": {
+        "real_ann_scratch": ["model.kind=ann", "train.lr=1e-3"],
+        "real_ann_pretrained": ["model.kind=ann", "train.lr=1e-3", "model.init_from={pretrained}"],
+        "real_spyv4_fptt_scratch": [*_FPTT, "model.readout=last"],
+        "real_spyv4_fptt_paper_recipe": [*_FPTT, *_PAPER, "train.fptt_alpha=0.5", "train.fptt_alpha_reg=0.1",
+                                         "model.input_dropout=0.1", "model.readout=last", "model.init_from={teacher}"],
+        "real_spyv4_fptt_recipe": [*_FPTT, "model.init_from={teacher}", *_DISTILL, *_MEAN],
+        "real_spyv4_bptt_recipe": ["model.kind=spyv4", "train.method=bptt", "model.init_from={teacher}", *_DISTILL,
+                                   *_MEAN],
+    },
+}
+
+
+def _parsed(overrides: list[str]) -> dict:
+    from spyolo.config import parse_yaml
+
+    return {item.split("=", 1)[0]: parse_yaml(item.split("=", 1)[1]) for item in overrides}
+
+
+@pytest.mark.parametrize("config", ["configs/bench_synthetic_cpu.yaml", "configs/real_raccoon.yaml"])
+def test_run_files_give_the_configs_the_python_definitions_gave(config: str) -> None:
+    from benchmarks.bench_quality import load_runs, overlay_overrides
+    from spyolo.config import config_to_dict, load_config
+
+    presets = load_runs()
+    assert {p: list(runs) for p, runs in presets.items()} == {p: list(r) for p, r in _PRESETS_BEFORE.items()}
+    teacher, pretrained = "/runs/q/ann twin/weights/last.pt", "/w/yolov4-tiny.weights"
+    for preset, runs in _PRESETS_BEFORE.items():
+        for name, before in runs.items():
+            before = [o.replace("{teacher}", teacher).replace("{pretrained}", pretrained) for o in before]
+            now = overlay_overrides(presets[preset][name], teacher, pretrained)
+            # the same keys set, to values equal once the config has typed them (YAML reads 2e-3 as a string)
+            assert set(_parsed(now)) == set(_parsed(before)), name
+            resolved = config_to_dict(load_config(ROOT / config, now))
+            assert resolved == config_to_dict(load_config(ROOT / config, before)), name
+
+
+def test_runs_selection_presets_and_file_errors(tmp_path: Path) -> None:
+    from benchmarks.bench_quality import PRESETS, RunsError, load_runs, select_runs
+
+    presets = load_runs()
+    assert select_runs("real", presets) == list(_PRESETS_BEFORE["real"])
+    assert select_runs("ann_twin,recipe,ann_twin", presets) == ["ann_twin", *_PRESETS_BEFORE["recipe"]]
+    with pytest.raises(RunsError, match="unknown run 'spyv4_nonsense'"):
+        select_runs("spyv4_fptt,spyv4_nonsense", presets)
+    for preset in PRESETS:
+        (tmp_path / f"{preset}.yaml").write_text((ROOT / "configs" / "quality_runs" / f"{preset}.yaml").read_text())
+    (tmp_path / "ablations.yaml").write_text("spyv4_fptt_x:\n  train: {metod: fptt}\n")
+    with pytest.raises(RunsError, match=r"ablations\.yaml: run 'spyv4_fptt_x': .*unknown key 'train\.metod'"):
+        load_runs(tmp_path)
+    (tmp_path / "ablations.yaml").write_text("spyv4_fptt:\n  train: {method: bptt}\n")
+    with pytest.raises(RunsError, match=r"ablations\.yaml: run 'spyv4_fptt' is also defined in .*baseline\.yaml"):
+        load_runs(tmp_path)
+    (tmp_path / "ablations.yaml").write_text("- a\n- b\n")
+    with pytest.raises(RunsError, match="expected a mapping of run name"):
+        load_runs(tmp_path)

@@ -1,31 +1,24 @@
-"""Benchmark harness: FLOP counts, probe rows, the separable training step, reports, GPU-check logic."""
+"""Benchmark harness: FLOP counts, probe rows, reports, the command runner, GPU-check logic."""
 
 from __future__ import annotations
 
-import copy
 import importlib.util
 import json
 import math
+import os
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
-from benchmarks.flops import forward_flops_per_image
-from benchmarks.probe import ProbeConfig, ProbeSession, random_batch
+from benchmarks.probe import ProbeConfig, ProbeSession, forward_flops_per_image
 from benchmarks.report import markdown_report, markdown_table, write_report
 from benchmarks.suite import expand_grid, session_key
-from spyolo.loss import YOLOLoss
 from spyolo.models import SPYv4, YOLOv4Tiny
-from spyolo.models.heads import scale_anchors
-from spyolo.snn.ltc import ltc_layers
-from spyolo.train.fptt import FPTT
-from spyolo.train.optim import build_optimizer
-from spyolo.train.steps import StepSettings, TrainStep
-from spyolo.utils.runtime import resolve_runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(batch=2, img_size=64, width=0.25, num_classes=4, device="cpu", warmup=1, iters=1, threads=1)
@@ -87,92 +80,6 @@ def test_probe_cli_prints_one_json_line():
     assert proc.returncode == 0, proc.stderr[-2000:]
     row = json.loads(proc.stdout.strip().splitlines()[-1])
     assert row["method"] == "bptt" and row["peak_kind"] == "cpu_peak_rss" and row["peak_bytes"] > 0
-
-
-def _make_step(model, method, timesteps, state_init="zero", eager_states=True, generator=None):
-    loss_fn = YOLOLoss(scale_anchors(model.anchors, 64, 416), model.masks, 4, strides=model.strides)
-    opt = build_optimizer(model, "sgd", 1e-2, 0.9, 0.0)
-    fptt = FPTT(model.parameters()) if method == "fptt" else None
-    settings = StepSettings(method, timesteps, state_init=state_init, eager_states=eager_states)
-    return TrainStep(model, loss_fn, opt, settings, resolve_runtime("cpu", "off", "off"), fptt=fptt,
-                     state_generator=generator)
-
-
-@pytest.mark.parametrize("method", ["fptt", "bptt"])
-def test_prepared_states_and_split_loop_give_the_same_training(method):
-    torch.manual_seed(0)
-    base = SPYv4(num_classes=4, width=0.25).double()
-    cfg = ProbeConfig(batch=2, img_size=64, num_classes=4)
-    batches = [random_batch(cfg, torch.device("cpu"), torch.Generator().manual_seed(s)) for s in (1, 2)]
-    results = []
-    for eager_states, split in ((False, False), (True, False), (True, True)):
-        model = copy.deepcopy(base)
-        step = _make_step(model, method, 3, state_init="uniform", eager_states=eager_states,
-                          generator=torch.Generator().manual_seed(5))
-        losses = []
-        for images, targets in batches:  # the second batch reuses the layouts recorded at the first
-            images, targets = images.double(), targets.double()
-            if split:
-                built = step.prepare(images, targets)
-                losses.append(step.time_loop(images, built)[0])
-            else:
-                losses.append(step(images, targets)["loss"])
-        results.append((torch.stack(losses), [p.detach().clone() for p in model.parameters()]))
-    for losses, params in results[1:]:
-        torch.testing.assert_close(losses, results[0][0], rtol=0, atol=0)
-        for a, b in zip(params, results[0][1]):
-            torch.testing.assert_close(a, b, rtol=0, atol=0)
-
-
-def test_prepare_creates_states_once_their_layouts_are_known():
-    torch.manual_seed(0)
-    model = SPYv4(num_classes=4, width=0.25)
-    step = _make_step(model, "fptt", 2)
-    images, targets = random_batch(ProbeConfig(batch=2, img_size=64, num_classes=4), torch.device("cpu"),
-                                   torch.Generator().manual_seed(3))
-    step.prepare(images, targets)
-    assert all(layer.v is None for _, layer in ltc_layers(model))  # first batch: lazy
-    step.time_loop(images, step.prepare(images, targets))
-    step.prepare(images, targets)
-    states = [layer.v for _, layer in ltc_layers(model)]
-    assert all(v is not None and not v.requires_grad and float(v.abs().max()) == 0.0 for v in states)
-    step.prepare(images[:1], targets[targets[:, 0] == 0])  # a new batch size: lazy again
-    assert all(layer.v is None for _, layer in ltc_layers(model))
-
-
-@pytest.mark.parametrize("method", ["fptt", "bptt"])
-def test_compiled_train_step_compiles_once_per_state_kind(method):
-    graphs, calls = [], []
-
-    def counting_backend(gm, example_inputs):
-        graphs.append(gm)
-
-        def run(*args):
-            calls.append(len(graphs))
-            return gm.forward(*args)
-
-        return run
-
-    torch.manual_seed(0)
-    model = SPYv4(num_classes=4, width=0.25)
-    step = _make_step(torch.compile(model, backend=counting_backend), method, 3)
-    assert step.eager_model is model
-    cfg = ProbeConfig(batch=2, img_size=64, num_classes=4)
-    calls_per_batch = []
-    for seed in (1, 2, 3):
-        images, targets = random_batch(cfg, torch.device("cpu"), torch.Generator().manual_seed(seed))
-        before = len(calls)
-        out = step(images, targets)
-        calls_per_batch.append(len(calls) - before)
-        assert torch.isfinite(out["loss"])
-    if method == "fptt":
-        # batch 1: step 0 uncompiled (lazy states), steps 1-2 compiled; then every step, one graph
-        assert calls_per_batch == [2, 3, 3] and len(graphs) == 1
-    else:
-        # BPTT: batch 1 wholly uncompiled (one backward must not mix uncompiled and compiled
-        # BatchNorm steps); then one graph for step 0 (state without gradient), one for steps 1-2
-        assert calls_per_batch == [0, 3, 3] and len(graphs) == 2
-    assert all(layer.v is not None for _, layer in ltc_layers(model))
 
 
 def test_expand_grid_order_and_session_sharing():
@@ -432,3 +339,36 @@ def test_gradient_scale_rows():
     assert set(rows["paper_neuron"]["per_layer"]) == set(rows["synthetic_recipe"]["per_layer"])
     assert rows["ann_twin"]["firing_rate"] is None and rows["ann_twin"]["timesteps"] == 1
     assert 0 < rows["paper_neuron"]["firing_rate"] < rows["synthetic_recipe"]["firing_rate"] < 1
+
+
+def test_runner_logs_captures_and_kills_the_whole_group_at_the_timeout(tmp_path):
+    from benchmarks.runner import run, start
+
+    log = tmp_path / "a.log"
+    done = run([sys.executable, "-c", "import os, sys; print(os.environ['OMP_NUM_THREADS']); sys.exit(3)"],
+               log=log, threads=2)
+    assert done.returncode == 3 and not done.ok and not done.timed_out and log.read_text() == "2\n"
+    captured = run([sys.executable, "-c", "import sys; print('out'); print('err', file=sys.stderr)"], capture=True)
+    assert captured.ok and captured.stdout == "out\n" and captured.stderr == "err\n"
+    # a command whose child outlives it: at the timeout both go (the grandchild writes its pid, then sleeps)
+    pid_file = tmp_path / "grandchild.pid"
+    child = ("import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', "
+             f"\"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)\"]); "
+             "time.sleep(60)")
+    slow = run([sys.executable, "-c", child], timeout=6)
+    assert slow.timed_out and slow.returncode is None and 6 <= slow.seconds < 40
+    grandchild = int(pid_file.read_text())
+    for _ in range(50):  # the kill is delivered; the grandchild (reparented) is reaped by init
+        try:
+            os.kill(grandchild, 0)
+        except ProcessLookupError:
+            break
+        if Path(f"/proc/{grandchild}/stat").is_file() and ") Z " in Path(f"/proc/{grandchild}/stat").read_text():
+            break  # a zombie: killed, waiting for its reaper
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"grandchild {grandchild} survived the timeout")
+    job = start([sys.executable, "-c", "import time; time.sleep(60)"])
+    assert job.poll() is None
+    job.kill()
+    assert job.poll() is not None
