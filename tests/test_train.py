@@ -150,3 +150,15 @@ def test_overrides_anywhere_on_the_command_line():
         with pytest.raises(SystemExit) as e:
             parse_command_line(spyolo_parser(), argv)
         assert e.value.code == 2
+
+
+def test_loss_parts_are_named_and_read_back_in_one_copy():
+    import torch
+
+    from spyolo.train.steps import LossParts
+
+    a = LossParts.from_stacked(torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]))
+    b = LossParts(*[torch.tensor(float(v)) for v in (3, 2, 1, 0, 1, 2)])
+    mean = ((a + b) / 2).to_host()
+    assert mean == LossParts(loss=2.0, box=2.0, obj=2.0, cls=2.0, num_pos=3.0, distill=4.0)
+    assert all(isinstance(v, float) for v in (mean.loss, mean.box, mean.obj, mean.cls, mean.num_pos, mean.distill))

@@ -17,7 +17,16 @@ import torch
 
 from spyolo.errors import ConfigError
 
-__all__ = ["Runtime", "resolve_device", "resolve_runtime", "seed_everything", "rng_state", "set_rng_state"]
+__all__ = ["Runtime", "is_channels_last", "resolve_device", "resolve_runtime", "seed_everything", "rng_state", "set_rng_state"]
+
+
+def is_channels_last(t: torch.Tensor) -> bool:
+    """Whether the 4-d tensor ``t`` is stored channels-last (and not also plain contiguous).
+
+    A tensor that is dense in both layouts (e.g. one with a single channel or 1x1 spatial
+    size) counts as contiguous, the default layout.
+    """
+    return t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
 
 
 @dataclass(frozen=True)
