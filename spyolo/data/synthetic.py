@@ -883,7 +883,7 @@ def spec_and_classes(cfg: Any, spec_type: type) -> tuple[Any, tuple[str, ...]]:
     Raises:
         ValueError: an unknown knob (with the valid ones), a bad value, or a bad class list.
     """
-    raw = dict(getattr(cfg, "synthetic_spec", None) or {})
+    raw = dict(cfg.synthetic_spec or {})
     valid = [f.name for f in fields(spec_type)]
     unknown = sorted(k for k in raw if k not in valid)
     if unknown:
@@ -893,7 +893,7 @@ def spec_and_classes(cfg: Any, spec_type: type) -> tuple[Any, tuple[str, ...]]:
     except (TypeError, ValueError) as e:
         raise ValueError(f"data.synthetic_spec: {e}") from None
     try:
-        classes = _checked_classes(list(getattr(cfg, "synthetic_classes", None) or []) or None)
+        classes = _checked_classes(list(cfg.synthetic_classes or []) or None)
     except ValueError as e:
         raise ValueError(f"data.synthetic_classes: {e}") from None
     return spec, classes
@@ -910,8 +910,8 @@ def synthetic_settings(cfg: Any) -> dict[str, Any]:
         ValueError: naming the offending key or value.
     """
     spec, classes = spec_and_classes(cfg, SyntheticSpec)
-    min_side = int(getattr(cfg, "synthetic_min_side", 300))
-    max_side = int(getattr(cfg, "synthetic_max_side", 500))
+    min_side = int(cfg.synthetic_min_side)
+    max_side = int(cfg.synthetic_max_side)
     if not 32 <= min_side <= max_side:
         raise ValueError(
             f"data.synthetic_min_side/max_side: need 32 <= min_side <= max_side, got {min_side}, {max_side}")

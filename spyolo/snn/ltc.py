@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from spyolo.snn.fused import fused_ltc_update
 from spyolo.snn.state import StatefulModule, reset_states
 from spyolo.snn.surrogate import DEFAULT_SURROGATE, SurrogateParams, spike_fn
+from spyolo.utils.choices import LTC_BACKENDS
 from spyolo.utils.runtime import is_channels_last
 
 __all__ = [
@@ -48,14 +49,12 @@ __all__ = [
     "truncated_states",
 ]
 
-LTC_BACKENDS: tuple[str, ...] = ("reference", "fused", "fused-eager")
-"""Implementations of the elementwise LTC update, selectable per layer:
-
-* ``"reference"``: :func:`ltc_update`, plain PyTorch with autograd (the default);
-* ``"fused"``: :func:`spyolo.snn.fused.fused_ltc_update` with ``torch.compile``'d
-  kernels (Triton on CUDA; C++ on CPU, which needs a compiler);
-* ``"fused-eager"``: the same fused autograd function run op by op (no compiler).
-"""
+# LTC_BACKENDS (spyolo.utils.choices, re-exported here): the implementations of the elementwise
+# LTC update, selectable per layer:
+# * "reference": ltc_update, plain PyTorch with autograd (the default);
+# * "fused": spyolo.snn.fused.fused_ltc_update with torch.compile'd kernels (Triton on CUDA;
+#   C++ on CPU, which needs a compiler);
+# * "fused-eager": the same fused autograd function run op by op (no compiler).
 
 _FUSED_KERNELS_OF_BACKEND = MappingProxyType({"fused": "inductor", "fused-eager": "eager"})
 """``fused_ltc_update`` kernel mode of each fused backend."""

@@ -41,6 +41,7 @@ from spyolo.snn.ltc import truncated_states
 from spyolo.train.distill import HeadDistillation
 from spyolo.train.fptt import FPTT
 from spyolo.train.state_cache import StateLayoutCache
+from spyolo.utils.choices import STEP_WEIGHTINGS, TRAIN_METHODS
 from spyolo.utils.runtime import Runtime
 
 __all__ = ["LossParts", "StepSettings", "TrainStep"]
@@ -136,8 +137,8 @@ class TrainStep:
     ) -> None:
         if settings.method == "fptt" and fptt is None:
             raise ValueError("method 'fptt' needs an FPTT instance")
-        if settings.method not in ("fptt", "bptt", "ann"):
-            raise ValueError(f"unknown training method '{settings.method}'; valid: fptt, bptt, ann")
+        if settings.method not in (*TRAIN_METHODS, "ann"):
+            raise ValueError(f"unknown training method '{settings.method}'; valid: {', '.join(TRAIN_METHODS)}, ann")
         if settings.method != "ann" and settings.timesteps < 1:
             raise ValueError(f"timesteps must be >= 1, got {settings.timesteps}")
         self.model = model
@@ -151,12 +152,12 @@ class TrainStep:
         self.distill = distill
         self.params = [p for p in model.parameters() if p.requires_grad]
         steps = settings.timesteps if settings.method != "ann" else 1
+        if settings.step_weighting not in STEP_WEIGHTINGS:
+            raise ValueError(f"unknown step weighting '{settings.step_weighting}'; valid: {', '.join(STEP_WEIGHTINGS)}")
         if settings.step_weighting == "linear":
             self.weights = [(t + 1) / steps for t in range(steps)]
-        elif settings.step_weighting == "uniform":
-            self.weights = [1.0] * steps
         else:
-            raise ValueError(f"unknown step weighting '{settings.step_weighting}'; valid: uniform, linear")
+            self.weights = [1.0] * steps
         self.states = StateLayoutCache(model, self.eager_model, runtime.amp_dtype, init=settings.state_init,
                                        generator=state_generator, enabled=settings.eager_states)
         self._lazy_batch = False
