@@ -1,6 +1,6 @@
 """Evaluate a trained checkpoint on a dataset split: the library function behind ``spyolo eval``.
 
-    from spyolo.eval import evaluate_checkpoint
+    from spyolo import evaluate_checkpoint
 
     ev = evaluate_checkpoint("runs/synthetic/weights/best.pt", ["data.root=/data/VOCdevkit"],
                              split="test", coco=True, spikes=True, per_timestep=True)
