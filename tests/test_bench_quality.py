@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # subprocesses; `pytest -m "not slow"` skips them
+
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY_CONFIG = """

@@ -36,7 +36,8 @@ def _docstring_examples() -> list[tuple[str, str]]:
     found = []
     for path in sorted((REPO / "spyolo").rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        nodes = [tree, *(n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)))]
+        kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+        nodes = [tree, *(n for n in ast.walk(tree) if isinstance(n, kinds))]
         for node in nodes:
             doc = ast.get_docstring(node)
             for line in (doc or "").splitlines():

@@ -99,6 +99,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(make_tiny_config, 
     assert all(torch.isfinite(v).all() for v in after["model"].values() if v.is_floating_point())
 
 
+@pytest.mark.slow  # a training run as a subprocess
 def test_train_cli_and_config_errors(tiny_voc_root, tmp_path):
     cmd = [
         sys.executable, str(ROOT / "tools" / "train.py"), "--config", str(ROOT / "configs" / "spyv4_synthetic.yaml"),
