@@ -22,7 +22,25 @@ from typing import Any, Union
 import yaml
 
 from spyolo.errors import ConfigError
+from spyolo.events.frames import EVENT_REPRESENTATIONS, EVENT_RESIZE_MODES
 from spyolo.events.sets import is_event_set, uses_events
+from spyolo.utils.choices import (
+    AMP_MODES,
+    CHANNELS_LAST_MODES,
+    EVAL_INTERPOLATION_MODES,
+    EVAL_METRICS,
+    EVAL_RESIZE_MODES,
+    LTC_BACKENDS,
+    MODEL_INPUT_CHANNELS,
+    MODEL_KINDS,
+    OPTIMIZERS,
+    READOUTS,
+    RESET_TO_AVERAGE_MODES,
+    SCHEDULERS,
+    STATE_INITS,
+    STEP_WEIGHTINGS,
+    TRAIN_METHODS,
+)
 from spyolo.utils.text import cut, short_repr
 
 __all__ = [
@@ -340,23 +358,24 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 
 
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("data", "eval_resize"): ("stretch", "letterbox"),
-    ("data", "eval_interpolation"): ("cubic", "linear"),
-    ("model", "kind"): ("spyv4", "ann"),
-    ("model", "input"): ("image", "events"),
-    ("data", "event_representation"): ("count", "binary"),
-    ("data", "event_resize"): ("pad", "scale"),
-    ("model", "state_init"): ("zero", "uniform"),
-    ("model", "readout"): ("last", "mean"),
-    ("train", "method"): ("fptt", "bptt"),
-    ("train", "optimizer"): ("adam", "adamw", "sgd"),
-    ("train", "scheduler"): ("cosine", "step", "constant"),
-    ("train", "step_weighting"): ("uniform", "linear"),
-    ("train", "reset_to_average"): ("epoch", "never"),
-    ("train", "amp"): ("auto", "bf16", "off"),
-    ("train", "channels_last"): ("auto", "on", "off"),
-    ("train", "ltc_backend"): ("reference", "fused", "fused-eager"),
-    ("eval", "metric"): ("voc07", "area"),
+    # the tuples the owning modules check (spyolo.utils.choices, spyolo.events.frames)
+    ("data", "eval_resize"): EVAL_RESIZE_MODES,
+    ("data", "eval_interpolation"): EVAL_INTERPOLATION_MODES,
+    ("model", "kind"): MODEL_KINDS,
+    ("model", "input"): tuple(MODEL_INPUT_CHANNELS),
+    ("data", "event_representation"): EVENT_REPRESENTATIONS,
+    ("data", "event_resize"): EVENT_RESIZE_MODES,
+    ("model", "state_init"): STATE_INITS,
+    ("model", "readout"): READOUTS,
+    ("train", "method"): TRAIN_METHODS,
+    ("train", "optimizer"): OPTIMIZERS,
+    ("train", "scheduler"): SCHEDULERS,
+    ("train", "step_weighting"): STEP_WEIGHTINGS,
+    ("train", "reset_to_average"): RESET_TO_AVERAGE_MODES,
+    ("train", "amp"): AMP_MODES,
+    ("train", "channels_last"): CHANNELS_LAST_MODES,
+    ("train", "ltc_backend"): LTC_BACKENDS,
+    ("eval", "metric"): EVAL_METRICS,
 }
 
 

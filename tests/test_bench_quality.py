@@ -12,6 +12,8 @@ import pytest
 
 from benchmarks.runner import run
 
+pytestmark = pytest.mark.slow  # subprocesses; `pytest -m "not slow"` skips them
+
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY_CONFIG = """

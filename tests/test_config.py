@@ -72,3 +72,36 @@ def test_head_geometry_defaults_come_from_the_models() -> None:
     assert model.anchors == [list(a) for a in DEFAULT_ANCHORS]
     assert model.masks == [list(m) for m in DEFAULT_MASKS]
     assert model.anchor_ref_size == ANCHOR_REF_SIZE
+
+
+def test_config_choices_are_the_owners_constants() -> None:
+    """One source of truth: the config validates against the tuples the owning modules check."""
+    import subprocess
+    import sys
+
+    from spyolo import config
+    from spyolo.data.transforms import EVAL_INTERPOLATIONS
+    from spyolo.eval import voc
+    from spyolo.events import frames
+    from spyolo.models import readout, spyv4
+    from spyolo.snn import ltc, state
+    from spyolo.train import optim, steps
+    from spyolo.utils import choices, runtime
+
+    owners = {
+        ("model", "kind"): spyv4.MODEL_KINDS, ("model", "readout"): readout.READOUTS,
+        ("model", "state_init"): state.STATE_INITS, ("train", "ltc_backend"): ltc.LTC_BACKENDS,
+        ("train", "optimizer"): optim.OPTIMIZERS, ("train", "scheduler"): optim.SCHEDULERS,
+        ("train", "method"): steps.TRAIN_METHODS, ("train", "step_weighting"): steps.STEP_WEIGHTINGS,
+        ("train", "amp"): runtime.AMP_MODES, ("train", "channels_last"): runtime.CHANNELS_LAST_MODES,
+        ("eval", "metric"): voc.EVAL_METRICS, ("data", "event_resize"): frames.EVENT_RESIZE_MODES,
+        ("data", "event_representation"): frames.EVENT_REPRESENTATIONS,
+        ("data", "eval_resize"): choices.EVAL_RESIZE_MODES,
+    }
+    for key, owned in owners.items():
+        assert config._CHOICES[key] is owned, key
+    assert config._CHOICES[("model", "input")] == tuple(spyv4.INPUT_CHANNELS)
+    assert config._CHOICES[("data", "eval_interpolation")] == tuple(EVAL_INTERPOLATIONS)
+    # and reading them keeps the config light (no torch import)
+    code = "import sys, spyolo.config; assert 'torch' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0

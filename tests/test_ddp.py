@@ -16,9 +16,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+
+pytestmark = pytest.mark.slow  # subprocesses; `pytest -m "not slow"` skips them
 
 ROOT = Path(__file__).resolve().parents[1]
 T, STEPS = 2, 2

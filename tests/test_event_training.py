@@ -180,7 +180,7 @@ def test_training_step_feeds_bin_t_at_timestep_t(method):
                      fptt=FPTT(model.parameters()) if method == "fptt" else None)
     seq = torch.rand(2, 3, 2, 64, 64)
     out = step(seq, torch.tensor([[0, 1, 0.5, 0.5, 0.3, 0.3], [1, 2, 0.4, 0.4, 0.5, 0.5]]))
-    assert torch.isfinite(out["loss"])
+    assert torch.isfinite(out.loss)
     assert len(seen) == 3 and all(torch.equal(seen[t], seq[:, t]) for t in range(3))
 
 

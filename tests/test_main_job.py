@@ -12,7 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import ROOT
+
+pytestmark = pytest.mark.slow  # subprocesses; `pytest -m "not slow"` skips them
 
 TOY = ["data.img_size=64", "data.workers=0", "data.synthetic_train=0", "data.synthetic_test=0",
        "train.epochs=1", "train.max_iters_per_epoch=2", "train.batch_size=4", "train.device=cpu",

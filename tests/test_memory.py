@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # subprocesses; `pytest -m "not slow"` skips them
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

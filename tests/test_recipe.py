@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from spyolo.checkpoint import save_checkpoint
-from spyolo.config import Config, config_to_dict
+from spyolo.config import Config, apply_overrides, config_to_dict
 from spyolo.errors import ConfigError, TransferError
 from spyolo.models import SPYv4, YOLOv4Tiny, build_model, restart_readout, transfer_weights
 from spyolo.models.transfer import yolov4_tiny_key
@@ -137,8 +137,8 @@ def test_input_dropout_drops_image_channels_in_training_only() -> None:
     assert set(kept.unique().tolist()) == {0.0, 2.0} and 0.3 < (kept == 0).float().mean() < 0.7
     model.eval()
     assert torch.equal(model.input_dropout(x), x)
-    with pytest.raises(ValueError, match="input_dropout"):
-        SPYv4(num_classes=3, input_dropout=1.0)
+    with pytest.raises(ConfigError, match=r"model.input_dropout must be in \[0, 1\), got 1.0"):
+        apply_overrides(Config(), ["model.input_dropout=1.0"])
 
 
 def test_mean_readout_is_the_running_mean_of_the_heads() -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+import dataclasses
+import math
 
 import pytest
 import torch
@@ -236,7 +237,7 @@ def test_build_model() -> None:
     model = build_model(ModelConfig(), num_classes=20)
     assert isinstance(model, SPYv4) and model.num_classes == 20
     assert _count(model) == 13_956_214
-    cfg = SimpleNamespace(
+    cfg = ModelConfig(
         kind="ann", width=0.25, anchors=[[10, 14], [20, 30], [40, 50]], masks=[[1, 2], [0]], threshold=0.7
     )
     ann = build_model(cfg, num_classes=4)
@@ -244,8 +245,22 @@ def test_build_model() -> None:
     assert ann.anchors.tolist() == [[10.0, 14.0], [20.0, 30.0], [40.0, 50.0]]
     assert ann.masks == ((1, 2), (0,))
     assert ann.head1.out_channels == 2 * 9 and ann.head2.out_channels == 9
-    spiking = build_model(SimpleNamespace(**{**vars(cfg), "kind": "spyv4"}), num_classes=4)
+    spiking = build_model(dataclasses.replace(cfg, kind="spyv4"), num_classes=4)
     assert all(layer.threshold == 0.7 for _, layer in ltc_layers(spiking))
     assert isinstance(spiking.conv1, LTCConv2d)
     with pytest.raises(ValueError, match="'spyv4', 'ann'"):
-        build_model(SimpleNamespace(**{**vars(cfg), "kind": "resnet"}), num_classes=4)
+        build_model(dataclasses.replace(cfg, kind="resnet"), num_classes=4)
+
+
+def test_built_model_uses_the_configs_head_prior() -> None:
+    """The builder reads the typed config: its default head prior (0.01), not a fallback of its own."""
+    cfg = ModelConfig(width=0.25)
+    assert cfg.head_prior == 0.01
+    logit = math.log(0.01 / 0.99)
+    for kind in ("spyv4", "ann"):
+        model = build_model(dataclasses.replace(cfg, kind=kind), num_classes=3)
+        for head in (model.head1, model.head2):
+            bias = head.bias.detach().view(-1, 5 + 3)
+            torch.testing.assert_close(bias[:, 4:], torch.full_like(bias[:, 4:], logit))
+    released = build_model(dataclasses.replace(cfg, head_prior=0.0), num_classes=3)
+    assert not torch.allclose(released.head1.bias.detach().view(-1, 8)[:, 4:], torch.tensor(logit))

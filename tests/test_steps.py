@@ -54,9 +54,9 @@ def test_prepared_states_and_split_loop_give_the_same_training(method):
             images, targets = images.double(), targets.double()
             if split:
                 built = step.prepare(images, targets)
-                losses.append(step.time_loop(images, built)[0])
+                losses.append(step.time_loop(images, built).loss)
             else:
-                losses.append(step(images, targets)["loss"])
+                losses.append(step(images, targets).loss)
         results.append((torch.stack(losses), [p.detach().clone() for p in model.parameters()]))
     for losses, params in results[1:]:
         torch.testing.assert_close(losses, results[0][0], rtol=0, atol=0)
@@ -102,7 +102,7 @@ def test_compiled_train_step_compiles_once_per_state_kind(method):
         before = len(calls)
         out = step(images, targets)
         calls_per_batch.append(len(calls) - before)
-        assert torch.isfinite(out["loss"])
+        assert torch.isfinite(out.loss)
     if method == "fptt":
         # batch 1: step 0 uncompiled (lazy states), steps 1-2 compiled; then every step, one graph
         assert calls_per_batch == [2, 3, 3] and len(graphs) == 1

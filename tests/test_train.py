@@ -99,6 +99,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(make_tiny_config, 
     assert all(torch.isfinite(v).all() for v in after["model"].values() if v.is_floating_point())
 
 
+@pytest.mark.slow  # a training run as a subprocess
 def test_train_cli_and_config_errors(tiny_voc_root, tmp_path):
     cmd = [
         sys.executable, str(ROOT / "tools" / "train.py"), "--config", str(ROOT / "configs" / "spyv4_synthetic.yaml"),
@@ -150,3 +151,15 @@ def test_overrides_anywhere_on_the_command_line():
         with pytest.raises(SystemExit) as e:
             parse_command_line(spyolo_parser(), argv)
         assert e.value.code == 2
+
+
+def test_loss_parts_are_named_and_read_back_in_one_copy():
+    import torch
+
+    from spyolo.train.steps import LossParts
+
+    a = LossParts.from_stacked(torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]))
+    b = LossParts(*[torch.tensor(float(v)) for v in (3, 2, 1, 0, 1, 2)])
+    mean = ((a + b) / 2).to_host()
+    assert mean == LossParts(loss=2.0, box=2.0, obj=2.0, cls=2.0, num_pos=3.0, distill=4.0)
+    assert all(isinstance(v, float) for v in (mean.loss, mean.box, mean.obj, mean.cls, mean.num_pos, mean.distill))

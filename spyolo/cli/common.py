@@ -1,9 +1,10 @@
 """What every ``spyolo`` subcommand shares: logging flags and the error policy.
 
 A subcommand's ``run(args)`` raises; :func:`run_command` turns what a user can fix (a
-:class:`~spyolo.errors.SpyoloError`, a file-system error, a bad value) into one line on
+:class:`~spyolo.errors.SpyoloError` or a file-system error, ``OSError``) into one line on
 standard error, ``error: <file or key>: <problem>``, and exit status 2. ``-v`` shows the
-traceback as well; Ctrl-C ends with status 130.
+traceback as well; Ctrl-C ends with status 130. Any other exception is a bug in spyolo (or
+in a library it calls): it propagates with its traceback.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
-        except (SpyoloError, OSError, ValueError) as exc:
+        except (SpyoloError, OSError) as exc:
             if verbosity > 0:
                 traceback.print_exc()
             os_error = isinstance(exc, OSError) and not isinstance(exc, SpyoloError)

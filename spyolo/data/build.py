@@ -11,8 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from spyolo.data.transforms import build_eval_transform, build_train_transform
 from spyolo.data.dataset import DetectionDataset, VOCSource, load_class_names, parse_sets
+from spyolo.data.transforms import build_eval_transform, build_train_transform
+from spyolo.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def ensure_synthetic(cfg: Any) -> None:
 
     first = parse_sets(cfg.train_sets, cfg.root)[0]
     if not isinstance(first, VOCSource):
-        raise ValueError("data.synthetic_train > 0 needs a VOC year folder as the first training set "
+        raise ConfigError("data.synthetic_train > 0 needs a VOC year folder as the first training set "
                          f"(the generator writes one), got {cfg.train_sets[0]!r}")
     year_dir = first.year_dir
     settings = synthetic_settings(cfg)

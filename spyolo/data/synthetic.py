@@ -75,13 +75,14 @@ import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
+from spyolo.errors import ConfigError, DatasetError
 from spyolo.utils.io import atomic_write_text
 
 __all__ = [
@@ -156,7 +157,7 @@ class SyntheticSpec:
         def check_range(name: str, minimum: float) -> None:
             value = getattr(self, name)
             if len(value) != 2 or not minimum <= value[0] <= value[1]:
-                raise ValueError(
+                raise ConfigError(
                     f"SyntheticSpec.{name} must be a (low, high) pair with "
                     f"{minimum} <= low <= high, got {value!r}"
                 )
@@ -171,17 +172,17 @@ class SyntheticSpec:
                      "difficult_min_visible"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"SyntheticSpec.{name} must be in [0, 1], got {value!r}")
+                raise ConfigError(f"SyntheticSpec.{name} must be in [0, 1], got {value!r}")
         if not 0.0 < self.max_object_frac <= 1.0:
-            raise ValueError(
+            raise ConfigError(
                 f"SyntheticSpec.max_object_frac must be in (0, 1], got {self.max_object_frac!r}"
             )
         if self.min_object_size < 4:
-            raise ValueError(
+            raise ConfigError(
                 f"SyntheticSpec.min_object_size must be >= 4 px, got {self.min_object_size!r}"
             )
         if self.placement_tries < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"SyntheticSpec.placement_tries must be >= 1, got {self.placement_tries!r}"
             )
 
@@ -282,7 +283,7 @@ def _class_contours(name: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
             [0.05, 0.5], [0.05, 0.15], [-0.5, 0.15],
         ])
         return [arrow], []
-    raise ValueError(f"unknown synthetic class {name!r}; expected one of {SYNTHETIC_CLASSES}")
+    raise ConfigError(f"unknown synthetic class {name!r}; expected one of {SYNTHETIC_CLASSES}")
 
 
 def _transform(points: np.ndarray, width: float, height: float, angle: float,
@@ -569,7 +570,7 @@ def render_synthetic_image(seed: int, index: int, *,
     spec = SyntheticSpec() if spec is None else spec
     classes = _checked_classes(classes)
     if not 32 <= min_side <= max_side:
-        raise ValueError(f"need 32 <= min_side <= max_side, got {min_side}, {max_side}")
+        raise ConfigError(f"need 32 <= min_side <= max_side, got {min_side}, {max_side}")
     rng = _image_rng(seed, index)
     width = int(rng.integers(min_side, max_side + 1))
     height = int(rng.integers(min_side, max_side + 1))
@@ -717,9 +718,9 @@ def _checked_classes(classes: Sequence[str] | None) -> tuple[str, ...]:
     chosen = tuple(classes)
     unknown = [name for name in chosen if name not in SYNTHETIC_CLASSES]
     if unknown:
-        raise ValueError(f"unknown synthetic classes {unknown}; choose from {SYNTHETIC_CLASSES}")
+        raise ConfigError(f"unknown synthetic classes {unknown}; choose from {SYNTHETIC_CLASSES}")
     if not chosen or len(set(chosen)) != len(chosen):
-        raise ValueError(f"classes must be a non-empty list without repeats, got {chosen}")
+        raise ConfigError(f"classes must be a non-empty list without repeats, got {chosen}")
     return chosen
 
 
@@ -765,18 +766,18 @@ def generate_synthetic_voc(out_dir: str | Path, n_train: int, n_test: int, seed:
     chosen = _checked_classes(classes)
     spec = SyntheticSpec() if spec is None else spec
     if n_train < 0 or n_test < 0 or n_train + n_test == 0:
-        raise ValueError(f"need n_train >= 0, n_test >= 0 and at least one image, "
+        raise ConfigError(f"need n_train >= 0, n_test >= 0 and at least one image, "
                          f"got n_train={n_train}, n_test={n_test}")
     if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+        raise ConfigError(f"seed must be a non-negative integer, got {seed}")
     if not 32 <= min_side <= max_side:
-        raise ValueError(f"need 32 <= min_side <= max_side, got {min_side}, {max_side}")
+        raise ConfigError(f"need 32 <= min_side <= max_side, got {min_side}, {max_side}")
     if not 1 <= jpeg_quality <= 100:
-        raise ValueError(f"jpeg_quality must be in 1..100, got {jpeg_quality}")
+        raise ConfigError(f"jpeg_quality must be in 1..100, got {jpeg_quality}")
     if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+        raise ConfigError(f"workers must be >= 1, got {workers}")
     if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
 
     out = Path(out_dir)
     provenance = provenance_for(n_train, n_test, seed, classes=chosen, min_side=min_side,
@@ -883,19 +884,19 @@ def spec_and_classes(cfg: Any, spec_type: type) -> tuple[Any, tuple[str, ...]]:
     Raises:
         ValueError: an unknown knob (with the valid ones), a bad value, or a bad class list.
     """
-    raw = dict(getattr(cfg, "synthetic_spec", None) or {})
+    raw = dict(cfg.synthetic_spec or {})
     valid = [f.name for f in fields(spec_type)]
     unknown = sorted(k for k in raw if k not in valid)
     if unknown:
-        raise ValueError(f"data.synthetic_spec: unknown knob(s) {unknown}; valid knobs: {', '.join(valid)}")
+        raise ConfigError(f"data.synthetic_spec: unknown knob(s) {unknown}; valid knobs: {', '.join(valid)}")
     try:
         spec = spec_type(**{k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in raw.items()})
     except (TypeError, ValueError) as e:
-        raise ValueError(f"data.synthetic_spec: {e}") from None
+        raise ConfigError(f"data.synthetic_spec: {e}") from None
     try:
-        classes = _checked_classes(list(getattr(cfg, "synthetic_classes", None) or []) or None)
+        classes = _checked_classes(list(cfg.synthetic_classes or []) or None)
     except ValueError as e:
-        raise ValueError(f"data.synthetic_classes: {e}") from None
+        raise ConfigError(f"data.synthetic_classes: {e}") from None
     return spec, classes
 
 
@@ -910,10 +911,10 @@ def synthetic_settings(cfg: Any) -> dict[str, Any]:
         ValueError: naming the offending key or value.
     """
     spec, classes = spec_and_classes(cfg, SyntheticSpec)
-    min_side = int(getattr(cfg, "synthetic_min_side", 300))
-    max_side = int(getattr(cfg, "synthetic_max_side", 500))
+    min_side = int(cfg.synthetic_min_side)
+    max_side = int(cfg.synthetic_max_side)
     if not 32 <= min_side <= max_side:
-        raise ValueError(
+        raise ConfigError(
             f"data.synthetic_min_side/max_side: need 32 <= min_side <= max_side, got {min_side}, {max_side}")
     return {"classes": list(classes), "min_side": min_side, "max_side": max_side, "spec": spec}
 
@@ -948,11 +949,11 @@ def _drain(done: Iterator[int], total: int, progress: bool) -> None:
 def _int_tag(element: ET.Element, tag: str, path: Path) -> int:
     text = element.findtext(tag)
     if text is None:
-        raise ValueError(f"{path}: <{tag}> is missing")
+        raise DatasetError(f"{path}: <{tag}> is missing")
     try:
         return int(text)
     except ValueError:
-        raise ValueError(f"{path}: <{tag}> is not an integer: {text!r}") from None
+        raise DatasetError(f"{path}: <{tag}> is not an integer: {text!r}") from None
 
 
 def split_statistics(out_dir: str | Path) -> dict[str, SplitStatistics]:
@@ -971,7 +972,7 @@ def split_statistics(out_dir: str | Path) -> dict[str, SplitStatistics]:
             try:
                 root = ET.parse(xml_path).getroot()
             except (OSError, ET.ParseError) as error:
-                raise ValueError(f"{xml_path}: cannot read annotation: {error}") from None
+                raise DatasetError(f"{xml_path}: cannot read annotation: {error}") from None
             for obj in root.iter("object"):
                 objects += 1
                 difficult += _int_tag(obj, "difficult", xml_path)

@@ -49,11 +49,13 @@ import cv2
 import numpy as np
 from albumentations.core.type_definitions import Targets
 
+from spyolo.utils.choices import EVAL_INTERPOLATION_MODES, EVAL_RESIZE_MODES
+
 #: Boxes narrower or shorter than this (in output pixels) after clipping are dropped
 #: by the training transforms.
 MIN_BOX_SIZE = 2.0
 
-EvalMode = Literal["stretch", "letterbox"]
+EvalMode = Literal["stretch", "letterbox"]  # one of EVAL_RESIZE_MODES (spyolo.utils.choices)
 
 
 # ------------------------------------------------------------------ geometry
@@ -475,7 +477,8 @@ def build_train_transform(
     return DetectionTransform(pipeline, img_size, "train", mosaic=mosaic, post_mosaic=post_mosaic, seed=seed)
 
 
-EVAL_INTERPOLATIONS: dict[str, int] = {"cubic": cv2.INTER_CUBIC, "linear": cv2.INTER_LINEAR}
+_CV2_INTERPOLATION = {"cubic": cv2.INTER_CUBIC, "linear": cv2.INTER_LINEAR}
+EVAL_INTERPOLATIONS: dict[str, int] = {name: _CV2_INTERPOLATION[name] for name in EVAL_INTERPOLATION_MODES}
 """Interpolations of the evaluation resize: ``"cubic"`` (the release's bicubic) or ``"linear"``
 (bilinear, as Darknet and OpenCV's ``blobFromImage`` resize)."""
 
@@ -511,6 +514,6 @@ def build_eval_transform(
             ),
         ]
     else:
-        raise ValueError(f"eval mode must be 'stretch' or 'letterbox', got {mode!r}")
+        raise ValueError(f"eval mode must be one of {', '.join(EVAL_RESIZE_MODES)}, got {mode!r}")
     pipeline = A.Compose(steps, bbox_params=_bbox_params(0.0), mask_interpolation=cv2.INTER_NEAREST_EXACT)
     return DetectionTransform(pipeline, img_size, mode, seed=0)

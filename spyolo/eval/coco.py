@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from spyolo.errors import DatasetError
+
 __all__ = ["coco_map", "coco_map_with_file"]
 
 
@@ -97,7 +99,7 @@ def coco_map(
             if not d:
                 has_gt[lab] = True
     if not has_gt.any():
-        raise ValueError("cannot compute COCO mAP: no non-difficult ground-truth object")
+        raise DatasetError("cannot compute COCO mAP: no non-difficult ground-truth object")
 
     results: list[dict[str, Any]] = []
     for iid, d in dets.items():
@@ -155,7 +157,7 @@ def _cocoeval(coco_gt: Any, results: list[dict[str, Any]], image_ids: list[int],
         if ann["image_id"] in wanted and not ann.get("iscrowd", 0) and ann["category_id"] in has_gt:
             has_gt[ann["category_id"]] = True
     if not any(has_gt.values()):
-        raise ValueError("cannot compute COCO mAP: no non-crowd ground-truth object")
+        raise DatasetError("cannot compute COCO mAP: no non-crowd ground-truth object")
     ap_classes = [names[c] for c in cat_ids if has_gt[c]]
     if not results:
         zeros = {n: 0.0 for n in ap_classes}

@@ -1,6 +1,6 @@
 """Evaluate a trained checkpoint on a dataset split: the library function behind ``spyolo eval``.
 
-    from spyolo.eval import evaluate_checkpoint
+    from spyolo import evaluate_checkpoint
 
     ev = evaluate_checkpoint("runs/synthetic/weights/best.pt", ["data.root=/data/VOCdevkit"],
                              split="test", coco=True, spikes=True, per_timestep=True)
@@ -141,13 +141,7 @@ def evaluate_checkpoint(
     cfg = loaded.config
     if split:
         cfg.data.test_sets = with_split(cfg.data.test_sets, split)
-    if cfg.eval.batch_size < 1 or cfg.data.workers < 0 or cfg.eval.max_images < 0:
-        raise ConfigError("need eval.batch_size >= 1, data.workers >= 0 and eval.max_images >= 0")
-    if not (0.0 <= cfg.eval.conf_thresh <= 1.0) or not (0.0 < cfg.eval.nms_iou <= 1.0):
-        raise ConfigError("need 0 <= eval.conf_thresh <= 1 and 0 < eval.nms_iou <= 1")
-    if not (0.0 < cfg.eval.iou_threshold <= 1.0):
-        raise ConfigError(f"eval.iou_threshold must be in (0, 1]; got {cfg.eval.iou_threshold}")
-    apply_overrides(cfg, [])  # re-validate
+    apply_overrides(cfg, [])  # re-validate with the split (the config's validation checks every eval.* key)
 
     dataset = build_dataset(cfg, train=False)
     if list(dataset.class_names) != loaded.class_names:

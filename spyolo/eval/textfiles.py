@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from spyolo.errors import DatasetError, TextFormatError
 from spyolo.eval.voc import VOCEvaluator
-from spyolo.errors import TextFormatError
 
 __all__ = [
     "TextFormatError",
@@ -182,7 +182,7 @@ def load_text_results(
     gt_files = _list_txt(gdir, "ground-truth")
     det_files = _list_txt(ddir, "detection")
     if not gt_files:
-        raise ValueError(f"no .txt ground-truth files in {gdir}")
+        raise DatasetError(f"no .txt ground-truth files in {gdir}")
     warnings: list[str] = []
     gt_rows = {p.stem: (p, _read_gt_file(p)) for p in gt_files}
     det_rows = {p.stem: (p, _read_det_file(p)) for p in det_files}
@@ -191,7 +191,7 @@ def load_text_results(
     if class_names is None:
         names = sorted({n for _, rows in gt_rows.values() for n in rows.names})
         if not names:
-            raise ValueError(f"the ground-truth files in {gdir} contain no object at all")
+            raise DatasetError(f"the ground-truth files in {gdir} contain no object at all")
     else:
         names = list(class_names)
     index = {n: i for i, n in enumerate(names)}

@@ -44,9 +44,10 @@ from typing import Any
 
 import numpy as np
 
+from spyolo.utils.choices import EVAL_METRICS
+
 __all__ = ["VOCEvaluator", "voc07_ap", "area_ap", "box_iou_voc"]
 
-_METRICS = ("voc07", "area")
 
 
 def _to_numpy(value: Any, name: str) -> np.ndarray:
@@ -210,8 +211,8 @@ class VOCEvaluator:
             raise ValueError("class_names must not be empty")
         if len(set(names)) != len(names):
             raise ValueError(f"class_names contains duplicates: {names}")
-        if metric not in _METRICS:
-            raise ValueError(f"metric must be one of {_METRICS}; got {metric!r}")
+        if metric not in EVAL_METRICS:
+            raise ValueError(f"metric must be one of {EVAL_METRICS}; got {metric!r}")
         if not (0.0 < float(iou_threshold) <= 1.0):
             raise ValueError(f"iou_threshold must be in (0, 1]; got {iou_threshold}")
         self.class_names: list[str] = names

@@ -13,6 +13,7 @@ from typing import Any
 
 from spyolo.data.build import build_dataset as build_image_dataset
 from spyolo.data.build import ensure_generated
+from spyolo.errors import ConfigError
 from spyolo.events.arrays import SensorSize
 from spyolo.events.dataset import EventDetectionDataset, EventSettings, event_class_names
 from spyolo.events.protocol import Gen1Protocol
@@ -45,7 +46,7 @@ def ensure_synthetic_events(cfg: Any) -> None:
 
     folder = parse_event_sets(d.train_sets[:1], d.root)[0].folder
     if folder.name != "train":
-        raise ValueError(f"data.synthetic_train > 0 with event sets writes NAME/train and NAME/test: the first "
+        raise ConfigError(f"data.synthetic_train > 0 with event sets writes NAME/train and NAME/test: the first "
                          f"training set must be 'gen1:NAME/train', got {d.train_sets[0]!r}")
     out: Path = folder.parent
     settings = event_synthetic_settings(d)

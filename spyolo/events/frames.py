@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from spyolo.errors import ConfigError
 from spyolo.events.arrays import SensorSize
 
 __all__ = ["EVENT_REPRESENTATIONS", "EVENT_RESIZE_MODES", "FrameGeometry", "bin_events", "render_frame"]
@@ -51,7 +52,7 @@ class FrameGeometry:
         if self.resize not in EVENT_RESIZE_MODES:
             raise ValueError(f"event resize must be one of {', '.join(EVENT_RESIZE_MODES)}, got {self.resize!r}")
         if self.resize == "pad" and (self.sensor.width > self.img_size or self.sensor.height > self.img_size):
-            raise ValueError(
+            raise ConfigError(
                 f"the {self.sensor} sensor does not fit in a {self.img_size} px input without scaling: set "
                 f"data.img_size >= {max(self.sensor.width, self.sensor.height)} or data.event_resize=scale")
 

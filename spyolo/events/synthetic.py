@@ -54,6 +54,7 @@ from spyolo.data.synthetic import (
     shape_polygons,
     spec_and_classes,
 )
+from spyolo.errors import ConfigError
 from spyolo.events.arrays import SensorSize, make_events
 from spyolo.events.boxes import write_boxes
 from spyolo.events.dat import write_dat
@@ -93,15 +94,15 @@ class EventSpec:
         for name in ("objects", "distractors", "size", "aspect", "speed", "spin", "pan_speed"):
             low, high = getattr(self, name)
             if low > high:
-                raise ValueError(f"EventSpec.{name} must be a (low, high) pair with low <= high, got {(low, high)}")
+                raise ConfigError(f"EventSpec.{name} must be a (low, high) pair with low <= high, got {(low, high)}")
         if self.width < 16 or self.height < 16:
-            raise ValueError(f"EventSpec: the sensor must be at least 16x16, got {self.width}x{self.height}")
+            raise ConfigError(f"EventSpec: the sensor must be at least 16x16, got {self.width}x{self.height}")
         if self.objects[0] < 1 or self.distractors[0] < 0 or self.size[0] < 4 or self.aspect[0] <= 0:
-            raise ValueError("EventSpec: need objects >= 1, distractors >= 0, size >= 4 px and aspect > 0")
+            raise ConfigError("EventSpec: need objects >= 1, distractors >= 0, size >= 4 px and aspect > 0")
         if not 0 < self.frame_us <= self.label_every_us <= self.duration_us:
-            raise ValueError("EventSpec: need 0 < frame_us <= label_every_us <= duration_us")
+            raise ConfigError("EventSpec: need 0 < frame_us <= label_every_us <= duration_us")
         if self.threshold <= 0 or self.threshold_sigma < 0 or self.refractory_us < 0 or self.noise_hz < 0:
-            raise ValueError("EventSpec: need threshold > 0 and threshold_sigma, refractory_us, noise_hz >= 0")
+            raise ConfigError("EventSpec: need threshold > 0 and threshold_sigma, refractory_us, noise_hz >= 0")
 
     @property
     def sensor(self) -> SensorSize:
@@ -312,9 +313,9 @@ def generate_synthetic_events(out_dir: str | Path, n_train: int, n_test: int, se
     chosen = checked_classes(classes)
     spec = EventSpec() if spec is None else spec
     if n_train < 0 or n_test < 0 or n_train + n_test == 0:
-        raise ValueError(f"need n_train >= 0, n_test >= 0 and at least one recording, got {n_train}, {n_test}")
+        raise ConfigError(f"need n_train >= 0, n_test >= 0 and at least one recording, got {n_train}, {n_test}")
     if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+        raise ConfigError(f"seed must be a non-negative integer, got {seed}")
     out = Path(out_dir)
     claim_folder(out, [*EVENT_SPLITS, "classes.txt"], event_provenance(n_train, n_test, seed, classes=chosen,
                                                                        spec=spec), overwrite)

@@ -38,21 +38,21 @@ from torch import nn
 
 from spyolo.data.images import ImageInput, read_image
 from spyolo.data.transforms import build_eval_transform, unmap_boxes
+from spyolo.errors import ConfigError
 from spyolo.inference.postprocess import postprocess
 from spyolo.inference.prediction import Prediction
+from spyolo.inference.stream import StreamSession
 from spyolo.models.heads import HeadSpec, head_spec_for
 from spyolo.models.readout import restart_readout
 from spyolo.snn import reset_states
 from spyolo.utils.runtime import resolve_device
-
-from spyolo.inference.stream import StreamSession
 
 __all__ = ["Detector", "DetectorBase"]
 
 
 def _check_img_size(img_size: int) -> None:
     if img_size <= 0 or img_size % 32:
-        raise ValueError(f"img_size must be a positive multiple of 32, got {img_size}")
+        raise ConfigError(f"img_size must be a positive multiple of 32, got {img_size}")
 
 
 class DetectorBase:
@@ -102,13 +102,13 @@ class DetectorBase:
     ) -> None:
         _check_img_size(img_size)
         if timesteps < 1:
-            raise ValueError(f"timesteps must be >= 1, got {timesteps}")
+            raise ConfigError(f"timesteps must be >= 1, got {timesteps}")
         if not 0.0 <= conf <= 1.0:
-            raise ValueError(f"conf must be in [0, 1], got {conf}")
+            raise ConfigError(f"conf must be in [0, 1], got {conf}")
         if not 0.0 < nms <= 1.0:
-            raise ValueError(f"nms IoU threshold must be in (0, 1], got {nms}")
+            raise ConfigError(f"nms IoU threshold must be in (0, 1], got {nms}")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         if spec.num_classes != len(class_names):
             raise ValueError(f"the model has {spec.num_classes} classes but {len(class_names)} class names were given")
         self.device = resolve_device(device)
@@ -287,7 +287,7 @@ class Detector(DetectorBase):
         interpolation: str = "cubic",
     ) -> None:
         if state_init not in ("zero", "uniform"):
-            raise ValueError(f"state_init must be 'zero' or 'uniform', got {state_init!r}")
+            raise ConfigError(f"state_init must be 'zero' or 'uniform', got {state_init!r}")
         _check_img_size(img_size)  # before the anchors are scaled to it
         super().__init__(
             class_names, img_size, head_spec_for(model, img_size), bool(getattr(model, "is_spiking", False)),

@@ -21,11 +21,11 @@ import torch
 from torch import Tensor, nn
 
 from spyolo.snn.state import StatefulModule
+from spyolo.utils.choices import READOUTS
 
 __all__ = ["READOUTS", "MeanReadout", "restart_readout"]
 
-READOUTS: tuple[str, ...] = ("last", "mean")
-"""Valid ``model.readout`` values."""
+# READOUTS (spyolo.utils.choices, re-exported here): the valid ``model.readout`` values.
 
 
 class MeanReadout(StatefulModule):

@@ -58,6 +58,7 @@ from spyolo.models.readout import READOUTS, MeanReadout
 from spyolo.snn.ltc import LTCConv2d
 from spyolo.snn.state import reset_states
 from spyolo.snn.surrogate import DEFAULT_SURROGATE, SurrogateParams
+from spyolo.utils.choices import MODEL_INPUT_CHANNELS, MODEL_KINDS
 
 __all__ = [
     "MODEL_KINDS",
@@ -70,8 +71,7 @@ __all__ = [
     "timestep_input",
 ]
 
-MODEL_KINDS: tuple[str, ...] = ("spyv4", "ann")
-"""Valid ``ModelConfig.kind`` values for :func:`build_model`."""
+# MODEL_KINDS (spyolo.utils.choices, re-exported here): the valid ``ModelConfig.kind`` values.
 
 LayerFactory = Callable[..., nn.Module]
 """``factory(in_channels, out_channels, kernel_size, stride=..., bias=..., upsample=...)``."""
@@ -215,8 +215,6 @@ class _YOLOv4TinyTopology(nn.Module):
         self.masks: tuple[tuple[int, ...], ...] = tuple(tuple(int(i) for i in m) for m in masks)
         self.anchor_ref_size = int(anchor_ref_size)
         self.register_buffer("anchors", anchor_tensor, persistent=False)
-        if not 0.0 <= input_dropout < 1.0:
-            raise ValueError(f"input_dropout must be in [0, 1), got {input_dropout}")
         self.input_dropout = nn.Dropout2d(input_dropout) if input_dropout > 0 else nn.Identity()
 
         ch = [scaled_channels(c, width) for c in (32, 64, 64, 128, 256, 512, 256, 512, 128, 256)]
@@ -390,8 +388,8 @@ class YOLOv4Tiny(_YOLOv4TinyTopology):
                          scale_xy, in_channels, input_frames)
 
 
-INPUT_CHANNELS = {"image": 3, "events": 2}
-"""Channels of one timestep's input per ``ModelConfig.input``: RGB, or an event bin's OFF/ON frames."""
+INPUT_CHANNELS = MODEL_INPUT_CHANNELS
+"""``model.input`` -> channels of one timestep's input per ``ModelConfig.input``: RGB, or an event bin's OFF/ON frames."""
 
 
 def timestep_input(x: Tensor, t: int) -> Tensor:
@@ -436,45 +434,32 @@ def run_timesteps(
 
 
 def build_model(cfg: Any, num_classes: int) -> nn.Module:
-    """Build the detector described by a ``spyolo.config.ModelConfig``.
+    """Build the detector described by a validated ``spyolo.config.ModelConfig``.
 
-    Reads ``cfg.kind`` (``"spyv4"`` or ``"ann"``), ``cfg.width``, ``cfg.anchors``,
-    ``cfg.masks``, ``cfg.threshold`` and, if present, ``cfg.anchor_ref_size``, the
-    surrogate constants ``cfg.surrogate_sigma`` / ``surrogate_height`` / ``surrogate_gamma``,
-    ``cfg.readout``, ``cfg.input_dropout`` and ``cfg.input`` (``image``: 3 channels; ``events``: 2 per
-    timestep, the ANN twin reading the ``cfg.timesteps`` bins stacked).
-
-    Raises:
-        ValueError: for an unknown ``kind``.
+    ``cfg.kind`` ``"spyv4"`` builds :class:`SPYv4`, ``"ann"`` the twin :class:`YOLOv4Tiny`;
+    ``cfg.input`` ``image`` reads 3 channels per timestep, ``events`` 2 (the twin reading the
+    ``cfg.timesteps`` bins stacked). The config's validation checks every value; this reads them.
     """
-    kind = cfg.kind
     kwargs: dict[str, Any] = dict(
         num_classes=num_classes,
         width=cfg.width,
         anchors=[tuple(a) for a in cfg.anchors],
         masks=[tuple(m) for m in cfg.masks],
         threshold=cfg.threshold,
-        anchor_ref_size=getattr(cfg, "anchor_ref_size", ANCHOR_REF_SIZE),
-        input_dropout=float(getattr(cfg, "input_dropout", 0.0)),
-        scale_xy=float(getattr(cfg, "scale_xy", 1.0)),
+        anchor_ref_size=cfg.anchor_ref_size,
+        input_dropout=float(cfg.input_dropout),
+        scale_xy=float(cfg.scale_xy),
+        in_channels=INPUT_CHANNELS[cfg.input],
     )
-    source = getattr(cfg, "input", "image")
-    if source not in INPUT_CHANNELS:
-        raise ValueError(f"unknown model input {source!r}; valid inputs are {list(INPUT_CHANNELS)}")
-    kwargs["in_channels"] = INPUT_CHANNELS[source]
-    if kind not in MODEL_KINDS:
-        raise ValueError(f"unknown model kind {kind!r}; valid kinds are {list(MODEL_KINDS)}")
-    if kind == "spyv4":
-        surrogate = SurrogateParams(
-            float(getattr(cfg, "surrogate_sigma", DEFAULT_SURROGATE.sigma)),
-            float(getattr(cfg, "surrogate_height", DEFAULT_SURROGATE.height)),
-            float(getattr(cfg, "surrogate_gamma", DEFAULT_SURROGATE.gamma)),
-        )
-        model: nn.Module = SPYv4(**kwargs, surrogate=surrogate, readout=getattr(cfg, "readout", "last"))
-    else:
-        frames = int(cfg.timesteps) if source == "events" else 1  # the twin reads the T bins stacked
+    if cfg.kind == "spyv4":
+        surrogate = SurrogateParams(float(cfg.surrogate_sigma), float(cfg.surrogate_height), float(cfg.surrogate_gamma))
+        model: nn.Module = SPYv4(**kwargs, surrogate=surrogate, readout=cfg.readout)
+    elif cfg.kind == "ann":
+        frames = int(cfg.timesteps) if cfg.input == "events" else 1  # the twin reads the T bins stacked
         model = YOLOv4Tiny(**kwargs, input_frames=frames)
-    prior = float(getattr(cfg, "head_prior", 0.0))
+    else:  # not a validated ModelConfig
+        raise ValueError(f"unknown model kind {cfg.kind!r}; valid kinds are {list(MODEL_KINDS)}")
+    prior = float(cfg.head_prior)
     if prior > 0:
         model.init_head_priors(prior)
     return model

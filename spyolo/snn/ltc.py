@@ -34,6 +34,8 @@ from torch import Tensor, nn
 from spyolo.snn.fused import fused_ltc_update
 from spyolo.snn.state import StatefulModule, reset_states
 from spyolo.snn.surrogate import DEFAULT_SURROGATE, SurrogateParams, spike_fn
+from spyolo.utils.choices import LTC_BACKENDS
+from spyolo.utils.runtime import is_channels_last
 
 __all__ = [
     "LTC_BACKENDS",
@@ -47,14 +49,12 @@ __all__ = [
     "truncated_states",
 ]
 
-LTC_BACKENDS: tuple[str, ...] = ("reference", "fused", "fused-eager")
-"""Implementations of the elementwise LTC update, selectable per layer:
-
-* ``"reference"``: :func:`ltc_update`, plain PyTorch with autograd (the default);
-* ``"fused"``: :func:`spyolo.snn.fused.fused_ltc_update` with ``torch.compile``'d
-  kernels (Triton on CUDA; C++ on CPU, which needs a compiler);
-* ``"fused-eager"``: the same fused autograd function run op by op (no compiler).
-"""
+# LTC_BACKENDS (spyolo.utils.choices, re-exported here): the implementations of the elementwise
+# LTC update, selectable per layer:
+# * "reference": ltc_update, plain PyTorch with autograd (the default);
+# * "fused": spyolo.snn.fused.fused_ltc_update with torch.compile'd kernels (Triton on CUDA;
+#   C++ on CPU, which needs a compiler);
+# * "fused-eager": the same fused autograd function run op by op (no compiler).
 
 _FUSED_KERNELS_OF_BACKEND = MappingProxyType({"fused": "inductor", "fused-eager": "eager"})
 """``fused_ltc_update`` kernel mode of each fused backend."""
@@ -175,8 +175,7 @@ class LTCConv2d(StatefulModule):
         u_prev = self.v
         if u_prev is None:
             # keep the state in the layout of the current (e.g. channels_last)
-            channels_last = current.is_contiguous(memory_format=torch.channels_last) and not current.is_contiguous()
-            memory_format = torch.channels_last if channels_last else torch.contiguous_format
+            memory_format = torch.channels_last if is_channels_last(current) else torch.contiguous_format
             u_prev = self.new_memory(current.shape, current.device, state_dtype, memory_format)
         elif u_prev.shape != current.shape:
             raise RuntimeError(
@@ -288,8 +287,7 @@ def state_layouts(model: nn.Module) -> tuple[StateLayout, ...] | None:
         v = layer.v
         if v is None:
             return None
-        channels_last = v.dim() == 4 and v.is_contiguous(memory_format=torch.channels_last) and not v.is_contiguous()
-        layouts.append(StateLayout(tuple(v.shape), v.dtype, channels_last))
+        layouts.append(StateLayout(tuple(v.shape), v.dtype, is_channels_last(v)))
     return tuple(layouts)
 
 

@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from spyolo.utils.choices import STATE_INITS
+
 __all__ = [
     "STATE_INITS",
     "StatefulModule",
@@ -29,8 +31,7 @@ __all__ = [
     "stateful_modules",
 ]
 
-STATE_INITS: tuple[str, ...] = ("zero", "uniform")
-"""Valid values of the ``init`` argument of :func:`reset_states`."""
+# STATE_INITS (spyolo.utils.choices): the valid values of the ``init`` argument of reset_states.
 
 
 def _check_init(init: str) -> None:

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["build_optimizer", "build_scheduler", "LRSchedule"]
+from spyolo.utils.choices import OPTIMIZERS, SCHEDULERS
+
+__all__ = ["OPTIMIZERS", "SCHEDULERS", "build_optimizer", "build_scheduler", "LRSchedule"]
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -35,7 +37,7 @@ def build_optimizer(model: nn.Module, name: str, lr: float, momentum: float, wei
         return torch.optim.AdamW(groups, lr=lr, betas=(momentum, 0.999), **impl)
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True, **impl)
-    raise ValueError(f"unknown optimizer '{name}'; valid: adam, adamw, sgd")
+    raise ValueError(f"unknown optimizer '{name}'; valid: {', '.join(OPTIMIZERS)}")
 
 
 @dataclass
@@ -61,7 +63,7 @@ class LRSchedule:
         if self.kind == "step":
             passed = sum(1 for m in self.milestones if it >= m * self.total_iters)
             return self.gamma**passed
-        raise ValueError(f"unknown scheduler '{self.kind}'; valid: cosine, step, constant")
+        raise ValueError(f"unknown scheduler '{self.kind}'; valid: {', '.join(SCHEDULERS)}")
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, schedule: LRSchedule) -> torch.optim.lr_scheduler.LambdaLR:

@@ -15,18 +15,20 @@ A call is two phases, also available separately (:meth:`TrainStep.prepare`,
   the host, to size tensors), runs the distillation teacher if there is one (once per batch:
   it does not depend on the timestep), clears the gradients and resets the neuron states;
 * ``time_loop`` runs the T timesteps and the updates without any host-device
-  synchronisation: the returned loss parts are device tensors.
+  synchronisation: the returned :class:`LossParts` are device tensors
+  (:meth:`LossParts.to_host` reads them back in one copy).
 
 States are created before the first step (:func:`spyolo.snn.ltc.init_states`) once their
-layouts for an input shape are known: the first batch of each new input shape runs its first
-step (BPTT: all its steps) with lazily created states through the uncompiled model and records
-the layouts. A compiled model therefore sees a state tensor at every step it runs and needs one
+layouts for an input shape are known (:class:`~spyolo.train.state_cache.StateLayoutCache`):
+the first batch of each new input shape runs its first step (BPTT: all its steps) with lazily
+created states through the uncompiled model and records the layouts. A compiled model therefore sees a state tensor at every step it runs and needs one
 graph per input shape (BPTT: two, the first step's state needing no gradient), whatever T is.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Generic, TypeVar
 
 import torch
 from torch import nn
@@ -34,13 +36,60 @@ from torch import nn
 from spyolo.loss import YOLOLoss
 from spyolo.loss.yolo import YOLOTargets
 from spyolo.models import timestep_input
-from spyolo.snn import detach_states, reset_states
-from spyolo.snn.ltc import StateLayout, init_states, state_layouts, truncated_states
+from spyolo.snn import detach_states
+from spyolo.snn.ltc import truncated_states
 from spyolo.train.distill import HeadDistillation
 from spyolo.train.fptt import FPTT
+from spyolo.train.state_cache import StateLayoutCache
+from spyolo.utils.choices import STEP_WEIGHTINGS, TRAIN_METHODS
 from spyolo.utils.runtime import Runtime
 
-__all__ = ["StepSettings", "TrainStep"]
+__all__ = ["LossParts", "StepSettings", "TrainStep"]
+
+V = TypeVar("V", torch.Tensor, float)
+
+
+@dataclass(frozen=True)
+class LossParts(Generic[V]):
+    """The loss terms of one batch, each the mean over its timesteps.
+
+    On the device (0-d tensors) as the training step returns them, or as Python floats
+    after :meth:`to_host`.
+
+    Attributes:
+        loss: The YOLO loss (unweighted by the step weighting; without the distillation term).
+        box: Its box-regression part.
+        obj: Its objectness part.
+        cls: Its classification part.
+        num_pos: Positive anchors per step.
+        distill: The (weighted) distillation term added to the loss in training (0 without a teacher).
+    """
+
+    loss: V
+    box: V
+    obj: V
+    cls: V
+    num_pos: V
+    distill: V
+
+    @classmethod
+    def from_stacked(cls, values: torch.Tensor) -> LossParts[torch.Tensor]:
+        """From a device tensor of the fields in declaration order (views; no copy, no sync)."""
+        return cls(*values.unbind(0))
+
+    def stacked(self) -> torch.Tensor:
+        """The fields as one float32 device tensor, in declaration order."""
+        return torch.stack([getattr(self, f.name).float() for f in fields(self)])
+
+    def __add__(self, other: LossParts[torch.Tensor]) -> LossParts[torch.Tensor]:
+        return LossParts.from_stacked(self.stacked() + other.stacked())
+
+    def __truediv__(self, n: float) -> LossParts[torch.Tensor]:
+        return LossParts.from_stacked(self.stacked() / n)
+
+    def to_host(self) -> LossParts[float]:
+        """The same parts as Python floats: one device-to-host copy (one synchronisation)."""
+        return LossParts(*self.stacked().tolist())
 
 
 @dataclass
@@ -67,15 +116,8 @@ class StepSettings:
     eager_states: bool = True
 
 
-_LayoutKey = tuple[tuple[int, ...], torch.dtype, torch.device, bool, torch.dtype | None, torch.dtype]
-
-
 class TrainStep:
-    """Callable running one batch; returns device tensors ``{"loss","box","obj","cls","num_pos","distill"}``.
-
-    ``loss`` is the mean over timesteps of the (unweighted) per-step YOLO loss, for logging;
-    ``distill`` the mean of the (weighted) distillation term added to it in training (0 without
-    a teacher).
+    """Callable running one batch; returns its :class:`LossParts` as device tensors.
 
     ``model`` may be the plain model, a ``torch.compile`` wrapper of it, or DDP (compiled or
     not); the wrapper's ``_orig_mod`` is used for the uncompiled first steps described in the
@@ -95,8 +137,8 @@ class TrainStep:
     ) -> None:
         if settings.method == "fptt" and fptt is None:
             raise ValueError("method 'fptt' needs an FPTT instance")
-        if settings.method not in ("fptt", "bptt", "ann"):
-            raise ValueError(f"unknown training method '{settings.method}'; valid: fptt, bptt, ann")
+        if settings.method not in (*TRAIN_METHODS, "ann"):
+            raise ValueError(f"unknown training method '{settings.method}'; valid: {', '.join(TRAIN_METHODS)}, ann")
         if settings.method != "ann" and settings.timesteps < 1:
             raise ValueError(f"timesteps must be >= 1, got {settings.timesteps}")
         self.model = model
@@ -110,14 +152,14 @@ class TrainStep:
         self.distill = distill
         self.params = [p for p in model.parameters() if p.requires_grad]
         steps = settings.timesteps if settings.method != "ann" else 1
+        if settings.step_weighting not in STEP_WEIGHTINGS:
+            raise ValueError(f"unknown step weighting '{settings.step_weighting}'; valid: {', '.join(STEP_WEIGHTINGS)}")
         if settings.step_weighting == "linear":
             self.weights = [(t + 1) / steps for t in range(steps)]
-        elif settings.step_weighting == "uniform":
-            self.weights = [1.0] * steps
         else:
-            raise ValueError(f"unknown step weighting '{settings.step_weighting}'; valid: uniform, linear")
-        self._layouts: dict[_LayoutKey, tuple[StateLayout, ...]] = {}
-        self._record_key: _LayoutKey | None = None
+            self.weights = [1.0] * steps
+        self.states = StateLayoutCache(model, self.eager_model, runtime.amp_dtype, init=settings.state_init,
+                                       generator=state_generator, enabled=settings.eager_states)
         self._lazy_batch = False
 
     # -- helpers -------------------------------------------------------------------------
@@ -147,28 +189,11 @@ class TrainStep:
 
     @staticmethod
     def _stack(loss: torch.Tensor, parts: dict) -> torch.Tensor:
+        """One step's parts as a device tensor in :class:`LossParts` field order."""
         return torch.stack(
             [loss.detach().float(), parts["box"].float(), parts["obj"].float(), parts["cls"].float(),
              parts["num_pos"].float(), parts["distill"].float()]
         )
-
-    def _layout_key(self, images: torch.Tensor) -> _LayoutKey:
-        channels_last = images.dim() == 4 and images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous()
-        param_dtype = self.params[0].dtype if self.params else torch.float32
-        return (tuple(images.shape), images.dtype, images.device, channels_last, self.runtime.amp_dtype, param_dtype)
-
-    def _reset_states(self, images: torch.Tensor) -> None:
-        """Reset the neuron states; create them now if their layouts for this input are known."""
-        s = self.settings
-        key = self._layout_key(images)
-        layouts = self._layouts.get(key) if s.eager_states else None
-        if layouts is None:
-            reset_states(self.model, init=s.state_init, generator=self.state_generator)
-            self._record_key = key if s.eager_states else None
-        else:
-            init_states(self.eager_model, layouts, images.device, init=s.state_init, generator=self.state_generator)
-            self._record_key = None
-        self._lazy_batch = self._record_key is not None
 
     def _step_model(self, t: int) -> nn.Module:
         """The model for step ``t``: uncompiled for a first step with lazily created states.
@@ -180,14 +205,6 @@ class TrainStep:
         if self._lazy_batch and (t == 0 or self.settings.method == "bptt"):
             return self.eager_model
         return self.model
-
-    def _record_layouts(self) -> None:
-        """After the first lazily-created step: remember the state layouts for this input."""
-        if self._record_key is not None:
-            layouts = state_layouts(self.eager_model)
-            if layouts is not None:
-                self._layouts[self._record_key] = layouts
-            self._record_key = None
 
     # -- the step ------------------------------------------------------------------------
     def prepare(self, images: torch.Tensor, targets: torch.Tensor) -> YOLOTargets:
@@ -202,22 +219,22 @@ class TrainStep:
             self.distill.prepare(images, self.runtime.autocast())
         self.optimizer.zero_grad(set_to_none=True)
         if self.settings.method != "ann":
-            self._reset_states(images)
+            self._lazy_batch = self.states.reset(images)
         return built
 
-    def time_loop(self, images: torch.Tensor, built: YOLOTargets) -> torch.Tensor:
+    def time_loop(self, images: torch.Tensor, built: YOLOTargets) -> LossParts[torch.Tensor]:
         """Run the timesteps and updates of one batch after :meth:`prepare`; no host sync.
 
         Returns:
-            A device tensor ``[loss, box, obj, cls, num_pos, distill]``, each the mean over timesteps.
+            The loss parts as device tensors, each the mean over the timesteps.
         """
         s = self.settings
         if s.method == "ann":
             total, loss, parts = self._forward_loss(self.model, images, built)
             total.backward()
             self._update()
-            return self._stack(loss, parts)
-        acc = torch.zeros(6, device=images.device)
+            return LossParts.from_stacked(self._stack(loss, parts))
+        acc = torch.zeros(len(fields(LossParts)), device=images.device)
         if s.method == "fptt":
             # Each step's graph ends at the spikes: the membranes are stored detached
             # (detach_states keeps this true for any other stateful module).
@@ -225,7 +242,7 @@ class TrainStep:
                 for t in range(s.timesteps):
                     detach_states(self.eager_model)
                     total, loss, parts = self._forward_loss(self._step_model(t), timestep_input(images, t), built)
-                    self._record_layouts()
+                    self.states.record()
                     weight = self.weights[t]
                     (total if weight == 1.0 else total * weight).backward()
                     if (t + 1) % s.update_every == 0 or t == s.timesteps - 1:
@@ -235,15 +252,14 @@ class TrainStep:
             summed = None
             for t in range(s.timesteps):
                 total, loss, parts = self._forward_loss(self._step_model(t), timestep_input(images, t), built)
-                self._record_layouts()
+                self.states.record()
                 summed = total * self.weights[t] if summed is None else summed + total * self.weights[t]
                 acc += self._stack(loss, parts)
             summed.backward()
             self._update()
         acc /= s.timesteps
-        return acc
+        return LossParts.from_stacked(acc)
 
-    def __call__(self, images: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    def __call__(self, images: torch.Tensor, targets: torch.Tensor) -> LossParts[torch.Tensor]:
         built = self.prepare(images, targets)
-        acc = self.time_loop(images, built)
-        return {"loss": acc[0], "box": acc[1], "obj": acc[2], "cls": acc[3], "num_pos": acc[4], "distill": acc[5]}
+        return self.time_loop(images, built)

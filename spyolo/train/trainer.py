@@ -50,6 +50,7 @@ from spyolo.train.components import build_training
 from spyolo.train.distributed import barrier, init_distributed, shutdown
 from spyolo.train.run_log import RunFolder, RunLog, run_record
 from spyolo.train.seeding import epoch_seeds
+from spyolo.train.steps import LossParts
 from spyolo.utils.memory import peak_memory_bytes
 from spyolo.utils.runtime import resolve_runtime, rng_state, seed_everything, set_rng_state
 
@@ -264,7 +265,7 @@ class Trainer:
         iters = self._iters_per_epoch()
         if self.monitor is not None:
             self.monitor.reset()
-        sums = torch.zeros(6, device=self.runtime.device)
+        sums: LossParts[torch.Tensor] | None = None
         t0 = time.perf_counter()
         bar = tqdm(
             total=iters, desc=f"epoch {epoch + 1}/{tc.epochs} [{self.method}]", unit="batch",
@@ -279,22 +280,23 @@ class Trainer:
             out = p.step(images, targets)
             p.scheduler.step()
             # One host sync per batch (never inside the time loop): stop on a non-finite loss.
-            if not bool(torch.isfinite(out["loss"])):
+            if not bool(torch.isfinite(out.loss)):
                 where = f"epoch {epoch + 1}, iteration {i + 1}"
                 if i == 0 and self.history:
                     held = (f"; {self.weights_dir / 'last.pt'} holds the weights that gave it (saved after epoch "
                             f"{epoch}); lower train.lr or check the data")
                 else:
                     held = f"; {self._checkpoint_note()}"
-                raise TrainingDiverged(f"non-finite loss ({float(out['loss'])}) at {where}; training stopped{held}")
-            sums += torch.stack([out[k] for k in ("loss", "box", "obj", "cls", "num_pos", "distill")])
+                raise TrainingDiverged(f"non-finite loss ({float(out.loss)}) at {where}; training stopped{held}")
+            sums = out if sums is None else sums + out
             n_done += 1
             bar.update(1)
             if self.dist.main and (i % max(1, tc.log_every) == 0 or i == iters - 1):
-                mean = (sums / n_done).tolist()
-                post = {"loss": f"{mean[0]:.3f}", "box": f"{mean[1]:.3f}", "obj": f"{mean[2]:.3f}", "cls": f"{mean[3]:.3f}"}
+                mean = (sums / n_done).to_host()
+                post = {"loss": f"{mean.loss:.3f}", "box": f"{mean.box:.3f}", "obj": f"{mean.obj:.3f}",
+                        "cls": f"{mean.cls:.3f}"}
                 if p.distill is not None:
-                    post["kd"] = f"{mean[5]:.3f}"
+                    post["kd"] = f"{mean.distill:.3f}"
                 if self.monitor is not None:
                     post["fr"] = f"{self.monitor.mean_rate():.3f}"
                 post["lr"] = f"{p.optimizer.param_groups[0]['lr']:.2e}"
@@ -303,11 +305,12 @@ class Trainer:
         if p.fptt is not None and tc.reset_to_average == "epoch":
             p.fptt.reset_to_average()
         elapsed = time.perf_counter() - t0
-        mean = (sums / max(1, n_done)).tolist()
+        nan = float("nan")
+        mean = (sums / n_done).to_host() if sums is not None else LossParts(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
         return {
             "epoch": epoch + 1, "iterations": n_done, "lr": p.optimizer.param_groups[0]["lr"],
-            "loss": mean[0], "box": mean[1], "obj": mean[2], "cls": mean[3],
-            "distill": mean[5] if p.distill is not None else float("nan"),
+            "loss": mean.loss, "box": mean.box, "obj": mean.obj, "cls": mean.cls,
+            "distill": mean.distill if p.distill is not None else nan,
             "firing_rate": self.monitor.mean_rate() if self.monitor is not None else float("nan"),
             "map_voc07": float("nan"), "map_area": float("nan"), "epoch_time_s": elapsed,
             "images_per_s": n_done * tc.batch_size / max(elapsed, 1e-9),

@@ -188,14 +188,15 @@ def encode_image(path: str | Path, image_bgr: Any) -> bytes:
     """A BGR image encoded by OpenCV in the format of ``path``'s suffix.
 
     Raises:
-        ValueError: OpenCV has no encoder for the suffix (or the image cannot be encoded).
+        FileWriteError: OpenCV has no encoder for the suffix (or the image cannot be encoded).
     """
     import cv2
 
     suffix = Path(path).suffix.lower()
     ok, buf = cv2.imencode(suffix, image_bgr)
     if not ok:
-        raise ValueError(f"{path}: OpenCV cannot encode an image as {suffix or '(no suffix)'}")
+        raise FileWriteError(None, f"OpenCV cannot encode an image as {suffix or '(no suffix)'}", str(path),
+                             "nothing written")
     return buf.tobytes()
 
 

@@ -16,8 +16,18 @@ import numpy as np
 import torch
 
 from spyolo.errors import ConfigError
+from spyolo.utils.choices import AMP_MODES, CHANNELS_LAST_MODES
 
-__all__ = ["Runtime", "resolve_device", "resolve_runtime", "seed_everything", "rng_state", "set_rng_state"]
+__all__ = ["Runtime", "is_channels_last", "resolve_device", "resolve_runtime", "seed_everything", "rng_state", "set_rng_state"]
+
+
+def is_channels_last(t: torch.Tensor) -> bool:
+    """Whether the 4-d tensor ``t`` is stored channels-last (and not also plain contiguous).
+
+    A tensor that is dense in both layouts (e.g. one with a single channel or 1x1 spatial
+    size) counts as contiguous, the default layout.
+    """
+    return t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,9 @@ def resolve_runtime(device: str = "auto", amp: str = "auto", channels_last: str 
 
     ``amp`` auto -> bf16 autocast on CUDA, float32 on CPU. ``channels_last`` auto -> on CUDA.
     """
+    if amp not in AMP_MODES or channels_last not in CHANNELS_LAST_MODES:
+        raise ValueError(f"amp must be one of {', '.join(AMP_MODES)} and channels_last one of "
+                         f"{', '.join(CHANNELS_LAST_MODES)}; got {amp!r}, {channels_last!r}")
     dev = resolve_device(device)
     if amp == "auto":
         amp_dtype = torch.bfloat16 if dev.type == "cuda" else None

@@ -1,0 +1,41 @@
+"""The named choices of the settings that the owning modules check and the config validates.
+
+Kept in one torch-free leaf so that :mod:`spyolo.config` (below ``train`` and ``eval`` in the
+layering, and light to import) reads the same tuples as the modules that act on them; each
+owner imports its own from here (e.g. :data:`OPTIMIZERS` is
+``spyolo.train.optim.OPTIMIZERS``). The event-frame choices live with their owner,
+:mod:`spyolo.events.frames`, which is torch-free itself.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+__all__ = [
+    "AMP_MODES", "CHANNELS_LAST_MODES", "EVAL_INTERPOLATION_MODES", "EVAL_METRICS", "EVAL_RESIZE_MODES",
+    "LTC_BACKENDS", "MODEL_INPUT_CHANNELS", "MODEL_KINDS", "OPTIMIZERS", "READOUTS", "RESET_TO_AVERAGE_MODES",
+    "SCHEDULERS", "STATE_INITS", "STEP_WEIGHTINGS", "TRAIN_METHODS",
+]
+
+# data (spyolo.data.transforms)
+EVAL_RESIZE_MODES: tuple[str, ...] = ("stretch", "letterbox")
+EVAL_INTERPOLATION_MODES: tuple[str, ...] = ("cubic", "linear")
+
+# model (spyolo.models, spyolo.snn)
+MODEL_KINDS: tuple[str, ...] = ("spyv4", "ann")
+MODEL_INPUT_CHANNELS = MappingProxyType({"image": 3, "events": 2})  # model.input -> channels per timestep
+STATE_INITS: tuple[str, ...] = ("zero", "uniform")
+READOUTS: tuple[str, ...] = ("last", "mean")
+LTC_BACKENDS: tuple[str, ...] = ("reference", "fused", "fused-eager")
+
+# train (spyolo.train, spyolo.utils.runtime); model.kind=ann trains the twin whatever train.method says
+TRAIN_METHODS: tuple[str, ...] = ("fptt", "bptt")
+OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd")
+SCHEDULERS: tuple[str, ...] = ("cosine", "step", "constant")
+STEP_WEIGHTINGS: tuple[str, ...] = ("uniform", "linear")
+RESET_TO_AVERAGE_MODES: tuple[str, ...] = ("epoch", "never")
+AMP_MODES: tuple[str, ...] = ("auto", "bf16", "off")
+CHANNELS_LAST_MODES: tuple[str, ...] = ("auto", "on", "off")
+
+# eval (spyolo.eval)
+EVAL_METRICS: tuple[str, ...] = ("voc07", "area")
