@@ -174,8 +174,10 @@ def check_outputs(outputs: Sequence[Path], inputs: Sequence[Path], exist_ok: boo
             )
 
 
-def run_images(det, files: list[Path], out: Path, batch_size: int, progress: bool) -> tuple[int, int, list[str]]:
-    """Annotate ``files`` into ``out``; return (images written, detections, problems of skipped files)."""
+def run_images(det, files: list[Path], out: Path, batch_size: int, progress: bool,
+               skip_bad: bool = True) -> tuple[int, int, list[str]]:
+    """Annotate ``files`` into ``out``; return (images written, detections, problems of skipped files).
+    ``skip_bad=False`` (one image given as the source): an unreadable image raises its own error."""
     import cv2
     from tqdm import tqdm
 
@@ -195,6 +197,8 @@ def run_images(det, files: list[Path], out: Path, batch_size: int, progress: boo
                     images.append(read_image_file(f))
                     chunk.append(f)
                 except ImageReadError as exc:
+                    if not skip_bad:
+                        raise
                     problems.append(str(exc))
                     print(f"skipped: {exc}", file=sys.stderr)
                     bar.update(1)
@@ -276,7 +280,8 @@ def _annotate(args: argparse.Namespace, det, kind: str, source, out: Path, files
     if kind == "events":
         return run_events(det, source, stem, args)
     if kind in ("image", "folder"):
-        written, n_det, problems = run_images(det, files, out, args.batch_size, not args.no_progress)
+        written, n_det, problems = run_images(det, files, out, args.batch_size, not args.no_progress,
+                                              skip_bad=kind == "folder")
         print(f"wrote {written} annotated images and {written} JSON files ({n_det} detections) to {out}")
         if problems:
             print(f"error: {len(problems)} of {len(files)} images could not be read (listed above as skipped)",

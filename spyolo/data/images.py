@@ -9,6 +9,9 @@ to 8 bits (``round(v / 257)``) and float images are read as values in ``[0, 1]``
 
 from __future__ import annotations
 
+import io
+import struct
+import warnings
 from pathlib import Path
 from typing import Any, Union
 
@@ -19,6 +22,7 @@ from spyolo.errors import ImageReadError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "MAX_IMAGE_PIXELS",
     "ImageInput",
     "ImageReadError",
     "read_image",
@@ -28,6 +32,12 @@ __all__ = [
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"})
 """File suffixes treated as images (by the demo's folder mode)."""
+
+MAX_IMAGE_PIXELS = 2**27
+"""The largest image (width x height, 134 megapixels) :func:`read_image_file` decodes; a
+100-megapixel camera's photo passes. A larger file, or one that is a decompression bomb (a small
+PNG whose header claims 20000x20000 pixels), is refused before decoding: OpenCV would first take
+about 11 bytes per pixel (4.4 GB for 20000x20000)."""
 
 ImageInput = Union[str, Path, np.ndarray, Any]
 """A path, a numpy image or a PIL image."""
@@ -121,6 +131,37 @@ def _check_complete(data: np.ndarray, path: Path) -> None:
             raise ImageReadError(f"{path}: truncated JPEG (the end-of-image marker is missing)")
 
 
+def _header_size(data: np.ndarray) -> tuple[int, int] | None:
+    """``(width, height)`` from an image file's header, without decoding its pixels; None when the
+    header is not one Pillow reads (OpenCV's decoder then decides). ``(0, 0)``: Pillow's own
+    decompression-bomb check refused it (more than twice its ``MAX_IMAGE_PIXELS``)."""
+    head = bytes(data[:24])
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        return struct.unpack(">II", head[16:24])
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data.tobytes())) as image:  # reads the header only
+                return image.size
+        except Image.DecompressionBombError:
+            return 0, 0
+        except Exception:  # not a format Pillow knows, or a damaged header
+            return None
+
+
+def _check_pixels(data: np.ndarray, path: Path) -> None:
+    size = _header_size(data)
+    if size is None:
+        return
+    width, height = size
+    if width * height > MAX_IMAGE_PIXELS or width * height == 0:
+        what = f"{width}x{height} pixels" if width * height else "a decompression bomb (Pillow's check)"
+        raise ImageReadError(f"{path}: the image is {what}, more than the {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels "
+                             f"spyolo decodes (MAX_IMAGE_PIXELS); downscale it first")
+
+
 def read_image_file(path: str | Path) -> np.ndarray:
     """Decode an image file to RGB uint8 ``(H, W, 3)``: the one image reader of spyolo.
 
@@ -131,7 +172,8 @@ def read_image_file(path: str | Path) -> np.ndarray:
 
     Raises:
         ImageReadError: naming the file, when it is missing, unreadable, not an image,
-            corrupt or truncated.
+            corrupt or truncated, or larger than :data:`MAX_IMAGE_PIXELS` (checked on the header,
+            before decoding).
     """
     path = Path(path)
     if not path.is_file():
@@ -143,6 +185,7 @@ def read_image_file(path: str | Path) -> np.ndarray:
     if data.size == 0:
         raise ImageReadError(f"{path}: empty file (0 bytes), not an image")
     _check_complete(data, path)
+    _check_pixels(data, path)
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None:
         raise ImageReadError(f"{path}: cannot decode image (corrupt, truncated or not an image)")
