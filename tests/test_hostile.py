@@ -18,10 +18,8 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
