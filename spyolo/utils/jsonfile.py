@@ -13,14 +13,17 @@ def read_json(path: str | Path, error: type[Exception], what: str = "JSON file")
     """The parsed contents of ``path`` (UTF-8, a byte-order mark allowed).
 
     Raises:
-        error: ``"<path>: <what> not found"``, not UTF-8 text, malformed JSON (with the line and
-            column), or unreadable (with the operating system's reason).
+        error: ``"<path>: <what> not found"``, empty, not UTF-8 text, malformed JSON (with the
+            line and column), or unreadable (with the operating system's reason).
     """
     path = Path(path)
     if not path.is_file():
         raise error(f"{path}: {what} not found")
     try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
+        text = path.read_text(encoding="utf-8-sig")
+        if not text.strip():
+            raise error(f"{path}: empty file ({path.stat().st_size} bytes), not a {what}")
+        return json.loads(text)
     except UnicodeDecodeError:
         raise error(f"{path}: not a JSON text file (not UTF-8)") from None
     except json.JSONDecodeError as exc:
