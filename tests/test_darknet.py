@@ -456,8 +456,10 @@ def test_converted_checkpoint_trains_exports_and_teaches(tmp_path, tiny_voc_root
     meta = json.loads(onnx_path.with_suffix(".json").read_text())
     assert meta["heads"]["scale_xy"] == 1.05 and meta["input"]["interpolation"] == "linear"
     image = (np.random.default_rng(1).random((90, 120, 3)) * 255).astype(np.uint8)
-    onnx_det = OnnxDetector(onnx_path, conf=0.1, max_det=0)
-    torch_det = Detector.from_checkpoint(out, device="cpu", conf=0.1, max_det=0)
+    # conf 0.28: above the random model's mass of near-equal low scores, where which of two
+    # overlapping boxes survives NMS depends on the last bit
+    onnx_det = OnnxDetector(onnx_path, conf=0.28, max_det=0)
+    torch_det = Detector.from_checkpoint(out, device="cpu", conf=0.28, max_det=0)
     batch, _ = torch_det.preprocess([image[:, :, ::-1].copy()])
     heads, _states = onnx_det.step(batch.numpy(), onnx_det.zero_states(1))
     with torch.no_grad():
@@ -466,6 +468,8 @@ def test_converted_checkpoint_trains_exports_and_teaches(tmp_path, tiny_voc_root
     assert onnx_det.spec.scale_xy == torch_det.spec.scale_xy == 1.05
     assert onnx_det.interpolation == torch_det.interpolation == "linear"
     a, b = onnx_det.predict(image)[0], torch_det.predict(image)[0]
-    assert abs(len(a) - len(b)) <= 2 and len(b) > 0  # a random model: boxes at the thresholds may differ
-    np.testing.assert_allclose(a.boxes[0], b.boxes[0], atol=1e-2)  # the strongest detection
-    assert a.scores[0] == pytest.approx(b.scores[0], abs=1e-4)
+    # the detections themselves: the same boxes and scores from both runtimes
+    assert len(a) == len(b) > 0
+    gap = np.abs(a.boxes[:, None, :] - b.boxes[None, :, :]).max(axis=2)  # every pair of boxes
+    assert gap.min(axis=1).max() < 1e-2 and gap.min(axis=0).max() < 1e-2
+    np.testing.assert_allclose(np.sort(a.scores), np.sort(b.scores), atol=1e-5)
