@@ -181,6 +181,10 @@ class ModelConfig:
     # How the heads are read over the timesteps: "last" (each step's own heads; the release) or
     # "mean" (their running mean since the reset, a rate-coded read-out; spyolo/models/readout.py).
     readout: str = "last"
+    # Path of every LTC neuron's time constant (spyolo/snn/ltc.py, docs/energy.md): "ltc" (the paper's
+    # sigmoid(BN(Conv3x3(I + u))), dense analog MACs), "spike" (Conv3x3 of the layer's previous spikes,
+    # accumulate-only), "depthwise" (depthwise 3x3 on I + u) or "channel" (one learned constant per channel).
+    tau_mode: str = "ltc"
     # Dropout2d probability on the input image in training (the release: 0.1).
     input_dropout: float = 0.0
     # Centre scale of the heads' decoding, Darknet's scale_x_y: centre = sigmoid(t) * k - (k - 1) / 2
@@ -348,6 +352,7 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("data", "event_resize"): ("pad", "scale"),
     ("model", "state_init"): ("zero", "uniform"),
     ("model", "readout"): ("last", "mean"),
+    ("model", "tau_mode"): ("ltc", "spike", "depthwise", "channel"),
     ("train", "method"): ("fptt", "bptt"),
     ("train", "optimizer"): ("adam", "adamw", "sgd"),
     ("train", "scheduler"): ("cosine", "step", "constant"),

@@ -55,7 +55,7 @@ from torch import Tensor, nn
 
 from spyolo.models.heads import ANCHOR_REF_SIZE, DEFAULT_ANCHORS, DEFAULT_MASKS, STRIDES
 from spyolo.models.readout import READOUTS, MeanReadout
-from spyolo.snn.ltc import LTCConv2d
+from spyolo.snn.ltc import TAU_MODES, LTCConv2d
 from spyolo.snn.state import reset_states
 from spyolo.snn.surrogate import DEFAULT_SURROGATE, SurrogateParams
 
@@ -321,6 +321,8 @@ class SPYv4(_YOLOv4TinyTopology):
             the heads over the steps since the reset; :mod:`spyolo.models.readout`).
         input_dropout: ``Dropout2d`` probability on the input image in training (release: 0.1).
         scale_xy: Centre scale of the heads' decoding (1: the release).
+        tau_mode: Path of every LTC layer's time constant, one of
+            :data:`spyolo.snn.ltc.TAU_MODES` (``"ltc"``: the paper's).
     """
 
     is_spiking: ClassVar[bool] = True
@@ -338,13 +340,17 @@ class SPYv4(_YOLOv4TinyTopology):
         input_dropout: float = 0.0,
         scale_xy: float = 1.0,
         in_channels: int = 3,
+        tau_mode: str = "ltc",
     ) -> None:
+        if tau_mode not in TAU_MODES:
+            raise ValueError(f"unknown tau_mode {tau_mode!r}; valid values are {list(TAU_MODES)}")
+
         def ltc(
             in_channels: int, out_channels: int, kernel_size: int, *, stride: int, bias: bool, upsample: bool
         ) -> nn.Module:
             return LTCConv2d(
                 in_channels, out_channels, kernel_size, stride=stride, bias=bias, upsample=upsample, threshold=threshold,
-                surrogate=surrogate,
+                surrogate=surrogate, tau_mode=tau_mode,
             )
 
         if readout not in READOUTS:
@@ -354,6 +360,7 @@ class SPYv4(_YOLOv4TinyTopology):
         self.threshold = float(threshold)
         self.surrogate = DEFAULT_SURROGATE if surrogate is None else surrogate
         self.readout = readout
+        self.tau_mode = tau_mode
         # registered last: the LTC layers keep their forward order among the stateful modules
         self.mean_readout = MeanReadout() if readout == "mean" else None
 
@@ -441,7 +448,7 @@ def build_model(cfg: Any, num_classes: int) -> nn.Module:
     Reads ``cfg.kind`` (``"spyv4"`` or ``"ann"``), ``cfg.width``, ``cfg.anchors``,
     ``cfg.masks``, ``cfg.threshold`` and, if present, ``cfg.anchor_ref_size``, the
     surrogate constants ``cfg.surrogate_sigma`` / ``surrogate_height`` / ``surrogate_gamma``,
-    ``cfg.readout``, ``cfg.input_dropout`` and ``cfg.input`` (``image``: 3 channels; ``events``: 2 per
+    ``cfg.readout``, ``cfg.tau_mode``, ``cfg.input_dropout`` and ``cfg.input`` (``image``: 3 channels; ``events``: 2 per
     timestep, the ANN twin reading the ``cfg.timesteps`` bins stacked).
 
     Raises:
@@ -470,7 +477,8 @@ def build_model(cfg: Any, num_classes: int) -> nn.Module:
             float(getattr(cfg, "surrogate_height", DEFAULT_SURROGATE.height)),
             float(getattr(cfg, "surrogate_gamma", DEFAULT_SURROGATE.gamma)),
         )
-        model: nn.Module = SPYv4(**kwargs, surrogate=surrogate, readout=getattr(cfg, "readout", "last"))
+        model: nn.Module = SPYv4(**kwargs, surrogate=surrogate, readout=getattr(cfg, "readout", "last"),
+                                   tau_mode=getattr(cfg, "tau_mode", "ltc"))
     else:
         frames = int(cfg.timesteps) if source == "events" else 1  # the twin reads the T bins stacked
         model = YOLOv4Tiny(**kwargs, input_frames=frames)
