@@ -417,3 +417,31 @@ def test_streaming_detector_runs_every_mode(tmp_path: Path) -> None:
         set_ltc_backend(det.model, "fused-eager")
         again = det.predict([frame])[0]
         assert again.image_size == (80, 100)
+
+
+@pytest.mark.parametrize("mode", ["spike", "channel"])
+def test_recipe_transfer_distillation_and_mean_readout(make_tiny_config, tmp_path: Path, mode: str) -> None:
+    """The training recipe (start from the ANN twin, distil from it, mean read-out) with another tau path."""
+    from spyolo.checkpoint import save_checkpoint
+    from spyolo.config import config_to_dict
+    from spyolo.train.trainer import Trainer
+
+    ann_cfg = make_tiny_config({"model.kind": "ann"})
+    torch.manual_seed(5)
+    teacher = build_model(ann_cfg.model, num_classes=8)
+    source = tmp_path / "teacher.pt"
+    save_checkpoint({"model": teacher.state_dict(), "config": config_to_dict(ann_cfg),
+                     "class_names": ["circle", "square", "triangle", "star", "hexagon", "cross", "ring", "arrow"]},
+                    source)
+    cfg = make_tiny_config({"model.tau_mode": mode, "model.init_from": str(source), "train.distill_from": str(source),
+                            "model.readout": "mean", "train.epochs": 1, "train.max_iters_per_epoch": 2,
+                            "eval.max_images": 2})
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    try:
+        assert trainer.core.conv2.conv.weight.shape == teacher.conv2.conv.weight.shape
+        row = trainer.fit()
+    finally:
+        trainer.close()
+    assert row["distill"] > 0 and math.isfinite(row["loss"])
+    transfer = (tmp_path / "run" / "transfer.txt").read_text()
+    assert f"model.tau_mode={mode}" in transfer and "initial values" in transfer
