@@ -218,7 +218,7 @@ class LTCConv2d(StatefulModule):
             return self.tau_bn(self.tau_conv(current + u_prev))
         if mode == "spike":
             s_prev = self.s
-            if s_prev is None or s_prev.shape != current.shape:
+            if s_prev is None:
                 # s_{-1} = 0, whatever the membrane's init; zeros_like keeps the layout
                 s_prev = torch.zeros_like(current, dtype=state_dtype)
             return self.tau_bn(self.tau_conv(s_prev))
