@@ -38,6 +38,7 @@ from spyolo.utils.choices import (
     RESET_TO_AVERAGE_MODES,
     SCHEDULERS,
     STATE_INITS,
+    TAU_MODES,
     STEP_WEIGHTINGS,
     TRAIN_METHODS,
 )
@@ -199,6 +200,10 @@ class ModelConfig:
     # How the heads are read over the timesteps: "last" (each step's own heads; the release) or
     # "mean" (their running mean since the reset, a rate-coded read-out; spyolo/models/readout.py).
     readout: str = "last"
+    # Path of every LTC neuron's time constant (spyolo/snn/ltc.py, docs/energy.md): "ltc" (the paper's
+    # sigmoid(BN(Conv3x3(I + u))), dense analog MACs), "spike" (Conv3x3 of the layer's previous spikes,
+    # accumulate-only), "depthwise" (depthwise 3x3 on I + u) or "channel" (one learned constant per channel).
+    tau_mode: str = "ltc"
     # Dropout2d probability on the input image in training (the release: 0.1).
     input_dropout: float = 0.0
     # Centre scale of the heads' decoding, Darknet's scale_x_y: centre = sigmoid(t) * k - (k - 1) / 2
@@ -367,6 +372,7 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("data", "event_resize"): EVENT_RESIZE_MODES,
     ("model", "state_init"): STATE_INITS,
     ("model", "readout"): READOUTS,
+    ("model", "tau_mode"): TAU_MODES,
     ("train", "method"): TRAIN_METHODS,
     ("train", "optimizer"): OPTIMIZERS,
     ("train", "scheduler"): SCHEDULERS,

@@ -264,7 +264,13 @@ def test_spike_report(tmp_path: Path) -> None:
     assert rows["head1"].acs == pytest.approx(rows["neck1"].spikes * 24)
     assert rows["head2"].acs == pytest.approx(rows["neck2"].spikes * 24)
     assert report.mean_firing_rate == pytest.approx(report.total_spikes / (report.total_neurons * T))
-    assert report.energy_j == pytest.approx(report.total_acs * 0.9e-12 + report.total_macs * 4.6e-12)
+    assert report.synaptic_energy_j == pytest.approx(report.total_acs * 0.9e-12 + report.total_macs * 4.6e-12)
+    # elementwise work of conv1 by hand: a bias addition per output of its two convolutions and the
+    # paper's membrane update (5 additions, 2 multiplications) per neuron, at each of the T steps
+    assert rows["conv1"].ew_adds == T * 32 * 32 * 8 * (2 + 5) and rows["conv1"].ew_muls == T * 32 * 32 * 8 * 2
+    assert rows["head1"].ew_adds == T * 2 * 2 * 24 and rows["head1"].ew_muls == 0  # head bias, 2x2 grid
+    assert report.energy_j == pytest.approx(
+        report.synaptic_energy_j + report.total_ew_adds * 0.9e-12 + report.total_ew_muls * 3.7e-12)
     assert report.ann_energy_j == pytest.approx(ann * 4.6e-12)
 
     table = report.format_table()

@@ -168,10 +168,11 @@ def evaluate_checkpoint(
         )
         report = None
         if spikes:
-            from spyolo.stats import ann_twin, build_spike_report, count_macs
+            from spyolo.stats import ann_twin, build_spike_report, count_dense_ops
 
-            ann_macs = sum(count_macs(ann_twin(model), cfg.data.img_size).values())
-            report = build_spike_report(monitor, counter, steps, cfg.data.img_size, ann_macs)
+            ann = count_dense_ops(ann_twin(model), cfg.data.img_size)
+            report = build_spike_report(monitor, counter, steps, cfg.data.img_size, ann.macs,
+                                        ann_adds=ann.adds, ann_muls=ann.muls)
     finally:
         for hooks in (monitor, counter):
             if hooks is not None:

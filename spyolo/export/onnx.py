@@ -7,7 +7,9 @@ timestep and returns the heads and the new states. The exported graph therefore 
     head1, head2, v_0_next .. v_18_next = step(images, v_0 .. v_18)
 
 ``v_i`` is the membrane of the i-th LTC layer in :func:`~spyolo.snn.ltc.ltc_layers` order,
-``(B, C_i, H_i, W_i)``. With ``model.readout=mean`` three more states follow: the heads' running
+``(B, C_i, H_i, W_i)``. A layer with ``model.tau_mode=spike`` also keeps its previous spikes:
+those states ``s_i`` (``i`` the layer's index, the membrane's shape) follow the membranes,
+in layer order, zeros at the first step too. With ``model.readout=mean`` three more states follow: the heads' running
 sums ``readout_sum13`` and ``readout_sum26`` and the step count ``readout_steps`` ``(B, 1)``, and
 ``head1``/``head2`` are the running means. A runner feeds zeros at the first step (exactly what
 the PyTorch model's lazily created states hold) and each step's ``*_next`` outputs to the next
@@ -57,7 +59,7 @@ class OneStep(nn.Module):
     """One timestep of a SPYv4 model with its states passed in and returned.
 
     ``forward(images, *states)`` takes the membranes in :func:`ltc_layers` order (then the
-    mean read-out's ``sum13``, ``sum26`` and ``steps`` ``(B, 1)`` if the model has one) and
+    previous spikes of the ``tau_mode="spike"`` layers, in the same order, then the mean read-out's ``sum13``, ``sum26`` and ``steps`` ``(B, 1)`` if the model has one) and
     returns ``(head1, head2, *new_states)`` in the same order. The model itself is unchanged;
     its layers hold the given states during the call and the new ones after it.
     """
@@ -66,25 +68,29 @@ class OneStep(nn.Module):
         super().__init__()
         self.model = model
         self._layers = [layer for _name, layer in ltc_layers(model)]
+        self._spike_layers = [layer for layer in self._layers if "s" in layer.memory_names]
         self._readout = getattr(model, "mean_readout", None)
 
     @property
     def num_states(self) -> int:
-        return len(self._layers) + (len(READOUT_STATES) if self._readout is not None else 0)
+        layers = len(self._layers) + len(self._spike_layers)
+        return layers + (len(READOUT_STATES) if self._readout is not None else 0)
 
     def forward(self, images: Tensor, *states: Tensor) -> tuple[Tensor, ...]:
         if len(states) != self.num_states:
             raise ValueError(f"OneStep: got {len(states)} states, the model has {self.num_states}")
-        membranes = states[: len(self._layers)]
-        for layer, v in zip(self._layers, membranes):
+        n_v, n_s = len(self._layers), len(self._spike_layers)
+        for layer, v in zip(self._layers, states[:n_v]):
             layer.v = v
+        for layer, s_prev in zip(self._spike_layers, states[n_v : n_v + n_s]):
+            layer.s = s_prev
         readout = self._readout
         if readout is not None:
-            sum13, sum26, steps = states[len(self._layers) :]
+            sum13, sum26, steps = states[n_v + n_s :]
             # a (B, 1, 1, 1) count broadcasts against the heads in MeanReadout's division
             readout.sum13, readout.sum26, readout.steps = sum13, sum26, steps.reshape(-1, 1, 1, 1)
         head1, head2 = self.model(images)
-        new_states = [layer.v for layer in self._layers]
+        new_states = [layer.v for layer in self._layers] + [layer.s for layer in self._spike_layers]
         if readout is not None:
             new_states += [readout.sum13, readout.sum26, readout.steps.reshape(-1, 1)]
         return (head1, head2, *new_states)
@@ -105,6 +111,11 @@ def state_specs(model: nn.Module, img_size: int) -> list[dict[str, Any]]:
         model(torch.zeros(1, 3, img_size, img_size))
     specs = [
         {"input": f"v_{i}", "module": name, "shape": list(layer.v.shape[1:])} for i, (name, layer) in enumerate(layers)
+    ]
+    specs += [
+        {"input": f"s_{i}", "module": f"{name}.s", "shape": list(layer.s.shape[1:])}
+        for i, (name, layer) in enumerate(layers)
+        if "s" in layer.memory_names
     ]
     readout = getattr(model, "mean_readout", None)
     if readout is not None:

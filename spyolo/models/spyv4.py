@@ -55,7 +55,7 @@ from torch import Tensor, nn
 
 from spyolo.models.heads import ANCHOR_REF_SIZE, DEFAULT_ANCHORS, DEFAULT_MASKS, STRIDES
 from spyolo.models.readout import READOUTS, MeanReadout
-from spyolo.snn.ltc import LTCConv2d
+from spyolo.snn.ltc import TAU_MODES, LTCConv2d
 from spyolo.snn.state import reset_states
 from spyolo.snn.surrogate import DEFAULT_SURROGATE, SurrogateParams
 from spyolo.utils.choices import MODEL_INPUT_CHANNELS, MODEL_KINDS
@@ -319,6 +319,8 @@ class SPYv4(_YOLOv4TinyTopology):
             the heads over the steps since the reset; :mod:`spyolo.models.readout`).
         input_dropout: ``Dropout2d`` probability on the input image in training (release: 0.1).
         scale_xy: Centre scale of the heads' decoding (1: the release).
+        tau_mode: Path of every LTC layer's time constant, one of
+            :data:`spyolo.snn.ltc.TAU_MODES` (``"ltc"``: the paper's).
     """
 
     is_spiking: ClassVar[bool] = True
@@ -336,13 +338,17 @@ class SPYv4(_YOLOv4TinyTopology):
         input_dropout: float = 0.0,
         scale_xy: float = 1.0,
         in_channels: int = 3,
+        tau_mode: str = "ltc",
     ) -> None:
+        if tau_mode not in TAU_MODES:
+            raise ValueError(f"unknown tau_mode {tau_mode!r}; valid values are {list(TAU_MODES)}")
+
         def ltc(
             in_channels: int, out_channels: int, kernel_size: int, *, stride: int, bias: bool, upsample: bool
         ) -> nn.Module:
             return LTCConv2d(
                 in_channels, out_channels, kernel_size, stride=stride, bias=bias, upsample=upsample, threshold=threshold,
-                surrogate=surrogate,
+                surrogate=surrogate, tau_mode=tau_mode,
             )
 
         if readout not in READOUTS:
@@ -352,6 +358,7 @@ class SPYv4(_YOLOv4TinyTopology):
         self.threshold = float(threshold)
         self.surrogate = DEFAULT_SURROGATE if surrogate is None else surrogate
         self.readout = readout
+        self.tau_mode = tau_mode
         # registered last: the LTC layers keep their forward order among the stateful modules
         self.mean_readout = MeanReadout() if readout == "mean" else None
 
@@ -438,7 +445,8 @@ def build_model(cfg: Any, num_classes: int) -> nn.Module:
 
     ``cfg.kind`` ``"spyv4"`` builds :class:`SPYv4`, ``"ann"`` the twin :class:`YOLOv4Tiny`;
     ``cfg.input`` ``image`` reads 3 channels per timestep, ``events`` 2 (the twin reading the
-    ``cfg.timesteps`` bins stacked). The config's validation checks every value; this reads them.
+    ``cfg.timesteps`` bins stacked); ``cfg.tau_mode`` picks the LTC time constant's path. The
+    config's validation checks every value; this reads them.
     """
     kwargs: dict[str, Any] = dict(
         num_classes=num_classes,
@@ -453,7 +461,7 @@ def build_model(cfg: Any, num_classes: int) -> nn.Module:
     )
     if cfg.kind == "spyv4":
         surrogate = SurrogateParams(float(cfg.surrogate_sigma), float(cfg.surrogate_height), float(cfg.surrogate_gamma))
-        model: nn.Module = SPYv4(**kwargs, surrogate=surrogate, readout=cfg.readout)
+        model: nn.Module = SPYv4(**kwargs, surrogate=surrogate, readout=cfg.readout, tau_mode=cfg.tau_mode)
     elif cfg.kind == "ann":
         frames = int(cfg.timesteps) if cfg.input == "events" else 1  # the twin reads the T bins stacked
         model = YOLOv4Tiny(**kwargs, input_frames=frames)

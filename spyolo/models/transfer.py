@@ -2,8 +2,10 @@
 
 The paper's recipe starts SPYv4 from a trained YOLOv4-tiny: every convolution, every BatchNorm
 (affine parameters *and* running statistics) and the two head convolutions are copied; the LTC
-neurons' tau path (``*.tau_conv``, ``*.tau_bn``) has no counterpart in an ANN and keeps its
-values. Sources:
+neurons' tau path (``*.tau_conv``, ``*.tau_bn``, or ``*.tau_param`` for ``model.tau_mode=channel``)
+has no counterpart in an ANN and keeps its values, whatever the ``tau_mode`` (the report's notes
+say so for a mode other than the paper's; a SPYv4 source's tau path of another shape, i.e. another
+``tau_mode``, is skipped and reported). Sources:
 
 * a spyolo checkpoint (a dict with ``"model"``), of the ANN twin or of SPYv4;
 * a bare spyolo state dict (``conv1.conv.weight``, ``block1.c1.bn.running_mean``, ``head1.weight``, ...);
@@ -233,6 +235,10 @@ def transfer_weights(
                 src = _remap_head(src, order)
         if key == _FIRST_CONV and src.shape != dst.shape:
             src = _first_layer(src, dst, where, report)
+        if src.shape != dst.shape and _is_tau_key(key):
+            report.skipped.append((key, f"shape {tuple(src.shape)} in the source, {tuple(dst.shape)} in the model "
+                                        f"(the tau path of another model.tau_mode): kept at its init"))
+            continue
         if src.shape != dst.shape:
             if key.startswith(_HEADS):
                 report.skipped.append((key, f"shape {tuple(src.shape)} in the source, {tuple(dst.shape)} in the model "
@@ -254,11 +260,27 @@ def transfer_weights(
                             f"{model_scale:g} (model.scale_xy)")
     done = set(report.loaded) | {k for k, _ in report.skipped}
     report.left_at_init = [k for k in target if k not in done]
+    tau_mode = str(getattr(model, "tau_mode", "ltc"))
+    if tau_mode != "ltc":
+        kept = [k for k in target if _is_tau_key(k) and k not in report.loaded]
+        loaded = [k for k in report.loaded if _is_tau_key(k)]
+        if kept:
+            report.notes.append(f"model.tau_mode={tau_mode}: its tau path ({len(kept)} tensors) has no counterpart in "
+                                f"the source and stays at its initial values")
+        if loaded:
+            report.notes.append(f"model.tau_mode={tau_mode}: {len(loaded)} tau-path tensors of the same shape were "
+                                f"loaded from the source; they mean the same only if the source has the same tau_mode")
     report.unused = [k for k in tensors if k not in target]
     return report
 
 
 _FIRST_CONV = "conv1.conv.weight"
+_TAU_PARTS = (".tau_conv.", ".tau_bn.")
+
+
+def _is_tau_key(key: str) -> bool:
+    """Whether ``key`` belongs to an LTC layer's time-constant path (no ANN counterpart)."""
+    return any(part in key for part in _TAU_PARTS) or key.endswith(".tau_param")
 
 
 def _first_layer(src: torch.Tensor, dst: torch.Tensor, where: str, report: TransferReport) -> torch.Tensor:

@@ -10,6 +10,23 @@ One :class:`LTCConv2d` call advances one timestep (reference section 1)::
 
 The membrane ``u`` is the layer's state ``v`` (see :mod:`spyolo.snn.state`).
 
+The time constant's path is chosen per layer with ``tau_mode`` (:data:`TAU_MODES`); the rest
+of the step is the same in every mode:
+
+``"ltc"`` (the paper's, the default)
+    ``tau = sigmoid(BN_tau(Conv3x3_tau(I + u_prev)))``: a dense 3x3 convolution over analog
+    values, ``9 C`` multiply-accumulates per neuron and step whatever the firing rate.
+``"spike"``
+    ``tau = sigmoid(BN_tau(Conv3x3_tau(s_prev)))`` on the layer's own spikes of the previous
+    step (state ``s``, zeros at the first step whatever the membrane's init): a binary input,
+    so the convolution is accumulate-only and costs in proportion to the firing.
+``"depthwise"``
+    ``tau = sigmoid(BN_tau(DWConv3x3_tau(I + u_prev)))``: a depthwise 3x3 convolution (one
+    filter per channel), 9 multiply-accumulates per neuron.
+``"channel"``
+    ``tau = sigmoid(a_c)``: one learned time constant per channel (``tau_param``, initialised
+    to 0, i.e. ``tau = 0.5``), no convolution; the same for every position and step.
+
 The elementwise part of the step runs through one of :data:`LTC_BACKENDS`, chosen per
 layer with :func:`set_ltc_backend`: the pure-PyTorch reference :func:`ltc_update`
 (the default) or the fused kernels of :mod:`spyolo.snn.fused`.
@@ -34,12 +51,13 @@ from torch import Tensor, nn
 from spyolo.snn.fused import fused_ltc_update
 from spyolo.snn.state import StatefulModule, reset_states
 from spyolo.snn.surrogate import DEFAULT_SURROGATE, SurrogateParams, spike_fn
-from spyolo.utils.choices import LTC_BACKENDS
+from spyolo.utils.choices import LTC_BACKENDS, TAU_MODES
 from spyolo.utils.runtime import is_channels_last
 
 __all__ = [
     "LTC_BACKENDS",
     "LTCConv2d",
+    "TAU_MODES",
     "StateLayout",
     "init_states",
     "ltc_layers",
@@ -55,6 +73,8 @@ __all__ = [
 # * "fused": spyolo.snn.fused.fused_ltc_update with torch.compile'd kernels (Triton on CUDA;
 #   C++ on CPU, which needs a compiler);
 # * "fused-eager": the same fused autograd function run op by op (no compiler).
+
+"""Paths of the time constant, selectable per layer (``model.tau_mode``); see the module docstring."""
 
 _FUSED_KERNELS_OF_BACKEND = MappingProxyType({"fused": "inductor", "fused-eager": "eager"})
 """``fused_ltc_update`` kernel mode of each fused backend."""
@@ -111,6 +131,13 @@ class LTCConv2d(StatefulModule):
         upsample: Apply nearest x2 upsampling to ``I`` before the neurons.
         threshold: Firing threshold ``theta``.
         surrogate: Constants of the multi-Gaussian surrogate gradient (default: the paper's).
+        tau_mode: Path of the time constant, one of :data:`TAU_MODES` (default ``"ltc"``,
+            the paper's). ``"spike"`` adds the state ``s`` (the previous step's spikes, in the
+            membrane's dtype); ``"channel"`` has the parameter ``tau_param`` instead of
+            ``tau_conv`` / ``tau_bn``.
+
+    Every mode works with both elementwise backends: the fused update only sees the
+    pre-activation ``z`` of the time constant, whose own path runs in plain autograd.
 
     Attributes:
         ltc_backend: Implementation of the elementwise update, one of
@@ -132,8 +159,11 @@ class LTCConv2d(StatefulModule):
         upsample: bool = False,
         threshold: float = 1.0,
         surrogate: SurrogateParams | None = None,
+        tau_mode: str = "ltc",
     ) -> None:
         super().__init__()
+        if tau_mode not in TAU_MODES:
+            raise ValueError(f"LTCConv2d: unknown tau_mode {tau_mode!r}; valid values are {list(TAU_MODES)}")
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"LTCConv2d: kernel_size must be a positive odd integer, got {kernel_size}")
         self.in_channels = in_channels
@@ -145,11 +175,18 @@ class LTCConv2d(StatefulModule):
         self.surrogate: SurrogateParams = DEFAULT_SURROGATE if surrogate is None else surrogate
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2, bias=bias)
         self.bn = nn.BatchNorm2d(out_channels)
-        self.tau_conv = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=True)
-        self.tau_bn = nn.BatchNorm2d(out_channels)
+        self.tau_mode = tau_mode
+        if tau_mode == "channel":
+            self.tau_param = nn.Parameter(torch.zeros(out_channels))
+        else:
+            groups = out_channels if tau_mode == "depthwise" else 1
+            self.tau_conv = nn.Conv2d(out_channels, out_channels, 3, 1, 1, groups=groups, bias=True)
+            self.tau_bn = nn.BatchNorm2d(out_channels)
         self.ltc_backend: str = "reference"
         self.detach_state: bool = False
         self.register_memory("v", None)
+        if tau_mode == "spike":
+            self.register_memory("s", None)
         self.reset_parameters()
 
     def __setstate__(self, state: dict) -> None:
@@ -157,14 +194,34 @@ class LTCConv2d(StatefulModule):
         state.setdefault("ltc_backend", "reference")
         state.setdefault("detach_state", False)
         state.setdefault("surrogate", DEFAULT_SURROGATE)
+        state.setdefault("tau_mode", "ltc")
         super().__setstate__(state)
 
     def reset_parameters(self) -> None:
-        """Xavier-normal weights and zero biases for both convolutions (as the release)."""
-        for conv in (self.conv, self.tau_conv):
+        """Xavier-normal weights and zero biases for both convolutions (as the release).
+
+        ``tau_mode="channel"`` has one convolution; its ``tau_param`` starts at 0 (``tau = 0.5``).
+        """
+        convs = (self.conv,) if self.tau_mode == "channel" else (self.conv, self.tau_conv)
+        for conv in convs:
             nn.init.xavier_normal_(conv.weight)
             if conv.bias is not None:
                 nn.init.zeros_(conv.bias)
+        if self.tau_mode == "channel":
+            nn.init.zeros_(self.tau_param)
+
+    def _tau_preactivation(self, current: Tensor, u_prev: Tensor, state_dtype: torch.dtype) -> Tensor:
+        """``z`` of this step for the layer's ``tau_mode`` (the shape of ``current``)."""
+        mode = self.tau_mode
+        if mode == "ltc" or mode == "depthwise":
+            return self.tau_bn(self.tau_conv(current + u_prev))
+        if mode == "spike":
+            s_prev = self.s
+            if s_prev is None:
+                # s_{-1} = 0, whatever the membrane's init; zeros_like keeps the layout
+                s_prev = torch.zeros_like(current, dtype=state_dtype)
+            return self.tau_bn(self.tau_conv(s_prev))
+        return self.tau_param.view(1, -1, 1, 1).expand_as(current)
 
     def forward(self, x: Tensor) -> Tensor:
         """Advance one timestep on input ``x`` (B, in_channels, H, W); return the spikes."""
@@ -182,11 +239,16 @@ class LTCConv2d(StatefulModule):
                 f"LTCConv2d: stored membrane has shape {tuple(u_prev.shape)} but this step's current has shape "
                 f"{tuple(current.shape)}; call spyolo.snn.reset_states(model) before changing batch size or resolution"
             )
-        z = self.tau_bn(self.tau_conv(current + u_prev))
+        if self.tau_mode == "ltc":
+            z = self.tau_bn(self.tau_conv(current + u_prev))
+        else:
+            z = self._tau_preactivation(current, u_prev, state_dtype)
         if self.ltc_backend == "reference":
             spikes, u_new = ltc_update(
                 z.to(state_dtype), current.to(state_dtype), u_prev, self.threshold, self.surrogate
             )
+            if self.tau_mode == "spike":
+                self.s = spikes.detach() if self.detach_state else spikes
             spikes = spikes.to(current.dtype)
         else:
             kernels = _FUSED_KERNELS_OF_BACKEND.get(self.ltc_backend)
@@ -197,6 +259,9 @@ class LTCConv2d(StatefulModule):
             spikes, u_new = fused_ltc_update(
                 z, current, u_prev, self.threshold, kernels=kernels, surrogate=self.surrogate
             )
+            if self.tau_mode == "spike":
+                s_new = spikes.to(state_dtype)
+                self.s = s_new.detach() if self.detach_state else s_new
         self.v = u_new.detach() if self.detach_state else u_new
         return spikes
 
@@ -204,7 +269,9 @@ class LTCConv2d(StatefulModule):
         state = "None" if self.v is None else str(tuple(self.v.shape))
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-            f"upsample={self.upsample}, threshold={self.threshold}, {self.surrogate}, backend={self.ltc_backend}, v={state}"
+            f"upsample={self.upsample}, threshold={self.threshold}, {self.surrogate}, backend={self.ltc_backend}, "
+            + (f"tau_mode={self.tau_mode}, " if self.tau_mode != "ltc" else "")
+            + f"v={state}"
         )
 
 
@@ -323,3 +390,6 @@ def init_states(
     reset_states(model, init=init, generator=generator)
     for (_name, layer), layout in zip(layers, layouts):
         layer.v = layer.new_memory(layout.shape, device, layout.dtype, layout.memory_format)
+        if "s" in layer.memory_names:  # tau_mode="spike": no spikes before the first step
+            layer.s = torch.zeros(layout.shape, device=device, dtype=layout.dtype).contiguous(
+                memory_format=layout.memory_format)

@@ -9,11 +9,24 @@ from spyolo.stats.report import (
     format_per_timestep_table,
     plot_map_per_timestep,
 )
-from spyolo.stats.sops import ConvSite, OpTotals, SynOpCounter, ann_twin, axis_taps, conv_sites, count_macs
+from spyolo.stats.sops import (
+    NEURON_UPDATE_OPS,
+    ConvSite,
+    DenseOps,
+    OpTotals,
+    SynOpCounter,
+    ann_twin,
+    axis_taps,
+    conv_sites,
+    count_dense_ops,
+    count_macs,
+)
 
 __all__ = [
     "HOROWITZ_45NM",
+    "NEURON_UPDATE_OPS",
     "ConvSite",
+    "DenseOps",
     "EnergyCosts",
     "FiringRateMonitor",
     "LayerStats",
@@ -24,6 +37,7 @@ __all__ = [
     "axis_taps",
     "build_spike_report",
     "conv_sites",
+    "count_dense_ops",
     "count_macs",
     "format_per_timestep_table",
     "plot_map_per_timestep",

@@ -21,7 +21,7 @@ from typing import Any
 
 from spyolo.stats.energy import HOROWITZ_45NM, EnergyCosts
 from spyolo.stats.firing import FiringRateMonitor
-from spyolo.stats.sops import SynOpCounter
+from spyolo.stats.sops import NEURON_UPDATE_OPS, READOUT_OPS, SynOpCounter
 from spyolo.utils.io import atomic_save_figure, atomic_write_json, atomic_write_text
 
 __all__ = [
@@ -35,7 +35,7 @@ __all__ = [
 
 CSV_COLUMNS = (
     "layer", "kind", "neurons", "firing_rate", "spikes_per_image", "acs_per_image", "macs_per_image",
-    "energy_uj_per_image",
+    "elementwise_adds_per_image", "elementwise_muls_per_image", "energy_uj_per_image",
 )
 
 
@@ -50,8 +50,12 @@ class LayerStats:
         firing_rate: spikes per neuron per timestep, ``None`` for a head.
         spikes: spikes per image over all timesteps.
         acs: accumulates per image over all timesteps (spike-driven synaptic convolution).
-        macs: multiply-accumulates per image over all timesteps (tau path; also the
+        macs: multiply-accumulates per image over all timesteps (analog tau path; also the
             synaptic convolution of the layer that reads pixels).
+        ew_adds: elementwise additions per image over all timesteps (bias additions, the
+            neurons' membrane update, the mean read-out; :mod:`spyolo.stats.sops`).
+        ew_muls: elementwise multiplications per image over all timesteps.
+        tau_mode: the LTC layer's ``tau_mode`` (``None`` for a head).
     """
 
     name: str
@@ -61,6 +65,14 @@ class LayerStats:
     spikes: float
     acs: float
     macs: float
+    ew_adds: float = 0.0
+    ew_muls: float = 0.0
+    tau_mode: str | None = None
+
+    @property
+    def elementwise(self) -> float:
+        """Elementwise operations (additions + multiplications) per image."""
+        return self.ew_adds + self.ew_muls
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,8 @@ class SpikeReport:
     img_size: int
     ann_macs: float  # per image, one forward pass of the ANN twin
     costs: EnergyCosts = HOROWITZ_45NM
+    ann_adds: float = 0.0  # elementwise additions of that pass (bias / BN shift, activation comparisons)
+    ann_muls: float = 0.0  # elementwise multiplications of that pass (activation slopes)
 
     # ---------------------------------------------------------------------- totals
     @property
@@ -98,14 +112,50 @@ class SpikeReport:
         return sum(r.macs for r in self.layers)
 
     @property
-    def energy_j(self) -> float:
-        """Energy per image (all timesteps) of the spiking network, joules."""
+    def total_ew_adds(self) -> float:
+        return sum(r.ew_adds for r in self.layers)
+
+    @property
+    def total_ew_muls(self) -> float:
+        return sum(r.ew_muls for r in self.layers)
+
+    @property
+    def total_elementwise(self) -> float:
+        return self.total_ew_adds + self.total_ew_muls
+
+    def layer_energy_j(self, row: LayerStats) -> float:
+        """Energy per image of one row (its ACs, MACs and elementwise work), joules."""
+        return self.costs.energy_j(row.acs, row.macs, row.ew_adds, row.ew_muls)
+
+    @property
+    def synaptic_energy_j(self) -> float:
+        """Energy per image of the convolutions alone (ACs and MACs, no elementwise work), joules."""
         return self.costs.energy_j(self.total_acs, self.total_macs)
 
     @property
-    def ann_energy_j(self) -> float:
-        """Energy per image of the ANN twin (one forward pass, all MACs), joules."""
+    def elementwise_energy_j(self) -> float:
+        """Energy per image of the elementwise work alone, joules."""
+        return self.costs.energy_j(0.0, 0.0, self.total_ew_adds, self.total_ew_muls)
+
+    @property
+    def energy_j(self) -> float:
+        """Energy per image (all timesteps) of the spiking network, joules: ACs, MACs and elementwise work."""
+        return self.synaptic_energy_j + self.elementwise_energy_j
+
+    @property
+    def ann_synaptic_energy_j(self) -> float:
+        """Energy per image of the ANN twin's convolutions alone (all MACs), joules."""
         return self.costs.energy_j(0.0, self.ann_macs)
+
+    @property
+    def ann_energy_j(self) -> float:
+        """Energy per image of the ANN twin (one forward pass: MACs and elementwise work), joules."""
+        return self.costs.energy_j(0.0, self.ann_macs, self.ann_adds, self.ann_muls)
+
+    @property
+    def energy_ratio(self) -> float:
+        """SNN / ANN energy per image (``nan`` without an ANN figure)."""
+        return self.energy_j / self.ann_energy_j if self.ann_energy_j > 0 else float("nan")
 
     # ---------------------------------------------------------------------- output
     def format_table(self) -> str:
@@ -113,7 +163,7 @@ class SpikeReport:
         width = max(len("layer"), *(len(r.name) for r in self.layers))
         header = (
             f"{'layer':<{width}}  {'neurons':>9}  {'rate %':>7}  {'spikes/img':>10}  "
-            f"{'ACs/img':>9}  {'MACs/img':>9}  {'energy/img':>10}"
+            f"{'ACs/img':>9}  {'MACs/img':>9}  {'elem/img':>9}  {'energy/img':>10}"
         )
         lines = [
             f"Spike statistics: {self.num_images} images at {self.img_size}x{self.img_size}, T={self.timesteps}; "
@@ -127,23 +177,28 @@ class SpikeReport:
             spikes = "-" if r.kind == "head" else _si(r.spikes)
             lines.append(
                 f"{r.name:<{width}}  {neurons:>9}  {rate:>7}  {spikes:>10}  {_si(r.acs):>9}  "
-                f"{_si(r.macs):>9}  {_joules(self.costs.energy_j(r.acs, r.macs)):>10}"
+                f"{_si(r.macs):>9}  {_si(r.elementwise):>9}  {_joules(self.layer_energy_j(r)):>10}"
             )
         lines.append("-" * len(header))
         lines.append(
             f"{'total':<{width}}  {self.total_neurons:>9d}  {100 * self.mean_firing_rate:>7.2f}  "
             f"{_si(self.total_spikes):>10}  {_si(self.total_acs):>9}  {_si(self.total_macs):>9}  "
-            f"{_joules(self.energy_j):>10}"
+            f"{_si(self.total_elementwise):>9}  {_joules(self.energy_j):>10}"
         )
-        ratio = self.energy_j / self.ann_energy_j if self.ann_energy_j > 0 else float("nan")
+        ratio = self.energy_ratio
+        modes = sorted({r.tau_mode for r in self.layers if r.tau_mode is not None})
         lines += [
-            f"mean firing rate {100 * self.mean_firing_rate:.2f}% (spikes per neuron per timestep)",
-            f"SNN, T={self.timesteps}: {_si(self.total_acs)} ACs + {_si(self.total_macs)} MACs per image "
-            f"-> {_joules(self.energy_j)} per image",
-            f"ANN twin (YOLOv4-tiny, same width), 1 pass: {_si(self.ann_macs)} MACs per image "
-            f"-> {_joules(self.ann_energy_j)} per image",
+            f"mean firing rate {100 * self.mean_firing_rate:.2f}% (spikes per neuron per timestep)"
+            + (f"; tau_mode {', '.join(modes)}" if modes else ""),
+            f"SNN, T={self.timesteps}: {_si(self.total_acs)} ACs + {_si(self.total_macs)} MACs + "
+            f"{_si(self.total_ew_adds)} adds + {_si(self.total_ew_muls)} muls (elementwise) per image "
+            f"-> {_joules(self.energy_j)} per image ({_joules(self.synaptic_energy_j)} in convolutions)",
+            f"ANN twin (YOLOv4-tiny, same width), 1 pass: {_si(self.ann_macs)} MACs + {_si(self.ann_adds)} adds + "
+            f"{_si(self.ann_muls)} muls per image -> {_joules(self.ann_energy_j)} per image "
+            f"({_joules(self.ann_synaptic_energy_j)} in convolutions)",
             f"energy SNN / ANN: {ratio:.3f}",
-            f"costs: {self.costs.ac_pj:g} pJ per AC, {self.costs.mac_pj:g} pJ per MAC ({self.costs.source})",
+            f"costs: {self.costs.ac_pj:g} pJ per AC, {self.costs.mac_pj:g} pJ per MAC, {self.costs.add_pj:g} pJ per "
+            f"add, {self.costs.mul_pj:g} pJ per mul ({self.costs.source})",
         ]
         return "\n".join(lines)
 
@@ -154,18 +209,27 @@ class SpikeReport:
             "num_images": self.num_images,
             "img_size": self.img_size,
             "units": "per image over all timesteps; neurons per timestep; energy in joules",
-            "layers": [asdict(r) for r in self.layers],
+            "layers": [asdict(r) | {"energy_j": self.layer_energy_j(r)} for r in self.layers],
             "totals": {
                 "neurons": self.total_neurons,
                 "spikes": self.total_spikes,
                 "mean_firing_rate": self.mean_firing_rate,
                 "acs": self.total_acs,
                 "macs": self.total_macs,
+                "ew_adds": self.total_ew_adds,
+                "ew_muls": self.total_ew_muls,
                 "energy_j": self.energy_j,
+                "synaptic_energy_j": self.synaptic_energy_j,
+                "elementwise_energy_j": self.elementwise_energy_j,
             },
-            "ann_twin": {"macs": self.ann_macs, "energy_j": self.ann_energy_j},
+            "ann_twin": {
+                "macs": self.ann_macs, "ew_adds": self.ann_adds, "ew_muls": self.ann_muls,
+                "energy_j": self.ann_energy_j, "synaptic_energy_j": self.ann_synaptic_energy_j,
+            },
             "energy_ratio_snn_over_ann": self.energy_j / self.ann_energy_j if self.ann_energy_j > 0 else None,
-            "costs": {"ac_pj": self.costs.ac_pj, "mac_pj": self.costs.mac_pj, "source": self.costs.source},
+            "tau_modes": sorted({r.tau_mode for r in self.layers if r.tau_mode is not None}),
+            "costs": {"ac_pj": self.costs.ac_pj, "mac_pj": self.costs.mac_pj, "add_pj": self.costs.add_pj,
+                      "mul_pj": self.costs.mul_pj, "source": self.costs.source},
         }
 
     def write_json(self, path: str | Path) -> Path:
@@ -180,11 +244,11 @@ class SpikeReport:
         for r in self.layers:
             writer.writerow([
                 r.name, r.kind, r.neurons, "" if r.firing_rate is None else f"{r.firing_rate:.6g}",
-                f"{r.spikes:.6g}", r.acs, r.macs, f"{self.costs.energy_j(r.acs, r.macs) * 1e6:.6g}",
+                f"{r.spikes:.6g}", r.acs, r.macs, r.ew_adds, r.ew_muls, f"{self.layer_energy_j(r) * 1e6:.6g}",
             ])
         writer.writerow([
             "total", "", self.total_neurons, f"{self.mean_firing_rate:.6g}", f"{self.total_spikes:.6g}",
-            self.total_acs, self.total_macs, f"{self.energy_j * 1e6:.6g}",
+            self.total_acs, self.total_macs, self.total_ew_adds, self.total_ew_muls, f"{self.energy_j * 1e6:.6g}",
         ])
         return atomic_write_text(path, fh.getvalue())
 
@@ -234,11 +298,18 @@ def build_spike_report(
     img_size: int,
     ann_macs: float,
     costs: EnergyCosts = HOROWITZ_45NM,
+    ann_adds: float = 0.0,
+    ann_muls: float = 0.0,
 ) -> SpikeReport:
     """Combine the counts of a monitor and a counter that saw the same forward passes.
 
     Per-image figures are the totals divided by the (image, timestep) pairs each layer saw,
-    times ``timesteps``. One host sync per source.
+    times ``timesteps``. One host sync per source. The elementwise work of each row is one
+    addition per convolution output plus, for an LTC layer, its neurons' membrane update
+    (:data:`~spyolo.stats.sops.NEURON_UPDATE_OPS` of its ``tau_mode``) and, for a head read as
+    a running mean, :data:`~spyolo.stats.sops.READOUT_OPS` per output. ``ann_macs``,
+    ``ann_adds`` and ``ann_muls`` are one pass of the ANN twin
+    (:func:`~spyolo.stats.sops.count_dense_ops`).
 
     Raises:
         ValueError: if nothing was counted, or the layers saw different numbers of
@@ -261,8 +332,11 @@ def build_spike_report(
             continue
         acs = sum(ops[s.name].acs for s in counter.sites if s.layer == site.layer)
         macs = sum(ops[s.name].macs for s in counter.sites if s.layer == site.layer)
+        outputs = sum(ops[s.name].outputs for s in counter.sites if s.layer == site.layer)
         if site.layer in firing:
             spikes, neuron_steps, _ = firing[site.layer]
+            mode = counter.tau_modes.get(site.layer, "ltc")
+            update_adds, update_muls = NEURON_UPDATE_OPS[mode]
             rows.append(LayerStats(
                 name=site.layer,
                 kind="ltc",
@@ -271,9 +345,16 @@ def build_spike_report(
                 spikes=spikes * scale,
                 acs=acs * scale,
                 macs=macs * scale,
+                ew_adds=(outputs + neuron_steps * update_adds) * scale,
+                ew_muls=neuron_steps * update_muls * scale,
+                tau_mode=mode,
             ))
         else:
-            rows.append(LayerStats(site.layer, "head", 0, None, 0.0, acs * scale, macs * scale))
+            readout_adds, readout_muls = READOUT_OPS if counter.mean_readout else (0, 0)
+            rows.append(LayerStats(
+                site.layer, "head", 0, None, 0.0, acs * scale, macs * scale,
+                ew_adds=outputs * (1 + readout_adds) * scale, ew_muls=outputs * readout_muls * scale,
+            ))
     return SpikeReport(
         layers=tuple(rows),
         timesteps=int(timesteps),
@@ -281,6 +362,8 @@ def build_spike_report(
         img_size=int(img_size),
         ann_macs=float(ann_macs),
         costs=costs,
+        ann_adds=float(ann_adds),
+        ann_muls=float(ann_muls),
     )
 
 

@@ -21,16 +21,28 @@ Which input is analog in SPYv4 (the decision, per LTC layer, see section 1 of th
 reference): the synaptic convolution of the *first* LTC layer (``conv1``) reads the image
 pixels: MACs. Every other synaptic convolution reads spikes (directly, through max-pool,
 channel slices, concatenation or the nearest upsampling of ``conv_up``'s current, none of
-which makes values non-binary): ACs. Every ``tau_conv`` reads ``I + u``, an analog sum:
-MACs. The two heads are 1x1 convolutions of the neck spikes: ACs. In a non-spiking model
-(the ANN twin) every convolution is MACs.
+which makes values non-binary): ACs. A ``tau_conv`` of ``tau_mode`` ``"ltc"`` or
+``"depthwise"`` reads ``I + u``, an analog sum: MACs (``9 C`` or 9 per output); one of
+``tau_mode="spike"`` reads the layer's previous spikes: ACs; ``"channel"`` has none. The two
+heads are 1x1 convolutions of the neck spikes: ACs. In a non-spiking model (the ANN twin)
+every convolution is MACs.
 
-Not counted, in either kind: batch norm (folded into the preceding convolution's weights
-and bias at inference), bias additions (one per output per step), the neuron update
-(sigmoid, ``u + tau (I - u)``, threshold, reset: a few operations per neuron per step;
-the report lists neuron counts so they can be added with any cost model), max-pooling and
-concatenation of spikes (no arithmetic). The first layer's synaptic current is the same at
-every timestep for a still image; it is counted at every step, as the model computes it.
+**Elementwise work** (additions and multiplications that are not part of a convolution),
+counted the same way in both networks:
+
+* one addition per output of every convolution: its bias, or the shift of the batch norm
+  folded into it (the scale goes into the weights);
+* per LTC neuron and step, the membrane update of its ``tau_mode``
+  (:data:`NEURON_UPDATE_OPS`);
+* per output of a Conv-BN-LeakyReLU of the ANN twin, the activation ``max(y, 0.1 y)``: one
+  multiplication and one comparison (counted as an addition);
+* with the mean read-out, per head output and step, the running sum (one addition) and the
+  mean (one multiplication by ``1/t``).
+
+Not counted: max-pooling and concatenation of spikes (no arithmetic), nearest upsampling (a
+copy), the reset ``u' (1 - s)`` (a select), memory traffic. The first layer's synaptic
+current is the same at every timestep for a still image; it is counted at every step, as the
+model computes it.
 
 No host synchronisation happens inside the hooks: AC counts are accumulated as device
 tensors and MAC counts as Python integers from tensor shapes; :meth:`SynOpCounter.totals`
@@ -41,19 +53,41 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import torch
 from torch import nn
 
 __all__ = [
+    "NEURON_UPDATE_OPS",
     "ConvSite",
+    "DenseOps",
     "OpTotals",
     "SynOpCounter",
     "ann_twin",
     "axis_taps",
     "conv_sites",
+    "count_dense_ops",
     "count_macs",
 ]
+
+NEURON_UPDATE_OPS: MappingProxyType[str, tuple[int, int]] = MappingProxyType({
+    # (additions, multiplications) per neuron and step, besides the convolutions' bias additions.
+    # Common to all modes: I - u (1 add), tau * (I - u) (1 mul), u + ... (1 add), the threshold
+    # comparison u' - theta (1 add); the reset is a select. The sigmoid counts as 1 add + 1 mul
+    # (one segment of a piecewise-linear evaluation).
+    "ltc": (5, 2),        # + I + u (1 add) + sigmoid
+    "depthwise": (5, 2),  # + I + u (1 add) + sigmoid
+    "spike": (4, 2),      # + sigmoid (the tau convolution reads the spikes, not a sum)
+    "channel": (3, 1),    # sigmoid(a_c) is one constant per channel, computed once
+})
+"""Elementwise operations of one LTC neuron's update per step, per ``tau_mode`` (spyolo/snn/ltc.py)."""
+
+ACTIVATION_OPS: tuple[int, int] = (1, 1)
+"""(additions, multiplications) of one LeakyReLU output of the ANN twin: a comparison and ``0.1 y``."""
+
+READOUT_OPS: tuple[int, int] = (1, 1)
+"""(additions, multiplications) per head output and step of the mean read-out: the sum and ``sum / t``."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +113,7 @@ def conv_sites(model: nn.Module, analog_inputs: Iterable[str] | None = None) -> 
     """The counted convolutions of ``model``, in ``named_modules`` order.
 
     For a spiking model (``is_spiking`` true) the rules of the module docstring apply:
-    ``tau_conv`` -> MAC; the synaptic convolution of the layers in ``analog_inputs``
+    ``tau_conv`` -> MAC (AC for ``tau_mode="spike"``, which reads spikes); the synaptic convolution of the layers in ``analog_inputs``
     (default: the first LTC layer, which reads the image) -> MAC; every other convolution
     -> AC. For any other model every ``nn.Conv2d`` is a MAC site.
 
@@ -97,6 +131,7 @@ def conv_sites(model: nn.Module, analog_inputs: Iterable[str] | None = None) -> 
         ]
     layers = ltc_layers(core)
     layer_names = [n for n, _ in layers]
+    modes = {n: getattr(layer, "tau_mode", "ltc") for n, layer in layers}
     analog = set(layer_names[:1] if analog_inputs is None else analog_inputs)
     unknown = analog - set(layer_names)
     if unknown:
@@ -104,7 +139,8 @@ def conv_sites(model: nn.Module, analog_inputs: Iterable[str] | None = None) -> 
     owned: dict[str, ConvSite] = {}
     for lname, layer in layers:
         owned[f"{lname}.conv"] = ConvSite(f"{lname}.conv", lname, "synaptic", "mac" if lname in analog else "ac")
-        owned[f"{lname}.tau_conv"] = ConvSite(f"{lname}.tau_conv", lname, "tau", "mac")
+        owned[f"{lname}.tau_conv"] = ConvSite(f"{lname}.tau_conv", lname, "tau",
+                                              "ac" if modes[lname] == "spike" else "mac")
     sites = []
     for name, m in core.named_modules():
         if not isinstance(m, nn.Conv2d):
@@ -138,11 +174,13 @@ class OpTotals:
         acs: accumulate operations (spike-driven sites), exact.
         macs: multiply-accumulates (analog sites).
         image_steps: (image, timestep) pairs seen, i.e. the sum of batch sizes over forwards.
+        outputs: output elements written (one bias addition each).
     """
 
     acs: int
     macs: int
     image_steps: int
+    outputs: int = 0
 
 
 class SynOpCounter:
@@ -165,7 +203,15 @@ class SynOpCounter:
         self._acs: dict[str, torch.Tensor] = {}
         self._macs: dict[str, int] = {s.name: 0 for s in self.sites}
         self._samples: dict[str, int] = {s.name: 0 for s in self.sites}
+        self._outputs: dict[str, int] = {s.name: 0 for s in self.sites}
         self._tap_maps: dict[tuple, torch.Tensor] = {}
+        from spyolo.snn import ltc_layers
+
+        layers = ltc_layers(core) if getattr(core, "is_spiking", False) else []
+        self.tau_modes: dict[str, str] = {n: getattr(layer, "tau_mode", "ltc") for n, layer in layers}
+        """``tau_mode`` of every LTC layer (which membrane update its neurons run)."""
+        self.mean_readout: bool = getattr(core, "mean_readout", None) is not None
+        """Whether the heads are read as a running mean (its elementwise work per head output)."""
         self._handles = [
             modules[s.name].register_forward_hook(self._make_hook(s)) for s in self.sites
         ]
@@ -192,6 +238,7 @@ class SynOpCounter:
                 return
             x = inputs[0]
             self._samples[site.name] += int(x.shape[0])
+            self._outputs[site.name] += output.numel()
             if site.kind == "mac":
                 per_output = (module.in_channels // module.groups) * module.kernel_size[0] * module.kernel_size[1]
                 self._macs[site.name] += output.numel() * per_output
@@ -212,6 +259,7 @@ class SynOpCounter:
         self._acs.clear()
         self._macs = {s.name: 0 for s in self.sites}
         self._samples = {s.name: 0 for s in self.sites}
+        self._outputs = {s.name: 0 for s in self.sites}
 
     def totals(self) -> dict[str, OpTotals]:
         """Per site, in site order: counts since the last reset (one host sync)."""
@@ -219,7 +267,8 @@ class SynOpCounter:
         values = torch.stack([self._acs[n].cpu() for n in names]).tolist() if names else []
         acs = dict(zip(names, values))
         return {
-            s.name: OpTotals(int(acs.get(s.name, 0)), self._macs[s.name], self._samples[s.name]) for s in self.sites
+            s.name: OpTotals(int(acs.get(s.name, 0)), self._macs[s.name], self._samples[s.name], self._outputs[s.name])
+            for s in self.sites
         }
 
     def close(self) -> None:
@@ -290,3 +339,63 @@ def count_macs(model: nn.Module, img_size: int) -> dict[str, int]:
         for h in handles:
             h.remove()
     return counts
+
+
+@dataclass(frozen=True)
+class DenseOps:
+    """Operations of one forward pass of a non-spiking network (:func:`count_dense_ops`).
+
+    Attributes:
+        macs: multiply-accumulates of every convolution.
+        adds: elementwise additions (bias / folded BN shift per conv output, activation comparisons).
+        muls: elementwise multiplications (the activation's slope).
+    """
+
+    macs: int
+    adds: int
+    muls: int
+
+
+def count_dense_ops(model: nn.Module, img_size: int) -> DenseOps:
+    """MACs and elementwise operations of one pass of ``model`` on one ``img_size`` image, as an ANN.
+
+    The MACs are :func:`count_macs`'s; the elementwise part follows the module docstring: one
+    addition per output of every convolution (its bias or folded BN shift) and
+    :data:`ACTIVATION_OPS` per output of every Conv-BN-LeakyReLU (``ConvBNAct``). Shapes only
+    (a ``meta`` pass on a copy of the model).
+    """
+    import copy
+
+    from spyolo.models.spyv4 import ConvBNAct
+
+    if img_size <= 0 or img_size % 32:
+        raise ValueError(f"img_size must be a positive multiple of 32, got {img_size}")
+    core = model.module if hasattr(model, "module") else model
+    twin = copy.deepcopy(core).to("meta").eval()
+    activated = {f"{name}.conv" for name, m in twin.named_modules() if isinstance(m, ConvBNAct)}
+    counts = {"macs": 0, "adds": 0, "muls": 0}
+
+    def make_hook(name: str):
+        def hook(module: nn.Conv2d, _inputs, output: torch.Tensor) -> None:
+            n = output.numel()
+            counts["macs"] += n * (module.in_channels // module.groups) * module.kernel_size[0] * module.kernel_size[1]
+            counts["adds"] += n
+            if name in activated:
+                counts["adds"] += n * ACTIVATION_OPS[0]
+                counts["muls"] += n * ACTIVATION_OPS[1]
+
+        return hook
+
+    handles = [m.register_forward_hook(make_hook(n)) for n, m in twin.named_modules() if isinstance(m, nn.Conv2d)]
+    try:
+        if getattr(twin, "is_spiking", False):
+            from spyolo.snn import reset_states
+
+            reset_states(twin)
+        with torch.no_grad():
+            channels = getattr(twin, "in_channels", 3) * getattr(twin, "input_frames", 1)
+            twin(torch.zeros(1, channels, img_size, img_size, device="meta"))
+    finally:
+        for h in handles:
+            h.remove()
+    return DenseOps(counts["macs"], counts["adds"], counts["muls"])

@@ -14,7 +14,7 @@ from types import MappingProxyType
 __all__ = [
     "AMP_MODES", "CHANNELS_LAST_MODES", "EVAL_INTERPOLATION_MODES", "EVAL_METRICS", "EVAL_RESIZE_MODES",
     "LTC_BACKENDS", "MODEL_INPUT_CHANNELS", "MODEL_KINDS", "OPTIMIZERS", "READOUTS", "RESET_TO_AVERAGE_MODES",
-    "SCHEDULERS", "STATE_INITS", "STEP_WEIGHTINGS", "TRAIN_METHODS",
+    "SCHEDULERS", "STATE_INITS", "STEP_WEIGHTINGS", "TAU_MODES", "TRAIN_METHODS",
 ]
 
 # data (spyolo.data.transforms)
@@ -27,6 +27,7 @@ MODEL_INPUT_CHANNELS = MappingProxyType({"image": 3, "events": 2})  # model.inpu
 STATE_INITS: tuple[str, ...] = ("zero", "uniform")
 READOUTS: tuple[str, ...] = ("last", "mean")
 LTC_BACKENDS: tuple[str, ...] = ("reference", "fused", "fused-eager")
+TAU_MODES: tuple[str, ...] = ("ltc", "spike", "depthwise", "channel")  # the LTC time constant's path
 
 # train (spyolo.train, spyolo.utils.runtime); model.kind=ann trains the twin whatever train.method says
 TRAIN_METHODS: tuple[str, ...] = ("fptt", "bptt")

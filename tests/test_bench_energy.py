@@ -1,0 +1,80 @@
+"""benchmarks/bench_energy.py: the table and chart from run folders (parsing, ratios, errors)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import torch
+
+from benchmarks import bench_energy
+from conftest import save_tiny_checkpoint
+from spyolo.config import Config, save_config
+from spyolo.models import build_model
+from spyolo.stats import FiringRateMonitor, SynOpCounter, ann_twin, build_spike_report, count_dense_ops
+
+CLASSES = ["a", "b"]
+
+
+def _config(**model) -> Config:
+    cfg = Config()
+    cfg.data.img_size = 64
+    cfg.model.width = 0.25
+    cfg.model.timesteps = 2
+    for key, value in model.items():
+        setattr(cfg.model, key, value)
+    return cfg
+
+
+def _run_folder(path: Path, cfg: Config, map_voc07: float, epoch_times: list[float]) -> Path:
+    """A run folder as bench_quality leaves it, with the spike statistics of a real evaluation pass."""
+    (path / "eval").mkdir(parents=True)
+    save_config(cfg, path / "args.yaml")
+    save_tiny_checkpoint(path / "weights" / "last.pt", cfg, CLASSES)
+    (path / "eval" / "metrics.json").write_text(json.dumps({"map_voc07": map_voc07, "map_area": map_voc07}))
+    with (path / "results.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["epoch", "epoch_time_s"])
+        writer.writeheader()
+        writer.writerows({"epoch": i, "epoch_time_s": t} for i, t in enumerate(epoch_times))
+    if cfg.model.kind == "spyv4":
+        model = build_model(cfg.model, num_classes=len(CLASSES)).eval()
+        with FiringRateMonitor(model) as monitor, SynOpCounter(model) as counter, torch.no_grad():
+            model.run(torch.rand(2, 3, 64, 64), cfg.model.timesteps)
+            ann = count_dense_ops(ann_twin(model), 64)
+            report = build_spike_report(monitor, counter, cfg.model.timesteps, 64, ann.macs,
+                                        ann_adds=ann.adds, ann_muls=ann.muls)
+        report.write_json(path / "eval" / "spike_stats.json")
+    return path
+
+
+def test_table_and_chart(tmp_path: Path, capsys) -> None:
+    ltc = _run_folder(tmp_path / "ltc", _config(tau_mode="ltc"), 0.40, [3.0, 4.0])
+    channel = _run_folder(tmp_path / "channel", _config(tau_mode="channel"), 0.30, [2.0])
+    ann = _run_folder(tmp_path / "ann", _config(kind="ann"), 0.50, [1.5])
+    out = tmp_path / "table"
+    assert bench_energy.main([str(ltc), str(channel), str(ann), "--out", str(out), "--title", "T"]) == 0
+    data = json.loads((out / "energy_table.json").read_text())
+    rows = {r["tau_mode"] or r["kind"]: r for r in data["rows"]}
+    assert rows["ltc"]["map_over_ltc"] == 1.0 and abs(rows["channel"]["map_over_ltc"] - 0.75) < 1e-12
+    assert rows["ltc"]["train_wall_s"] == 7.0 and rows["ann"]["train_wall_s"] == 1.5
+    spikes = json.loads((ltc / "eval" / "spike_stats.json").read_text())
+    assert rows["ltc"]["energy_j"] == spikes["totals"]["energy_j"]
+    # the ANN row is counted from its config, the same way as the SNN rows' twin
+    assert abs(rows["ann"]["energy_j"] - spikes["ann_twin"]["energy_j"]) <= 1e-12 * spikes["ann_twin"]["energy_j"]
+    assert rows["ann"]["energy_over_ann"] == 1.0
+    # no convolution on the tau path: fewer MACs than the paper's neuron
+    assert rows["channel"]["macs"] < rows["ltc"]["macs"] and rows["channel"]["energy_j"] < rows["ltc"]["energy_j"]
+    assert (out / "energy_vs_map.png").stat().st_size > 0
+    md = (out / "energy_table.md").read_text()
+    assert "SPYv4 tau_mode=channel" in md and "ANN twin" in md and md in capsys.readouterr().out
+
+
+def test_missing_statistics_is_one_line_exit_2(tmp_path: Path, capsys) -> None:
+    run = _run_folder(tmp_path / "ltc", _config(), 0.4, [1.0])
+    (run / "eval" / "spike_stats.json").unlink()
+    assert bench_energy.main([str(run), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "spike_stats.json: not found" in err and "--spikes" in err
+    assert bench_energy.main([str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 2
+    assert "no args.yaml" in capsys.readouterr().err

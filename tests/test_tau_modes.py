@@ -1,0 +1,447 @@
+"""Tests of the LTC time-constant variants (``model.tau_mode``): dynamics against hand-computed
+values, fused gradients against autograd, operation counts against hand counts, config errors,
+weight transfer, training, the mean read-out and the ONNX export."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from conftest import save_tiny_checkpoint
+from spyolo.config import ConfigError, Config, apply_overrides
+from spyolo.models import SPYv4, YOLOv4Tiny, build_model, transfer_weights
+from spyolo.models.spyv4 import ConvBNAct
+from spyolo.snn import reset_states
+from spyolo.snn.ltc import TAU_MODES, LTCConv2d, init_states, set_ltc_backend, state_layouts, truncated_states
+from spyolo.stats import (
+    NEURON_UPDATE_OPS,
+    FiringRateMonitor,
+    SynOpCounter,
+    build_spike_report,
+    conv_sites,
+    count_dense_ops,
+)
+
+THETA = 0.5
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+def _layer(mode: str) -> LTCConv2d:
+    """1 -> 2 channels, 1x1 synaptic conv, identity BNs (eval, eps 0), float64, known weights.
+
+    The tau convolution (3x3) has only its centre tap set, so by hand it is a 2x2 channel mix
+    (or, depthwise, one scale per channel) at every position.
+    """
+    layer = LTCConv2d(1, 2, 1, bias=False, threshold=THETA, tau_mode=mode).double().eval()
+    with torch.no_grad():
+        layer.conv.weight.copy_(torch.tensor([1.2, 0.7], dtype=torch.float64).view(2, 1, 1, 1))
+        bns = [layer.bn] + ([layer.tau_bn] if mode != "channel" else [])
+        for bn in bns:
+            bn.eps = 0.0
+            bn.running_mean.zero_()
+            bn.running_var.fill_(1.0)
+            bn.weight.fill_(1.0)
+            bn.bias.zero_()
+        if mode == "channel":
+            layer.tau_param.copy_(torch.tensor([0.3, -1.1], dtype=torch.float64))
+        else:
+            layer.tau_conv.weight.zero_()
+            if mode == "depthwise":
+                layer.tau_conv.weight[:, 0, 1, 1] = torch.tensor([0.8, -0.4], dtype=torch.float64)
+            else:
+                layer.tau_conv.weight[:, :, 1, 1] = torch.tensor([[0.5, -0.3], [0.2, 0.9]], dtype=torch.float64)
+            layer.tau_conv.bias.copy_(torch.tensor([0.1, -0.2], dtype=torch.float64))
+    return layer
+
+
+def _hand_step(mode: str, x: list[float], u: list[list[float]], s: list[list[float]]):
+    """One step by hand for the layer of :func:`_layer`: lists ``[channel][position]``."""
+    w_syn = (1.2, 0.7)
+    mix = ((0.5, -0.3), (0.2, 0.9))
+    dw = (0.8, -0.4)
+    bias = (0.1, -0.2)
+    a = (0.3, -1.1)
+    current = [[w_syn[c] * x[p] for p in range(4)] for c in range(2)]
+    spikes, u_new = [[0.0] * 4 for _ in range(2)], [[0.0] * 4 for _ in range(2)]
+    for c in range(2):
+        for p in range(4):
+            if mode == "ltc":
+                z = sum(mix[c][k] * (current[k][p] + u[k][p]) for k in range(2)) + bias[c]
+            elif mode == "spike":
+                z = sum(mix[c][k] * s[k][p] for k in range(2)) + bias[c]
+            elif mode == "depthwise":
+                z = dw[c] * (current[c][p] + u[c][p]) + bias[c]
+            else:
+                z = a[c]
+            tau = _sigmoid(z)
+            pre = u[c][p] + tau * (current[c][p] - u[c][p])
+            fired = 1.0 if pre - THETA > 0 else 0.0
+            spikes[c][p] = fired
+            u_new[c][p] = pre * (1.0 - fired)
+    return spikes, u_new
+
+
+@pytest.mark.parametrize("backend", ["reference", "fused-eager"])
+@pytest.mark.parametrize("mode", TAU_MODES)
+def test_dynamics_match_hand_computed_values(mode: str, backend: str) -> None:
+    layer = _layer(mode)
+    layer.ltc_backend = backend
+    x_values = [0.9, 0.3, 1.0, 0.05]  # a 2x2 map
+    x = torch.tensor(x_values, dtype=torch.float64).view(1, 1, 2, 2)
+    u = [[0.0] * 4 for _ in range(2)]
+    s = [[0.0] * 4 for _ in range(2)]  # s_{-1} = 0
+    fired_any = 0.0
+    with torch.no_grad():
+        for _step in range(3):
+            out = layer(x)
+            s, u = _hand_step(mode, x_values, u, s)
+            assert out.view(2, 4).tolist() == s
+            torch.testing.assert_close(layer.v.view(2, 4), torch.tensor(u, dtype=torch.float64), rtol=0, atol=1e-12)
+            if mode == "spike":
+                assert layer.s.view(2, 4).tolist() == s
+            fired_any += float(out.sum())
+    assert fired_any > 0  # the case exercises the reset
+
+
+def test_spike_mode_previous_spikes_are_zero_at_every_reset_whatever_the_membrane_init() -> None:
+    layer = _layer("spike")
+    x = torch.full((1, 1, 2, 2), 0.9, dtype=torch.float64)
+    with torch.no_grad():
+        layer(x)
+        layer(x)
+        reset_states(layer, init="uniform", generator=torch.Generator().manual_seed(0))
+        assert layer.s is None and layer.v is None
+        seen = []
+        handle = layer.tau_conv.register_forward_hook(lambda m, i, o: seen.append(i[0].clone()))
+        layer(x)
+        handle.remove()
+    assert torch.equal(seen[0], torch.zeros_like(seen[0]))
+
+
+@pytest.mark.parametrize("mode", TAU_MODES)
+def test_fused_gradients_match_autograd_in_float64(mode: str) -> None:
+    """The fused update's hand-written backward against plain autograd, through the tau path of
+    every mode, under BPTT (membrane and previous spikes kept in the graph) and under FPTT."""
+
+    def grads(backend: str, truncated: bool) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        layer = LTCConv2d(3, 4, 3, threshold=0.3, tau_mode=mode).double()
+        layer.ltc_backend = backend
+        x = torch.rand(2, 3, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1), requires_grad=True)
+        with truncated_states(layer, enabled=truncated):
+            loss = 0.0
+            for t in range(3):
+                out = layer(x * (1.0 + 0.2 * t))
+                loss = loss + (out * torch.linspace(0.5, 1.5, out.numel(), dtype=torch.float64).view_as(out)).sum()
+                loss = loss + (layer.v ** 2).sum() * 0.1
+        loss.backward()
+        return [x.grad] + [p.grad for p in layer.parameters()]
+
+    for truncated in (False, True):
+        ref, fused = grads("reference", truncated), grads("fused-eager", truncated)
+        assert len(ref) == len(fused)
+        for a, b in zip(ref, fused):
+            assert a is not None and b is not None
+            torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)
+        assert any(float(g.abs().sum()) > 0 for g in ref[1:])
+
+
+@pytest.mark.parametrize("mode", ["spike", "depthwise", "channel"])
+def test_state_layouts_and_init_states_cover_every_mode(mode: str) -> None:
+    torch.manual_seed(0)
+    model = SPYv4(num_classes=2, width=0.25, tau_mode=mode).eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        reset_states(model)
+        lazy = [model(x) for _ in range(2)]
+        layouts = state_layouts(model)
+        init_states(model, layouts, torch.device("cpu"))
+        eager = [model(x) for _ in range(2)]
+    for a, b in zip(lazy, eager):
+        assert all(torch.equal(p, q) for p, q in zip(a, b))
+
+
+def test_parameters_of_each_mode() -> None:
+    layer = {mode: LTCConv2d(4, 6, 3, tau_mode=mode) for mode in TAU_MODES}
+    assert layer["ltc"].tau_conv.weight.shape == (6, 6, 3, 3) and layer["ltc"].memory_names == ("v",)
+    assert layer["spike"].tau_conv.weight.shape == (6, 6, 3, 3) and layer["spike"].memory_names == ("v", "s")
+    assert layer["depthwise"].tau_conv.weight.shape == (6, 1, 3, 3) and layer["depthwise"].tau_conv.groups == 6
+    assert not hasattr(layer["channel"], "tau_conv") and layer["channel"].tau_param.shape == (6,)
+    assert torch.equal(layer["channel"].tau_param, torch.zeros(6))
+    # the paper's layer keeps its parameter names (checkpoints of the release load unchanged)
+    assert sorted(k for k in layer["ltc"].state_dict() if k.startswith("tau")) == [
+        "tau_bn.bias", "tau_bn.num_batches_tracked", "tau_bn.running_mean", "tau_bn.running_var",
+        "tau_bn.weight", "tau_conv.bias", "tau_conv.weight"]
+    with pytest.raises(ValueError, match="unknown tau_mode 'fast'"):
+        LTCConv2d(4, 6, 3, tau_mode="fast")
+
+
+# ------------------------------------------------------------------ config, builder
+
+
+def test_config_key_and_choice_errors() -> None:
+    assert Config().model.tau_mode == "ltc"
+    for mode in TAU_MODES:
+        cfg = apply_overrides(Config(), [f"model.tau_mode={mode}", "model.width=0.25"])
+        model = build_model(cfg.model, num_classes=2)
+        assert model.tau_mode == mode
+        assert {layer.tau_mode for m in model.modules() if isinstance(layer := m, LTCConv2d)} == {mode}
+    with pytest.raises(ConfigError) as err:
+        apply_overrides(Config(), ["model.tau_mode=dense"])
+    message = str(err.value)
+    assert "model.tau_mode must be one of ltc, spike, depthwise, channel" in message and "dense" in message
+    assert "\n" not in message
+
+
+def test_cli_rejects_an_unknown_tau_mode_in_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(root / "tools" / "train.py"), "--config",
+                           str(root / "configs" / "bench_synthetic_cpu.yaml"), "model.tau_mode=dense",
+                           f"train.out_dir={tmp_path}"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "model.tau_mode must be one of" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------- operation counts
+
+
+class _OneLayer(nn.Module):
+    """A spiking 'model' of one LTC layer: 1 -> 2 channels, 3x3, on a 2x2 map."""
+
+    is_spiking = True
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.layer = LTCConv2d(1, 2, 3, threshold=0.2, tau_mode=mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x)
+
+
+@pytest.mark.parametrize("mode", TAU_MODES)
+def test_operation_counts_by_hand_on_one_layer(mode: str) -> None:
+    torch.manual_seed(0)
+    model = _OneLayer(mode).eval()
+    steps, spikes_per_step = 3, []
+    x = torch.rand(1, 1, 2, 2) * 3.0
+    with FiringRateMonitor(model) as monitor, SynOpCounter(model) as counter, torch.no_grad():
+        reset_states(model)
+        for _ in range(steps):
+            spikes_per_step.append(int(model(x).sum()))
+        report = build_spike_report(monitor, counter, steps, 32, ann_macs=1000.0, ann_adds=10.0, ann_muls=5.0)
+        totals = counter.totals()
+    (row,) = report.layers
+    neurons = 2 * 2 * 2  # 2 channels on the 2x2 map
+    assert row.neurons == neurons and row.tau_mode == mode
+    # synaptic conv on analog input (the first layer): 8 outputs x (1 channel x 9 taps)
+    synaptic_macs = steps * neurons * 9
+    tau_macs = {"ltc": steps * neurons * 2 * 9, "depthwise": steps * neurons * 9}.get(mode, 0)
+    assert row.macs == synaptic_macs + tau_macs
+    if mode == "spike":
+        # 3x3, padding 1 on a 2x2 map: every input position is read by all 4 outputs, for each of
+        # the 2 output channels; the first step reads s_{-1} = 0
+        assert row.acs == sum(spikes_per_step[:-1]) * 4 * 2
+        assert totals["layer.tau_conv"].macs == 0
+    else:
+        assert row.acs == 0
+    assert sum(spikes_per_step) > 0
+    convs = 1 if mode == "channel" else 2  # one bias addition per output of each convolution
+    adds, muls = {"ltc": (5, 2), "depthwise": (5, 2), "spike": (4, 2), "channel": (3, 1)}[mode]
+    assert NEURON_UPDATE_OPS[mode] == (adds, muls)
+    assert row.ew_adds == steps * neurons * (convs + adds)
+    assert row.ew_muls == steps * neurons * muls
+    expected_pj = 0.9 * row.acs + 4.6 * row.macs + 0.9 * row.ew_adds + 3.7 * row.ew_muls
+    assert report.energy_j == pytest.approx(expected_pj * 1e-12)
+    assert report.synaptic_energy_j == pytest.approx((0.9 * row.acs + 4.6 * row.macs) * 1e-12)
+    assert report.ann_energy_j == pytest.approx((4.6 * 1000 + 0.9 * 10 + 3.7 * 5) * 1e-12)
+    assert report.energy_ratio == pytest.approx(report.energy_j / report.ann_energy_j)
+    table = report.format_table()
+    assert "elem/img" in table and "energy SNN / ANN" in table and f"tau_mode {mode}" in table
+
+
+class _TinyAnn(nn.Module):
+    in_channels = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = ConvBNAct(1, 2, 3)
+        self.head = nn.Conv2d(2, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.layer(x))
+
+
+def test_dense_ops_by_hand() -> None:
+    ops = count_dense_ops(_TinyAnn(), 32)
+    outputs, head_outputs = 32 * 32 * 2, 32 * 32 * 3
+    assert ops.macs == outputs * 9 + head_outputs * 2
+    # bias / BN shift per output of both convolutions, plus the LeakyReLU's comparison; its slope
+    assert ops.adds == outputs + outputs + head_outputs
+    assert ops.muls == outputs
+
+
+def test_sites_per_mode() -> None:
+    for mode, tau_kind in (("ltc", "mac"), ("spike", "ac"), ("depthwise", "mac"), ("channel", None)):
+        sites = {s.name: s for s in conv_sites(SPYv4(num_classes=2, width=0.25, tau_mode=mode))}
+        assert sites.get("conv2.tau_conv", None) is None if tau_kind is None else sites["conv2.tau_conv"].kind == tau_kind
+        assert sites["conv1.conv"].kind == "mac" and sites["conv2.conv"].kind == "ac"
+
+
+def test_mean_readout_elementwise_work_is_counted() -> None:
+    torch.manual_seed(0)
+    reports = {}
+    for readout in ("last", "mean"):
+        model = SPYv4(num_classes=2, width=0.25, readout=readout, tau_mode="channel").eval()
+        with FiringRateMonitor(model) as monitor, SynOpCounter(model) as counter, torch.no_grad():
+            model.run(torch.rand(1, 3, 64, 64), 2)
+            reports[readout] = build_spike_report(monitor, counter, 2, 64, 1.0)
+    head_last = {r.name: r for r in reports["last"].layers}["head1"]
+    head_mean = {r.name: r for r in reports["mean"].layers}["head1"]
+    outputs = 2 * 2 * 3 * (5 + 2) * 2  # 2x2 grid, 3 anchors x 7, 2 steps
+    assert head_last.ew_adds == outputs and head_last.ew_muls == 0
+    assert head_mean.ew_adds == 2 * outputs and head_mean.ew_muls == outputs
+
+
+# ------------------------------------------------------------------ transfer, training
+
+
+def test_transfer_leaves_each_tau_path_at_init_and_says_so() -> None:
+    torch.manual_seed(0)
+    ann = YOLOv4Tiny(num_classes=2, width=0.25)
+    paper = SPYv4(num_classes=2, width=0.25)
+    for mode in ("spike", "depthwise", "channel"):
+        model = SPYv4(num_classes=2, width=0.25, tau_mode=mode)
+        tau_before = {k: v.clone() for k, v in model.state_dict().items() if "tau" in k}
+        report = transfer_weights(model, ann.state_dict())
+        assert all(torch.equal(v, model.state_dict()[k]) for k, v in tau_before.items())
+        assert any(f"model.tau_mode={mode}" in note and "initial values" in note for note in report.notes)
+        assert set(tau_before) <= set(report.left_at_init)
+        assert model.conv2.conv.weight.equal(ann.conv2.conv.weight)
+    # a SPYv4 source of the paper's mode: a depthwise tau path of another shape is skipped
+    model = SPYv4(num_classes=2, width=0.25, tau_mode="depthwise")
+    report = transfer_weights(model, paper.state_dict())
+    skipped = dict(report.skipped)
+    assert "conv1.tau_conv.weight" in skipped and "another model.tau_mode" in skipped["conv1.tau_conv.weight"]
+    assert model.conv1.tau_bn.running_var.equal(paper.conv1.tau_bn.running_var)  # same shape: loaded
+
+
+@pytest.mark.parametrize("method", ["fptt", "bptt"])
+@pytest.mark.parametrize("mode", ["spike", "depthwise", "channel"])
+def test_each_mode_trains_with_fptt_and_bptt(make_tiny_config, tmp_path: Path, mode: str, method: str) -> None:
+    from spyolo.train.trainer import Trainer
+
+    cfg = make_tiny_config({"model.tau_mode": mode, "train.method": method, "train.epochs": 1,
+                            "train.max_iters_per_epoch": 2, "eval.max_images": 2})
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    try:
+        tau = [p for n, p in trainer.core.named_parameters() if "tau" in n]
+        before = [p.detach().clone() for p in tau]
+        row = trainer.fit()
+    finally:
+        trainer.close()
+    assert math.isfinite(row["loss"])
+    assert sum(not torch.equal(a, b) for a, b in zip(before, tau)) > 0, "the tau path was not trained"
+
+
+# ------------------------------------------------------------------------- ONNX export
+
+
+@pytest.mark.parametrize("mode", ["spike", "depthwise", "channel"])
+def test_onnx_export_of_each_mode_matches_pytorch(mode: str, tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from spyolo.checkpoint import load_model
+    from spyolo.export import OnnxDetector, export_onnx, read_sidecar
+    from spyolo.snn.ltc import ltc_layers
+
+    cfg = Config()
+    cfg.data.img_size = 64
+    cfg.model.width = 0.25
+    cfg.model.timesteps = 3
+    cfg.model.tau_mode = mode
+    ckpt = save_tiny_checkpoint(tmp_path / "m.pt", cfg, ["a", "b"])
+    onnx_path = export_onnx(ckpt, tmp_path / "m.onnx")
+    names = [s["input"] for s in read_sidecar(onnx_path)["states"]]
+    expected = [f"v_{i}" for i in range(19)] + ([f"s_{i}" for i in range(19)] if mode == "spike" else [])
+    assert names == expected
+    model = load_model(ckpt).model.eval()
+    layers = [layer for _n, layer in ltc_layers(model)]
+    det = OnnxDetector(onnx_path, threads=1)
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    states = det.zero_states(2)
+    reset_states(model)
+    fired = 0.0
+    with torch.no_grad():
+        for _t in range(3):
+            want = model(images)
+            heads, states = det.step(images.numpy(), states)
+            for got, ref in zip(heads, want):
+                assert np.abs(got - ref.numpy()).max() <= 1e-4
+            for i, layer in enumerate(layers):
+                assert np.abs(states[f"v_{i}"] - layer.v.numpy()).max() <= 1e-4
+                if mode == "spike":
+                    assert np.array_equal(states[f"s_{i}"], layer.s.numpy())
+                    fired += float(layer.s.sum())
+    if mode == "spike":
+        assert fired > 0
+
+
+def test_streaming_detector_runs_every_mode(tmp_path: Path) -> None:
+    from spyolo.inference import Detector
+
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 255, (80, 100, 3), dtype=np.uint8)
+    for mode in ("spike", "depthwise", "channel"):
+        cfg = Config()
+        cfg.data.img_size = 64
+        cfg.model.width = 0.25
+        cfg.model.timesteps = 2
+        cfg.model.tau_mode = mode
+        det = Detector.from_checkpoint(save_tiny_checkpoint(tmp_path / f"{mode}.pt", cfg, ["a"]), device="cpu",
+                                       conf=0.05)
+        stream = det.stream(1, warmup=1)
+        first, second = stream.step(frame), stream.step(frame)
+        assert first.image_size == second.image_size == (80, 100)
+        set_ltc_backend(det.model, "fused-eager")
+        again = det.predict([frame])[0]
+        assert again.image_size == (80, 100)
+
+
+@pytest.mark.parametrize("mode", ["spike", "channel"])
+def test_recipe_transfer_distillation_and_mean_readout(make_tiny_config, tmp_path: Path, mode: str) -> None:
+    """The training recipe (start from the ANN twin, distil from it, mean read-out) with another tau path."""
+    from spyolo.checkpoint import save_checkpoint
+    from spyolo.config import config_to_dict
+    from spyolo.train.trainer import Trainer
+
+    ann_cfg = make_tiny_config({"model.kind": "ann"})
+    torch.manual_seed(5)
+    teacher = build_model(ann_cfg.model, num_classes=8)
+    source = tmp_path / "teacher.pt"
+    save_checkpoint({"model": teacher.state_dict(), "config": config_to_dict(ann_cfg),
+                     "class_names": ["circle", "square", "triangle", "star", "hexagon", "cross", "ring", "arrow"]},
+                    source)
+    cfg = make_tiny_config({"model.tau_mode": mode, "model.init_from": str(source), "train.distill_from": str(source),
+                            "model.readout": "mean", "train.epochs": 1, "train.max_iters_per_epoch": 2,
+                            "eval.max_images": 2})
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    try:
+        assert trainer.core.conv2.conv.weight.shape == teacher.conv2.conv.weight.shape
+        row = trainer.fit()
+    finally:
+        trainer.close()
+    assert row["distill"] > 0 and math.isfinite(row["loss"])
+    transfer = (tmp_path / "run" / "transfer.txt").read_text()
+    assert f"model.tau_mode={mode}" in transfer and "initial values" in transfer
