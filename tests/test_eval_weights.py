@@ -89,9 +89,11 @@ def test_cli_spikes_and_per_timestep(ckpt: Path, tiny_voc_root: Path, tmp_path: 
     assert layers["conv1"]["neurons"] == 32 * 32 * 8
     assert layers["conv1"]["macs"] == 2 * 32 * 32 * 8 * (27 + 72)  # synaptic on pixels + tau path, T = 2
     assert stats["totals"]["acs"] == pytest.approx(sum(r["acs"] for r in stats["layers"]))
-    assert stats["totals"]["energy_j"] == pytest.approx(
-        stats["totals"]["acs"] * 0.9e-12 + stats["totals"]["macs"] * 4.6e-12
-    )
+    totals = stats["totals"]
+    assert totals["synaptic_energy_j"] == pytest.approx(totals["acs"] * 0.9e-12 + totals["macs"] * 4.6e-12)
+    assert totals["energy_j"] == pytest.approx(  # plus the elementwise work of the neurons and biases
+        totals["synaptic_energy_j"] + totals["ew_adds"] * 0.9e-12 + totals["ew_muls"] * 3.7e-12)
+    assert totals["ew_adds"] > 0 and totals["ew_muls"] > 0
     with open(out / "spike_stats.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["layer"] for r in rows] == [r["name"] for r in stats["layers"]] + ["total"]
