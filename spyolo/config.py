@@ -38,8 +38,8 @@ from spyolo.utils.choices import (
     RESET_TO_AVERAGE_MODES,
     SCHEDULERS,
     STATE_INITS,
-    TAU_MODES,
     STEP_WEIGHTINGS,
+    TAU_MODES,
     TRAIN_METHODS,
 )
 from spyolo.utils.text import cut, short_repr
@@ -130,7 +130,7 @@ class DataConfig:
     train_sets: list[str] = field(default_factory=lambda: ["SYNTH:trainval"])
     test_sets: list[str] = field(default_factory=lambda: ["SYNTH:test"])
     # classes.txt path; None: <first year folder>/classes.txt if present, else the 20 VOC names.
-    classes: Union[str, None] = None
+    classes: str | None = None
     img_size: int = 416
     keep_difficult: bool = False  # keep difficult objects in *training* targets
     skip_bad: bool = False  # skip (and report) bad samples instead of stopping
@@ -211,7 +211,7 @@ class ModelConfig:
     scale_xy: float = 1.0
     # Start training from these weights (spyolo.models.transfer_weights): a trained ANN twin or
     # SPYv4 checkpoint, or a YOLOv4-tiny state dict in the widely shared naming. Not on --resume.
-    init_from: Union[str, None] = None
+    init_from: str | None = None
 
 
 @dataclass
@@ -237,7 +237,7 @@ class TrainConfig:
     ignore_thresh: float = 0.5
     # FPTT (section 4 of the reference)
     fptt_alpha: float = 0.5  # trace update alpha
-    fptt_alpha_reg: Union[float, None] = None  # regulariser alpha; None -> fptt_alpha
+    fptt_alpha_reg: float | None = None  # regulariser alpha; None -> fptt_alpha
     fptt_beta: float = 0.5
     step_weighting: str = "uniform"  # "uniform" (the release) | "linear" (t/T)
     update_every: int = 1  # FPTT: optimiser step every K timesteps
@@ -245,7 +245,7 @@ class TrainConfig:
     # Distillation from a trained, frozen ANN twin (spyolo/train/distill.py): its head outputs,
     # computed once per batch, pull SPYv4's at every timestep; distill_weight scales the term,
     # distill_box_weight its box part.
-    distill_from: Union[str, None] = None
+    distill_from: str | None = None
     distill_weight: float = 1.0
     distill_box_weight: float = 1.0
     # Execution

@@ -24,7 +24,7 @@ from spyolo.cli import convert as convert_cli
 from spyolo.cli import demo as demo_cli
 from spyolo.errors import TransferError
 from spyolo.inference import Detector
-from spyolo.models import YOLOv4Tiny, decode_head, head_spec_for, transfer_weights
+from spyolo.models import YOLOv4Tiny, decode_head, transfer_weights
 from spyolo.models.darknet import read_darknet_cfg, read_darknet_weights
 from spyolo.models.spyv4 import SPYv4
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from spyolo.data.transforms import build_eval_transform, letterbox_params
 from spyolo.data.dataset import DetectionDataset, VOCSource, load_class_names, parse_sets
+from spyolo.data.transforms import build_eval_transform, letterbox_params
 from spyolo.data.voc import VOC_CLASSES, DatasetError, continuous_to_voc, parse_voc_xml, voc_to_continuous
 
 # Solid colour of every test JPEG, in OpenCV's BGR order: RGB (0, 128, 255).

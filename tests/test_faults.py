@@ -30,7 +30,7 @@ from spyolo.cli import eval as eval_cli
 from spyolo.cli import synth as synth_cli
 from spyolo.cli import train as train_cli
 from spyolo.config import Config, save_config
-from spyolo.data.synthetic import generate_synthetic_voc, is_complete
+from spyolo.data.synthetic import is_complete
 
 SYNTH = ["circle", "square", "triangle", "star", "hexagon", "cross", "ring", "arrow"]
 

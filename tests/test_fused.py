@@ -14,7 +14,6 @@ from spyolo.snn.fused import fused_ltc_update
 from spyolo.snn.ltc import LTC_BACKENDS, init_states, ltc_layers, ltc_update, set_ltc_backend, state_layouts
 
 
-
 def _reference(z, current, u_prev, threshold):
     """What LTCConv2d does with the reference backend."""
     spikes, u_new = ltc_update(z.to(u_prev.dtype), current.to(u_prev.dtype), u_prev, threshold)

@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_faults import SYNTH, _photo, expect_error, run, snapshot, train, write_config
 
 from conftest import ROOT, save_tiny_checkpoint, tiny_config
 from spyolo.checkpoint import load_checkpoint
 from spyolo.cli import convert as convert_cli
 from spyolo.cli import demo as demo_cli
 from spyolo.config import Config, apply_overrides
-from test_faults import SYNTH, _photo, expect_error, run, snapshot, train, write_config
 
 REAL = ROOT.parent / "shared" / "realdata"
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from conftest import save_tiny_checkpoint
-from spyolo.config import ConfigError, Config, apply_overrides
+from spyolo.config import Config, ConfigError, apply_overrides
 from spyolo.models import SPYv4, YOLOv4Tiny, build_model, transfer_weights
 from spyolo.models.spyv4 import ConvBNAct
 from spyolo.snn import reset_states

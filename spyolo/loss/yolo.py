@@ -192,7 +192,7 @@ class YOLOLoss(nn.Module):
             self.register_buffer(f"_head_anchors_{head}", anchor_tensor[list(mask)].clone(), persistent=False)
 
     @classmethod
-    def from_spec(cls, spec: HeadSpec, ignore_thresh: float = 0.5, label_smoothing: float = 0.0) -> "YOLOLoss":
+    def from_spec(cls, spec: HeadSpec, ignore_thresh: float = 0.5, label_smoothing: float = 0.0) -> YOLOLoss:
         """The loss for the heads described by ``spec`` (:func:`spyolo.models.heads.head_spec_for`)."""
         return cls(spec.anchors_px, spec.masks, spec.num_classes, strides=spec.strides,
                    ignore_thresh=ignore_thresh, label_smoothing=label_smoothing, scale_xy=spec.scale_xy)

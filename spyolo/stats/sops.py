@@ -277,7 +277,7 @@ class SynOpCounter:
             h.remove()
         self._handles = []
 
-    def __enter__(self) -> "SynOpCounter":
+    def __enter__(self) -> SynOpCounter:
         return self
 
     def __exit__(self, *exc: object) -> None:
