@@ -529,11 +529,13 @@ def validate(cfg: Config, source: str = "config") -> None:
                           f"one run reads one kind")
     if events != (cfg.model.input == "events"):
         raise ConfigError(f"{source}: model.input={cfg.model.input} but the data sets are "
-                          f"{'event sets (gen1:...): set model.input=events' if events else 'image sets: set model.input=image'}")
+                          + ("event sets (gen1:...): set model.input=events" if events
+                             else "image sets: set model.input=image"))
     if cfg.data.event_window_ms <= 0:
         raise ConfigError(f"{source}: data.event_window_ms must be > 0")
     if cfg.data.event_sensor and (len(cfg.data.event_sensor) != 2 or min(cfg.data.event_sensor) < 1):
-        raise ConfigError(f"{source}: data.event_sensor must be [width, height] in pixels (or [] to read it from the files)")
+        raise ConfigError(f"{source}: data.event_sensor must be [width, height] in pixels "
+                          f"(or [] to read it from the files)")
     if cfg.eval.gen1_min_box_diag < 0 or cfg.eval.gen1_min_box_side < 0 or cfg.eval.gen1_skip_ms < 0:
         raise ConfigError(f"{source}: eval.gen1_min_box_diag, gen1_min_box_side and gen1_skip_ms must be >= 0")
     if cfg.data.synthetic_train > 0 or cfg.data.synthetic_spec or cfg.data.synthetic_classes:

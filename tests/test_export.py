@@ -291,7 +291,9 @@ def test_export_and_demo_commands(spyv4, photo: np.ndarray, tmp_path: Path, caps
     out.unlink()  # the sidecar alone is enough to refuse
     code, _out, err = _export_cli(["--weights", str(ckpt), "--format", "onnx", "--out", str(out)], capsys)
     assert code == 2 and err.startswith(f"error: {out.with_suffix('.json')}: already exists")
-    code, _out, _err = _export_cli(["--weights", str(ckpt), "--format", "onnx", "--out", str(out), "--exist-ok"], capsys)
+    code, _out, _err = _export_cli(
+        ["--weights", str(ckpt), "--format", "onnx", "--out", str(out), "--exist-ok"], capsys
+    )
     assert code == 0 and out.is_file()
 
     image = tmp_path / "photo.png"

@@ -467,7 +467,8 @@ def sources(tmp_path_factory) -> dict[str, Path]:
     save_tiny_checkpoint(folder / "ann_other.pt", ann_cfg, [f"thing{i}" for i in range(len(SYNTH))])
     save_tiny_checkpoint(folder / "spyv4_reordered.pt", cfg, SYNTH[::-1])
     nan = load_checkpoint(spyv4)
-    nan["model"] = {k: (torch.full_like(v, float("nan")) if v.is_floating_point() else v) for k, v in nan["model"].items()}
+    nan["model"] = {k: (torch.full_like(v, float("nan")) if v.is_floating_point() else v)
+                    for k, v in nan["model"].items()}
     torch.save(nan, folder / "nan.pt")
     (folder / "notes.pt").write_text("these are not weights\n")
     data = spyv4.read_bytes()

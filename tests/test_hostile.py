@@ -204,7 +204,8 @@ def odd_sources(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.mark.parametrize("override, needles", [
     ("model.init_from={wide}", ["model.init_from", "wide.pt", "width"]),
-    ("train.distill_from={ann5}", ["train.distill_from", "ann5.pt", "the teacher's num_classes (5) differ from the model's (8)"]),
+    ("train.distill_from={ann5}",
+     ["train.distill_from", "ann5.pt", "the teacher's num_classes (5) differ from the model's (8)"]),
 ])
 def test_sources_of_another_shape_are_refused(data_root: Path, tmp_path: Path, capsys, odd_sources,
                                               override: str, needles: list[str]) -> None:

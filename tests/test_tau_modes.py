@@ -295,7 +295,8 @@ def test_dense_ops_by_hand() -> None:
 def test_sites_per_mode() -> None:
     for mode, tau_kind in (("ltc", "mac"), ("spike", "ac"), ("depthwise", "mac"), ("channel", None)):
         sites = {s.name: s for s in conv_sites(SPYv4(num_classes=2, width=0.25, tau_mode=mode))}
-        assert sites.get("conv2.tau_conv", None) is None if tau_kind is None else sites["conv2.tau_conv"].kind == tau_kind
+        assert (sites.get("conv2.tau_conv", None) is None if tau_kind is None
+                else sites["conv2.tau_conv"].kind == tau_kind)
         assert sites["conv1.conv"].kind == "mac" and sites["conv2.conv"].kind == "ac"
 
 

@@ -164,6 +164,7 @@ def evaluate_model(
         last["preview"] = previews
     if per_timestep:
         last["per_timestep"] = [
-            {"t": t + 1, **{k: v for k, v in evaluators[t].compute().items() if k.startswith("map")}} for t in read_steps
+            {"t": t + 1, **{k: v for k, v in evaluators[t].compute().items() if k.startswith("map")}}
+            for t in read_steps
         ]
     return last

@@ -59,7 +59,8 @@ class OneStep(nn.Module):
     """One timestep of a SPYv4 model with its states passed in and returned.
 
     ``forward(images, *states)`` takes the membranes in :func:`ltc_layers` order (then the
-    previous spikes of the ``tau_mode="spike"`` layers, in the same order, then the mean read-out's ``sum_s32``, ``sum_s16`` and ``steps`` ``(B, 1)`` if the model has one) and
+    previous spikes of the ``tau_mode="spike"`` layers, in the same order, then the mean
+    read-out's ``sum_s32``, ``sum_s16`` and ``steps`` ``(B, 1)`` if the model has one) and
     returns ``(head1, head2, *new_states)`` in the same order. The model itself is unchanged;
     its layers hold the given states during the call and the new ones after it.
     """
@@ -128,14 +129,18 @@ def state_specs(model: nn.Module, img_size: int) -> list[dict[str, Any]]:
     return [{key: spec[key] for key in ("input", "output", "module", "shape")} for spec in specs]
 
 
-def _trace_to_onnx(net: nn.Module, args: tuple[Tensor, ...], inputs: list[str], outputs: list[str], opset: int) -> bytes:
+def _trace_to_onnx(
+    net: nn.Module, args: tuple[Tensor, ...], inputs: list[str], outputs: list[str], opset: int
+) -> bytes:
     buffer = io.BytesIO()
     dynamic = {name: {0: "batch"} for name in inputs + outputs}
     with warnings.catch_warnings():
         # The shape checks in the model's forward (input size, stored membrane shape) become
         # constants of the trace: right for the fixed image size of the export.
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"spyolo\.")
-        warnings.filterwarnings("ignore", message=r".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
+        warnings.filterwarnings(
+            "ignore", message=r".*legacy TorchScript-based ONNX export", category=DeprecationWarning
+        )
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
         torch.onnx.export(
             net, args, buffer, dynamo=False, input_names=inputs, output_names=outputs, dynamic_axes=dynamic,

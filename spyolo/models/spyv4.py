@@ -347,8 +347,8 @@ class SPYv4(_YOLOv4TinyTopology):
             in_channels: int, out_channels: int, kernel_size: int, *, stride: int, bias: bool, upsample: bool
         ) -> nn.Module:
             return LTCConv2d(
-                in_channels, out_channels, kernel_size, stride=stride, bias=bias, upsample=upsample, threshold=threshold,
-                surrogate=surrogate, tau_mode=tau_mode,
+                in_channels, out_channels, kernel_size, stride=stride, bias=bias, upsample=upsample,
+                threshold=threshold, surrogate=surrogate, tau_mode=tau_mode,
             )
 
         if readout not in READOUTS:
@@ -396,7 +396,8 @@ class YOLOv4Tiny(_YOLOv4TinyTopology):
 
 
 INPUT_CHANNELS = MODEL_INPUT_CHANNELS
-"""``model.input`` -> channels of one timestep's input per ``ModelConfig.input``: RGB, or an event bin's OFF/ON frames."""
+"""``model.input`` -> channels of one timestep's input per ``ModelConfig.input``: RGB, or an
+event bin's OFF/ON frames."""
 
 
 def timestep_input(x: Tensor, t: int) -> Tensor:
