@@ -159,9 +159,11 @@ def markdown(rows: list[dict[str, Any]], title: str) -> str:
     ]
     for r in rows:
         lines.append(
-            f"| {r['variant']} | {r['timesteps']} | {_fmt(r['map_voc07'], 100)} | {_fmt(r['map_over_ltc'], digits=3)} | "
+            f"| {r['variant']} | {r['timesteps']} | {_fmt(r['map_voc07'], 100)} | "
+            f"{_fmt(r['map_over_ltc'], digits=3)} | "
             f"{_fmt(r['firing_rate'], 100)} | {_si(r['acs'])} | {_si(r['macs'])} | {_si(r['elementwise'])} | "
-            f"{_fmt(r['energy_j'], 1e6, 1)} | {_fmt(r['energy_over_ann'], digits=3)} | {_fmt(r['train_wall_s'], digits=0)} |"
+            f"{_fmt(r['energy_j'], 1e6, 1)} | {_fmt(r['energy_over_ann'], digits=3)} | "
+            f"{_fmt(r['train_wall_s'], digits=0)} |"
         )
     lines += [
         "",

@@ -111,7 +111,9 @@ def load_runs(folder: Path = RUNS_DIR) -> dict[str, dict[str, dict]]:
             name = str(name)
             if name in seen or name in PRESETS:
                 other = seen.get(name)
-                raise RunsError(f"{path}: run '{name}' is also " + (f"defined in {other}" if other else "a preset name"))
+                raise RunsError(
+                    f"{path}: run '{name}' is also " + (f"defined in {other}" if other else "a preset name")
+                )
             if not isinstance(overlay, dict) or not all(isinstance(v, dict) for v in overlay.values()):
                 raise RunsError(f"{path}: run '{name}' must be a mapping of section -> {{key: value}}")
             try:
@@ -250,7 +252,8 @@ def markdown(rows: list[dict], meta: dict, ann_runs: set[str] = frozenset()) -> 
         f"Benchmark `{meta['config']}` on {_machine_name(meta['machine'])} "
         f"(torch {meta['machine']['torch']}), {meta['date']}",
         "",
-        "| run | VOC2007 mAP (11-pt) | area mAP | COCO mAP@[.5:.95] | final loss (+ distill) | firing rate | energy/image (µJ) | train wall (s) | train img/s | peak mem (MiB) |",
+        "| run | VOC2007 mAP (11-pt) | area mAP | COCO mAP@[.5:.95] | final loss (+ distill) | firing rate "
+        "| energy/image (µJ) | train wall (s) | train img/s | peak mem (MiB) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -349,7 +352,8 @@ def main() -> int:
 
     earlier = [n for n in names if (out / n).is_dir() and run_files(out / n)]
     if earlier:
-        _fail(f"{out} already holds runs {', '.join(earlier)}; choose another --out (earlier runs are never overwritten)")
+        _fail(f"{out} already holds runs {', '.join(earlier)}; "
+              f"choose another --out (earlier runs are never overwritten)")
     out.mkdir(parents=True, exist_ok=True)
     from spyolo.data.build import ensure_synthetic
 
@@ -417,10 +421,12 @@ def main() -> int:
     meta = {
         "config": args.config, "overrides": args.overrides, "machine": machine_info(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "commands": [shown([py, "-m", "benchmarks.bench_quality", *sys.argv[1:]])] + [c for n in names for c in commands[n]],
+        "commands": [shown([py, "-m", "benchmarks.bench_quality", *sys.argv[1:]])]
+        + [c for n in names for c in commands[n]],
         "jobs": args.jobs, "threads_per_run": threads or _inherited_threads(),
         "seeds": {"data": cfg.data.synthetic_seed, "train": cfg.train.seed},
-        "targets": {"fptt_over_bptt": ratio("spyv4_fptt", "spyv4_bptt"), "fptt_over_ann": ratio("spyv4_fptt", "ann_twin"),
+        "targets": {"fptt_over_bptt": ratio("spyv4_fptt", "spyv4_bptt"),
+                    "fptt_over_ann": ratio("spyv4_fptt", "ann_twin"),
                     "best_fptt_run": best, "best_fptt_over_ann": ratio(best, reference) if best else None,
                     "reference_run": reference,
                     "recipe_fptt_over_bptt": ratio("real_spyv4_fptt_recipe", "real_spyv4_bptt_recipe"),

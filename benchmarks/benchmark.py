@@ -264,9 +264,11 @@ def main(argv: list[str] | None = None) -> int:
         save()
         verdict = "met" if ratio["ratio"] <= ratio["target"] else "NOT met"
         print(
-            f"CPU ratio (batch {ratio['batch']}, {ratio['img_size']} px, width {ratio['width']}, T={ratio['timesteps']}): "
+            f"CPU ratio (batch {ratio['batch']}, {ratio['img_size']} px, width {ratio['width']}, "
+            f"T={ratio['timesteps']}): "
             f"FPTT timestep {ratio['fptt_step_s']:.3f} s, ANN step {ratio['ann_step_s']:.3f} s, "
-            f"ratio {ratio['ratio']:.2f} (target <= {ratio['target']}: {verdict}); FLOP ratio {ratio['flops_ratio']:.2f}"
+            f"ratio {ratio['ratio']:.2f} (target <= {ratio['target']}: {verdict}); "
+            f"FLOP ratio {ratio['flops_ratio']:.2f}"
         )
     if args.loader:
         from benchmarks.loader import LoaderConfig, measure_loader
@@ -303,7 +305,9 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
 
-        run_configs(configs, fresh_process=device.type == "cpu", on_row=on_row, timeout_s=args.timeout, deadline=deadline)
+        run_configs(
+            configs, fresh_process=device.type == "cpu", on_row=on_row, timeout_s=args.timeout, deadline=deadline
+        )
     if args.profile:
         _run_profiles(args, device, command, deadline)
     save()

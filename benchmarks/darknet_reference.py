@@ -48,7 +48,8 @@ def detect(net, image: np.ndarray, size: int, conf: float, nms: float) -> tuple[
                                "box": [round(float(v), 2) for v in boxes[i]]})
     detections.sort(key=lambda d: -d["score"])
     raw = {"conv_29": outs[-2], "conv_36": outs[-1]}
-    probes = {name: {"shape": list(a.shape), "sample": [round(float(v), 4) for v in a.reshape(-1)[:: max(1, a.size // 16)][:16]]}
+    probes = {name: {"shape": list(a.shape),
+                     "sample": [round(float(v), 4) for v in a.reshape(-1)[:: max(1, a.size // 16)][:16]]}
               for name, a in raw.items()}
     probes["blob_sum"] = round(float(blob.sum()), 3)
     return detections, probes

@@ -147,7 +147,9 @@ def part_fused(device: str, tiny: bool) -> dict:
         gen = torch.Generator(device="cpu").manual_seed(100 + index)
         fmt = torch.channels_last if channels_last else torch.contiguous_format
 
-        def draw(scale: float, shift: float) -> torch.Tensor:
+        def draw(
+            scale: float, shift: float, *, gen: torch.Generator = gen, fmt: torch.memory_format = fmt
+        ) -> torch.Tensor:
             t = torch.randn(shape, generator=gen) * scale + shift
             return t.to(dev).contiguous(memory_format=fmt)
 
@@ -510,7 +512,8 @@ def main(argv: list[str] | None = None) -> int:
                 (out / f"{PROFILE_STEM}_profile.json").unlink(missing_ok=True)  # no stale profile from a past run
                 argv_run += ["--out", str(out), "--budget-s", str(max(5.0, timeout - 10))]
             elif part.bench:
-                argv_run += ["--out", str(work / part.name), "--stem", part.name, "--budget-s", str(max(5.0, timeout - 15))]
+                argv_run += ["--out", str(work / part.name), "--stem", part.name,
+                             "--budget-s", str(max(5.0, timeout - 15))]
             else:
                 argv_run += ["--json", str(json_path)]
             log.write(f"\n===== {part.name} (limit {timeout:.0f} s): python {' '.join(argv_run)}\n")
@@ -528,7 +531,9 @@ def main(argv: list[str] | None = None) -> int:
                         row["part"] = part.name
                         bench_rows.append(row)
                     bench_meta.setdefault("machine", data.get("machine"))
-                    bench_meta.setdefault("command", "benchmarks/gpu_check.py -> benchmarks/benchmark.py (per part, see gpu_check.json)")
+                    bench_meta.setdefault(
+                        "command", "benchmarks/gpu_check.py -> benchmarks/benchmark.py (per part, see gpu_check.json)"
+                    )
                     entry["rows"] = len(data.get("results", []))
                     entry["failed_rows"] = sum(1 for r in data.get("results", []) if r.get("error"))
                     if rc == 0 and entry["rows"] and not entry["failed_rows"]:

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """How much gradient reaches SPYv4's synaptic weights at initialisation, per neuron recipe.
 
-    python -m benchmarks.gradient_scale --width 0.25 --img-size 160 --batch 16 --json docs/results/gradient_scale_w025_160.json
-    python -m benchmarks.gradient_scale --width 1.0 --img-size 416 --batch 4 --json docs/results/gradient_scale_w1_416.json
+    python -m benchmarks.gradient_scale --width 0.25 --img-size 160 --batch 16 \\
+        --json docs/results/gradient_scale_w025_160.json
+    python -m benchmarks.gradient_scale --width 1.0 --img-size 416 --batch 4 \\
+        --json docs/results/gradient_scale_w1_416.json
 
 (the two measurements of docs/learning_quality.md, "What they show", item 2; T = 2 by default.)
 
@@ -59,7 +61,9 @@ def measure(recipe: str, width: float, img_size: int, timesteps: int, batch: int
         for m in model.modules():
             if isinstance(m, LTCConv2d):
                 hooks.append(m.register_forward_hook(
-                    lambda _m, _i, out: spikes.append(float((out[0] if isinstance(out, tuple) else out).detach().mean()))))
+                    lambda _m, _i, out: spikes.append(
+                        float((out[0] if isinstance(out, tuple) else out).detach().mean())
+                    )))
         reset_states(model)
     total = images.new_zeros(())
     for _ in range(timesteps if spiking else 1):

@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from benchmarks.machine import machine_info
@@ -62,13 +63,13 @@ def measure(kind: str, img_size: int, width: float, timesteps: int, batches: lis
             images = torch.rand(batch, 3, img_size, img_size)
             array = images.numpy()
 
-            def run_torch() -> None:
+            def run_torch(images: torch.Tensor = images) -> None:
                 with torch.inference_mode():
                     reset_states(model)
                     for _ in range(steps):
                         model(images)
 
-            def run_onnx() -> None:
+            def run_onnx(batch: int = batch, array: np.ndarray = array) -> None:
                 states = det.zero_states(batch)
                 for _ in range(steps):
                     _heads, states = det.step(array, states)
@@ -115,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.kind}, {args.img_size} px, width {args.width}, T={steps}, {args.threads} thread(s), "
           f"median of {args.rounds} rounds; {info['cpu_model']} ({info['cpu_cores']} cores usable), "
           f"torch {info['torch']}, onnxruntime {info['onnxruntime']}")
-    print("| batch | PyTorch ms / batch | PyTorch images/s | onnxruntime ms / batch | onnxruntime images/s | speed-up |")
+    print("| batch | PyTorch ms / batch | PyTorch images/s "
+          "| onnxruntime ms / batch | onnxruntime images/s | speed-up |")
     print("|---|---|---|---|---|---|")
     for row in rows:
         t, o = row["torch"], row["onnxruntime"]
@@ -124,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         from spyolo.utils.io import atomic_write_json
 
-        atomic_write_json(args.json, {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-                                      "machine": info, "rows": rows})
+        shown_args = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+        atomic_write_json(args.json, {"args": shown_args, "machine": info, "rows": rows})
     return 0
 
 

@@ -211,10 +211,13 @@ class ProbeConfig:
             raise ValueError(f"ProbeConfig.input must be 'image' or 'events' and event_bin_us >= 1, got "
                              f"{self.input!r}, {self.event_bin_us}")
         if self.compile_mode not in COMPILE_MODES:
-            raise ValueError(f"ProbeConfig.compile_mode must be one of {list(COMPILE_MODES)}, got {self.compile_mode!r}")
+            raise ValueError(f"ProbeConfig.compile_mode must be one of {list(COMPILE_MODES)}, "
+                             f"got {self.compile_mode!r}")
 
 
-def random_batch(cfg: ProbeConfig, device: torch.device, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def random_batch(
+    cfg: ProbeConfig, device: torch.device, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Random images ``(B, 3, S, S)`` in [0, 1) and ``boxes_per_image`` random target rows per image."""
     images = torch.rand(cfg.batch, 3, cfg.img_size, cfg.img_size, generator=generator).to(device)
     n = cfg.batch * cfg.boxes_per_image
@@ -325,7 +328,9 @@ class ProbeSession:
             extra["input_frames"] = cfg.timesteps  # the twin reads the T bins stacked
         model: nn.Module = (SPYv4 if self.spiking else YOLOv4Tiny)(num_classes=cfg.num_classes, width=cfg.width,
                                                                    **extra)
-        self.ltc_backend = ("fused" if dev.type == "cuda" else "reference") if cfg.ltc_backend == "auto" else cfg.ltc_backend
+        self.ltc_backend = (
+            ("fused" if dev.type == "cuda" else "reference") if cfg.ltc_backend == "auto" else cfg.ltc_backend
+        )
         if self.spiking:
             set_ltc_backend(model, self.ltc_backend)
         model = model.to(dev)

@@ -6,7 +6,8 @@
 
 Each argument is a ``table.json`` written by the benchmark (or a one-run record with its row
 under ``"row"``), optionally followed by ``:`` and the comma-separated runs to take from it
-(default: all of its rows). The bars keep the order of the arguments and of the rows. With ``--reference RUN`` the chart draws that run's mAP as a line,
+(default: all of its rows). The bars keep the order of the arguments and of the rows. With
+``--reference RUN`` the chart draws that run's mAP as a line,
 and ``--ratio R`` a second line at R times it, and every bar is labelled with its mAP and its
 ratio to the reference. A run named twice, a missing file, a file that is not a benchmark table,
 a selected run the table does not hold, or an ``--out`` that is one of the inputs is one error

@@ -72,7 +72,7 @@ class RSSWindow:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "RSSWindow":
+    def start(self) -> RSSWindow:
         if self._method:
             raise RuntimeError("RSSWindow.start() called twice; use a new window")
         base = current_rss_bytes()

@@ -31,7 +31,11 @@ _PER_MEASUREMENT = ("timesteps", "warmup", "iters")
 
 
 def expand_grid(
-    base: ProbeConfig, methods: Iterable[str], timesteps: Iterable[int], batches: Iterable[int], img_sizes: Iterable[int]
+    base: ProbeConfig,
+    methods: Iterable[str],
+    timesteps: Iterable[int],
+    batches: Iterable[int],
+    img_sizes: Iterable[int],
 ) -> list[ProbeConfig]:
     """All combinations, ordered method > batch > size > T (the ANN twin once, with T = 1)."""
     configs = []

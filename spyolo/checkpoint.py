@@ -110,7 +110,10 @@ def pack_rng(state: dict) -> dict:
     np_name, np_keys, np_pos, np_has_gauss, np_gauss = state["numpy"]
     out: dict[str, Any] = {
         "python": [py_version, list(py_state), py_gauss],
-        "numpy": [np_name, torch.from_numpy(np.asarray(np_keys, dtype=np.int64)), int(np_pos), int(np_has_gauss), float(np_gauss)],
+        "numpy": [
+            np_name, torch.from_numpy(np.asarray(np_keys, dtype=np.int64)), int(np_pos), int(np_has_gauss),
+            float(np_gauss),
+        ],
         "torch": state["torch"],
     }
     if "cuda" in state:

@@ -38,8 +38,8 @@ from spyolo.utils.choices import (
     RESET_TO_AVERAGE_MODES,
     SCHEDULERS,
     STATE_INITS,
-    TAU_MODES,
     STEP_WEIGHTINGS,
+    TAU_MODES,
     TRAIN_METHODS,
 )
 from spyolo.utils.text import cut, short_repr
@@ -130,7 +130,7 @@ class DataConfig:
     train_sets: list[str] = field(default_factory=lambda: ["SYNTH:trainval"])
     test_sets: list[str] = field(default_factory=lambda: ["SYNTH:test"])
     # classes.txt path; None: <first year folder>/classes.txt if present, else the 20 VOC names.
-    classes: Union[str, None] = None
+    classes: str | None = None
     img_size: int = 416
     keep_difficult: bool = False  # keep difficult objects in *training* targets
     skip_bad: bool = False  # skip (and report) bad samples instead of stopping
@@ -211,7 +211,7 @@ class ModelConfig:
     scale_xy: float = 1.0
     # Start training from these weights (spyolo.models.transfer_weights): a trained ANN twin or
     # SPYv4 checkpoint, or a YOLOv4-tiny state dict in the widely shared naming. Not on --resume.
-    init_from: Union[str, None] = None
+    init_from: str | None = None
 
 
 @dataclass
@@ -237,7 +237,7 @@ class TrainConfig:
     ignore_thresh: float = 0.5
     # FPTT (section 4 of the reference)
     fptt_alpha: float = 0.5  # trace update alpha
-    fptt_alpha_reg: Union[float, None] = None  # regulariser alpha; None -> fptt_alpha
+    fptt_alpha_reg: float | None = None  # regulariser alpha; None -> fptt_alpha
     fptt_beta: float = 0.5
     step_weighting: str = "uniform"  # "uniform" (the release) | "linear" (t/T)
     update_every: int = 1  # FPTT: optimiser step every K timesteps
@@ -245,7 +245,7 @@ class TrainConfig:
     # Distillation from a trained, frozen ANN twin (spyolo/train/distill.py): its head outputs,
     # computed once per batch, pull SPYv4's at every timestep; distill_weight scales the term,
     # distill_box_weight its box part.
-    distill_from: Union[str, None] = None
+    distill_from: str | None = None
     distill_weight: float = 1.0
     distill_box_weight: float = 1.0
     # Execution
@@ -529,11 +529,13 @@ def validate(cfg: Config, source: str = "config") -> None:
                           f"one run reads one kind")
     if events != (cfg.model.input == "events"):
         raise ConfigError(f"{source}: model.input={cfg.model.input} but the data sets are "
-                          f"{'event sets (gen1:...): set model.input=events' if events else 'image sets: set model.input=image'}")
+                          + ("event sets (gen1:...): set model.input=events" if events
+                             else "image sets: set model.input=image"))
     if cfg.data.event_window_ms <= 0:
         raise ConfigError(f"{source}: data.event_window_ms must be > 0")
     if cfg.data.event_sensor and (len(cfg.data.event_sensor) != 2 or min(cfg.data.event_sensor) < 1):
-        raise ConfigError(f"{source}: data.event_sensor must be [width, height] in pixels (or [] to read it from the files)")
+        raise ConfigError(f"{source}: data.event_sensor must be [width, height] in pixels "
+                          f"(or [] to read it from the files)")
     if cfg.eval.gen1_min_box_diag < 0 or cfg.eval.gen1_min_box_side < 0 or cfg.eval.gen1_skip_ms < 0:
         raise ConfigError(f"{source}: eval.gen1_min_box_diag, gen1_min_box_side and gen1_skip_ms must be >= 0")
     if cfg.data.synthetic_train > 0 or cfg.data.synthetic_spec or cfg.data.synthetic_classes:

@@ -44,13 +44,15 @@ def _imports() -> dict[str, set[str]]:
 
 def test_every_subpackage_has_a_layer() -> None:
     found = {p.stem if p.is_file() else p.name for p in SPYOLO.iterdir()
-             if (p.is_dir() and (p / "__init__.py").exists()) or (p.suffix == ".py" and p.stem not in ("__init__", "__main__"))}
+             if (p.is_dir() and (p / "__init__.py").exists())
+             or (p.suffix == ".py" and p.stem not in ("__init__", "__main__"))}
     assert found == set(LAYERS), found ^ set(LAYERS)
 
 
 def test_imports_follow_the_layers_without_cycles() -> None:
     rank = {name: i for i, name in enumerate(LAYERS)}
-    upward = sorted(f"{a} -> {b}" for a, deps in _imports().items() for b in deps if b not in rank or rank[b] >= rank[a])
+    upward = sorted(f"{a} -> {b}" for a, deps in _imports().items() for b in deps
+                    if b not in rank or rank[b] >= rank[a])
     assert not upward, f"imports against the layering (or of the benchmarks): {upward}"
 
 

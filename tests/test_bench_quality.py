@@ -73,7 +73,8 @@ def test_bench_quality_two_runs_side_by_side(tmp_path: Path) -> None:
     teacher = str(out / "ann_twin" / "weights" / "last.pt")
     assert any(f"model.init_from={teacher}" in c and f"train.distill_from={teacher}" in c for c in table["commands"])
     assert "tensors loaded" in (out / "spyv4_fptt_transfer_distill_mean" / "transfer.txt").read_text()
-    assert recipe["final_distill"] > 0 and table["targets"]["best_fptt_run"] in ("spyv4_fptt", "spyv4_fptt_transfer_distill_mean")
+    assert recipe["final_distill"] > 0
+    assert table["targets"]["best_fptt_run"] in ("spyv4_fptt", "spyv4_fptt_transfer_distill_mean")
     assert isinstance(table["targets"]["ann_in_band"], bool)
     md = (out / "table.md").read_text()
     assert "| ann_twin |" in md and "| spyv4_fptt |" in md and "2 at a time" in md
@@ -116,7 +117,9 @@ def test_bench_quality_real_photo_rows_from_pretrained_weights(tmp_path: Path) -
 
 # The run definitions as benchmarks/bench_quality.py held them (Python lists of overrides) before
 # they became configs/quality_runs/*.yaml: the expected values of that migration.
-_PAPER = ["model.threshold=1.0", "model.surrogate_sigma=0.3", "model.surrogate_height=0.15", "model.surrogate_gamma=0.5"]
+_PAPER = [
+    "model.threshold=1.0", "model.surrogate_sigma=0.3", "model.surrogate_height=0.15", "model.surrogate_gamma=0.5"
+]
 _FPTT = ["model.kind=spyv4", "train.method=fptt"]
 _TRANSFER = ["model.init_from={teacher}", "train.lr=2e-3"]
 _DISTILL = ["train.distill_from={teacher}"]

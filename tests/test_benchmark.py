@@ -43,7 +43,8 @@ _HEADS = [(512, 75, 1, 13), (256, 75, 1, 26)]
 def test_forward_flops_match_hand_counts():
     ann_expected = sum(_conv_flops(*layer) for layer in _LAYERS + _HEADS)
     # every LTC layer adds a 3x3 out->out tau convolution at its output size (conv_up's after the x2 upsample)
-    tau = sum(_conv_flops(o, o, 3, side * (2 if (i, o, k, side) == (256, 128, 1, 13) else 1)) for i, o, k, side in _LAYERS)
+    tau = sum(_conv_flops(o, o, 3, side * (2 if (i, o, k, side) == (256, 128, 1, 13) else 1))
+              for i, o, k, side in _LAYERS)
     assert ann_expected == 6_814_426_112
     assert ann_expected + tau == 17_181_172_736  # reference section 2: 17.18 GFLOP per image and timestep
     assert forward_flops_per_image(YOLOv4Tiny(num_classes=20, width=1.0), 416, "cpu") == ann_expected
@@ -142,8 +143,10 @@ def test_gpu_check_targets_and_budgeted_parts():
     assert fptt.argv[fptt.argv.index("--timesteps") + 1] == "2,8,16" and "--compile" in fptt.argv
     common = {"batch": 64, "img_size": 416, "compile": True, "compile_mode": "default"}
     rows = [
-        {"method": "fptt", "timesteps": 2, "images_per_s": 300.0, "peak_gib": 9.0, "peak_bytes": 100, "sync_free": True},
-        {"method": "fptt", "timesteps": 8, "images_per_s": 260.0, "peak_gib": 9.0, "peak_bytes": 101, "sync_free": True},
+        {"method": "fptt", "timesteps": 2, "images_per_s": 300.0, "peak_gib": 9.0, "peak_bytes": 100,
+         "sync_free": True},
+        {"method": "fptt", "timesteps": 8, "images_per_s": 260.0, "peak_gib": 9.0, "peak_bytes": 101,
+         "sync_free": True},
         {"method": "fptt", "timesteps": 16, "images_per_s": 255.0, "peak_gib": 9.1, "peak_bytes": 106},
         {"method": "bptt", "timesteps": 2, "images_per_s": 100.0, "peak_gib": 10.0, "peak_bytes": 10},
         {"method": "bptt", "timesteps": 8, "images_per_s": 90.0, "peak_gib": 30.0, "peak_bytes": 30},

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_eval_weights import make_checkpoint, tiny_cfg
 from torch import nn
 
 from spyolo.eval.bn_recalibration import TimestepBNStats, batch_norms, estimate_bn_stats
 from spyolo.models import build_model
 from spyolo.snn import reset_states
-from test_eval_weights import make_checkpoint, tiny_cfg
 
 TOOL = Path(__file__).resolve().parents[1] / "tools" / "eval.py"
 

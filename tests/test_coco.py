@@ -68,7 +68,8 @@ def test_categories_crowd_and_negatives(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("case, needle", [
     ("missing_image", "b.jpg: image file not found (image 20 of"),
-    ("outside", "annotation 3 (image 'b.jpg') box [x, y, w, h] = [30.0, 30.0, 30.0, 20.0] lies outside the image (50x40"),
+    ("outside",
+     "annotation 3 (image 'b.jpg') box [x, y, w, h] = [30.0, 30.0, 30.0, 20.0] lies outside the image (50x40"),
     ("unknown_category", "annotation 3 (image 'b.jpg') has unknown category id 99"),
     ("no_area", "annotation 3 (image 'b.jpg') has a box without area"),
 ])

@@ -90,7 +90,8 @@ def test_config_choices_are_the_owners_constants() -> None:
 
     owners = {
         ("model", "kind"): spyv4.MODEL_KINDS, ("model", "readout"): readout.READOUTS,
-        ("model", "state_init"): state.STATE_INITS, ("train", "ltc_backend"): ltc.LTC_BACKENDS, ("model", "tau_mode"): ltc.TAU_MODES,
+        ("model", "state_init"): state.STATE_INITS, ("train", "ltc_backend"): ltc.LTC_BACKENDS,
+        ("model", "tau_mode"): ltc.TAU_MODES,
         ("train", "optimizer"): optim.OPTIMIZERS, ("train", "scheduler"): optim.SCHEDULERS,
         ("train", "method"): steps.TRAIN_METHODS, ("train", "step_weighting"): steps.STEP_WEIGHTINGS,
         ("train", "amp"): runtime.AMP_MODES, ("train", "channels_last"): runtime.CHANNELS_LAST_MODES,

@@ -24,7 +24,7 @@ from spyolo.cli import convert as convert_cli
 from spyolo.cli import demo as demo_cli
 from spyolo.errors import TransferError
 from spyolo.inference import Detector
-from spyolo.models import YOLOv4Tiny, decode_head, head_spec_for, transfer_weights
+from spyolo.models import YOLOv4Tiny, decode_head, transfer_weights
 from spyolo.models.darknet import read_darknet_cfg, read_darknet_weights
 from spyolo.models.spyv4 import SPYv4
 
@@ -66,11 +66,13 @@ def cfg_text(filters: list[int], classes: int, scale: float = 1.05, size: int = 
 
     def conv(f, k, s=1, bn=True):
         act = "leaky" if bn else "linear"
-        return f"[convolutional]\n{'batch_normalize=1' if bn else ''}\nfilters={f}\nsize={k}\nstride={s}\npad=1\nactivation={act}\n\n"
+        return (f"[convolutional]\n{'batch_normalize=1' if bn else ''}\n"
+                f"filters={f}\nsize={k}\nstride={s}\npad=1\nactivation={act}\n\n")
 
     def block(c):
         return (conv(c, 3) + "[route]\nlayers=-1\ngroups=2\ngroup_id=1\n\n" + conv(c // 2, 3) + conv(c // 2, 3)
-                + "[route]\nlayers = -1,-2\n\n" + conv(c, 1) + "[route]\nlayers = -6,-1\n\n[maxpool]\nsize=2\nstride=2\n\n")
+                + "[route]\nlayers = -1,-2\n\n" + conv(c, 1)
+                + "[route]\nlayers = -6,-1\n\n[maxpool]\nsize=2\nstride=2\n\n")
 
     yolo = (f"[yolo]\nmask = {{}}\nanchors = 10,14,  23,27,  37,58,  81,82,  135,169,  344,319\nclasses={classes}\n"
             f"num=6\nscale_x_y = {scale}\n\n")

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from spyolo.data.transforms import build_eval_transform, letterbox_params
 from spyolo.data.dataset import DetectionDataset, VOCSource, load_class_names, parse_sets
+from spyolo.data.transforms import build_eval_transform, letterbox_params
 from spyolo.data.voc import VOC_CLASSES, DatasetError, continuous_to_voc, parse_voc_xml, voc_to_continuous
 
 # Solid colour of every test JPEG, in OpenCV's BGR order: RGB (0, 128, 255).
@@ -75,7 +75,9 @@ def test_parse_xml_empty_tags_and_float_coordinates(tmp_path: Path) -> None:
     ann = parse_voc_xml(path, VOC_CLASSES)
     assert (ann.image_id, ann.filename, ann.width, ann.height, ann.depth) == ("000123", "000123.jpg", 353, 500, 3)
     dog, person = ann.objects
-    assert (dog.name, dog.label, dog.box, dog.difficult, dog.truncated) == ("dog", 11, (48.0, 240.0, 195.5, 371.0), False, False)
+    assert (dog.name, dog.label, dog.box, dog.difficult, dog.truncated) == (
+        "dog", 11, (48.0, 240.0, 195.5, 371.0), False, False
+    )
     assert (person.name, person.label, person.difficult, person.truncated) == ("person", 14, True, True)
     assert ann.boxes().dtype == np.float32 and ann.boxes().shape == (2, 4)
     np.testing.assert_array_equal(ann.boxes()[1], [8, 12, 352, 498])
@@ -103,7 +105,8 @@ def test_coordinate_conversion_roundtrip() -> None:
         ("<annotation><object/></annotation>", "missing <size>"),
         ("<annotation><size><width>10</width></size></annotation>", "missing <height>"),
         (xml_text(40, 30, [("unicorn", (1, 1, 5, 5), 0)]), "unknown class 'unicorn'"),
-        (xml_text(40, 30, [("dog", (1, 1, 5, 5), 0), ("dog", (57.0, 1, 40.0, 5), 0)]), "object 2 has xmax (40.0) < xmin (57.0)"),
+        (xml_text(40, 30, [("dog", (1, 1, 5, 5), 0), ("dog", (57.0, 1, 40.0, 5), 0)]),
+         "object 2 has xmax (40.0) < xmin (57.0)"),
         (xml_text(40, 30, [("dog", (1, 9, 5, 8), 0)]), "object 1 has ymax (8.0) < ymin (9.0)"),
         (xml_text(40, 30, [("dog", (0, 1, 5, 5), 0)]), "outside the image"),
         (xml_text(40, 30, [("dog", (1, 1, 41, 5), 0)]), "outside the image"),
@@ -289,7 +292,9 @@ def test_skip_bad_skips_and_warns(voc: Path, caplog: pytest.LogCaptureFixture) -
     assert "skipped 2 of 3 samples" in message
     assert "000002.jpg: image file not found" in message and "000003.xml: malformed XML" in message
     assert ds.image_paths == [voc / "JPEGImages" / "000001.jpg"] and len(ds.annotations) == 1
-    assert [p for p, _ in ds.skipped] == [str(voc / "JPEGImages" / "000002.jpg"), str(voc / "Annotations" / "000003.xml")]
+    assert [p for p, _ in ds.skipped] == [
+        str(voc / "JPEGImages" / "000002.jpg"), str(voc / "Annotations" / "000003.xml")
+    ]
 
 
 def test_skip_bad_lists_at_most_twenty(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

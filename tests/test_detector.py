@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from conftest import save_tiny_checkpoint
+from spyolo.checkpoint import CheckpointError
 from spyolo.config import Config
 from spyolo.data.images import read_image
 from spyolo.errors import ImageReadError
@@ -21,7 +22,6 @@ from spyolo.inference import BOX_FORMAT, Detector, Prediction
 from spyolo.inference.postprocess import postprocess
 from spyolo.models.heads import head_spec_for
 from spyolo.snn import reset_states
-from spyolo.checkpoint import CheckpointError
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["cat", "dog", "bird"]

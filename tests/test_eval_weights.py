@@ -18,8 +18,8 @@ from conftest import save_tiny_checkpoint
 from spyolo.config import Config
 from spyolo.data import build_dataloader, build_dataset
 from spyolo.eval.loop import EvalSettings, evaluate_model
-from spyolo.models.heads import head_spec_for
 from spyolo.models import build_model
+from spyolo.models.heads import head_spec_for
 from spyolo.stats import FiringRateMonitor, SynOpCounter, ann_twin, count_macs
 from spyolo.utils.runtime import resolve_runtime
 

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from spyolo.errors import DatasetError, EventFileError
+from spyolo.errors import EventFileError
 from spyolo.events.arrays import EVENT_DTYPE, SensorSize, make_events
 from spyolo.events.boxes import GEN1_BOX_DTYPE, read_boxes, write_boxes
 from spyolo.events.dat import DatFile, read_dat, write_dat

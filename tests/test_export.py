@@ -119,7 +119,7 @@ def _step_parity(ckpt: Path, onnx_path: Path, batch: int = 3) -> dict[str, float
                     assert float(np.abs(got - want.numpy()).mean()) <= 1e-3
             readout = getattr(model, "mean_readout", None)
             if readout is not None:
-                for name, value in (("readout_sum13", readout.sum13), ("readout_sum26", readout.sum26)):
+                for name, value in (("readout_sum_s32", readout.sum_s32), ("readout_sum_s16", readout.sum_s16)):
                     worst["readout"] = max(worst["readout"], float(np.abs(states[name] - value.numpy()).max()))
                 assert np.array_equal(states["readout_steps"], np.full((batch, 1), float(t), np.float32))
     if worst["flipped"] == 0:
@@ -138,7 +138,7 @@ def test_mean_readout_export_matches_pytorch(mean_readout) -> None:
     ckpt, onnx_path = mean_readout
     meta = read_sidecar(onnx_path)
     names = [s["input"] for s in meta["states"]]
-    assert names == [f"v_{i}" for i in range(19)] + ["readout_sum13", "readout_sum26", "readout_steps"]
+    assert names == [f"v_{i}" for i in range(19)] + ["readout_sum_s32", "readout_sum_s16", "readout_steps"]
     assert meta["model"]["readout"] == "mean"
     assert [s["shape"] for s in meta["states"][19:]] == [[24, 2, 2], [24, 4, 4], [1]]
     _step_parity(ckpt, onnx_path)
@@ -180,6 +180,32 @@ def test_onnx_detector_gives_the_detectors_predictions(which: str, request, phot
     ours_stream, theirs_stream = onnx_det.stream(1, warmup=2), torch_det.stream(1, warmup=2)
     for frame in (photo, flipped, photo):
         _assert_same(ours_stream.step(frame), theirs_stream.step(frame), box_atol)
+
+
+def test_an_export_with_the_earlier_readout_state_names_still_runs(mean_readout, photo, tmp_path) -> None:
+    """Exports made before the read-out's states were named by stride (``readout_sum13`` for the
+    stride-32 head, ``readout_sum26`` for stride 16) run as before: the runner takes the state
+    names from the sidecar."""
+    ckpt, onnx_path = mean_readout
+    renames = {"readout_sum_s32": "readout_sum13", "readout_sum_s16": "readout_sum26"}
+    renames.update({f"{k}_next": f"{v}_next" for k, v in list(renames.items())})
+    graph = onnx.load(str(onnx_path))
+    for value in [*graph.graph.input, *graph.graph.output]:
+        value.name = renames.get(value.name, value.name)
+    for node in graph.graph.node:
+        node.input[:] = [renames.get(n, n) for n in node.input]
+        node.output[:] = [renames.get(n, n) for n in node.output]
+    old = tmp_path / "old.onnx"
+    onnx.save(graph, str(old))
+    meta = json.loads(onnx_path.with_suffix(".json").read_text())
+    for state in meta["states"]:
+        state["input"], state["output"] = renames.get(state["input"], state["input"]), renames.get(
+            state["output"], state["output"])
+        state["module"] = state["module"].replace("sum_s32", "sum13").replace("sum_s16", "sum26")
+    old.with_suffix(".json").write_text(json.dumps(meta))
+    assert "readout_sum13" in [s["input"] for s in read_sidecar(old)["states"]]
+    _assert_same(OnnxDetector(old, conf=CONF).predict(photo)[0], Detector.from_checkpoint(
+        ckpt, device="cpu", conf=CONF).predict(photo)[0])
 
 
 def test_sidecar(spyv4) -> None:
@@ -265,7 +291,9 @@ def test_export_and_demo_commands(spyv4, photo: np.ndarray, tmp_path: Path, caps
     out.unlink()  # the sidecar alone is enough to refuse
     code, _out, err = _export_cli(["--weights", str(ckpt), "--format", "onnx", "--out", str(out)], capsys)
     assert code == 2 and err.startswith(f"error: {out.with_suffix('.json')}: already exists")
-    code, _out, _err = _export_cli(["--weights", str(ckpt), "--format", "onnx", "--out", str(out), "--exist-ok"], capsys)
+    code, _out, _err = _export_cli(
+        ["--weights", str(ckpt), "--format", "onnx", "--out", str(out), "--exist-ok"], capsys
+    )
     assert code == 0 and out.is_file()
 
     image = tmp_path / "photo.png"

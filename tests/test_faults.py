@@ -30,7 +30,7 @@ from spyolo.cli import eval as eval_cli
 from spyolo.cli import synth as synth_cli
 from spyolo.cli import train as train_cli
 from spyolo.config import Config, save_config
-from spyolo.data.synthetic import generate_synthetic_voc, is_complete
+from spyolo.data.synthetic import is_complete
 
 SYNTH = ["circle", "square", "triangle", "star", "hexagon", "cross", "ring", "arrow"]
 
@@ -467,7 +467,8 @@ def sources(tmp_path_factory) -> dict[str, Path]:
     save_tiny_checkpoint(folder / "ann_other.pt", ann_cfg, [f"thing{i}" for i in range(len(SYNTH))])
     save_tiny_checkpoint(folder / "spyv4_reordered.pt", cfg, SYNTH[::-1])
     nan = load_checkpoint(spyv4)
-    nan["model"] = {k: (torch.full_like(v, float("nan")) if v.is_floating_point() else v) for k, v in nan["model"].items()}
+    nan["model"] = {k: (torch.full_like(v, float("nan")) if v.is_floating_point() else v)
+                    for k, v in nan["model"].items()}
     torch.save(nan, folder / "nan.pt")
     (folder / "notes.pt").write_text("these are not weights\n")
     data = spyv4.read_bytes()

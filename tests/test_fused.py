@@ -14,7 +14,6 @@ from spyolo.snn.fused import fused_ltc_update
 from spyolo.snn.ltc import LTC_BACKENDS, init_states, ltc_layers, ltc_update, set_ltc_backend, state_layouts
 
 
-
 def _reference(z, current, u_prev, threshold):
     """What LTCConv2d does with the reference backend."""
     spikes, u_new = ltc_update(z.to(u_prev.dtype), current.to(u_prev.dtype), u_prev, threshold)
@@ -85,7 +84,8 @@ def test_fused_hand_values(kernels):
     # Element 1: z=ln 3 (tau=3/4), I=1, u_prev=0.6 -> u'=0.6+0.75*0.4=0.9, v=-0.1: no spike, u_new=0.9.
     # Surrogate gamma[(1+h)N(v;0,s) - hN(v;s,6s) - hN(v;-s,6s)]: sg(0.5)=0.1590849, sg(-0.1)=0.6905804.
     # Gradients with g_s=(1,1), g_u=(0,1):
-    #   e0: g_u'=sg(.5)=0.1590849; g_I=g_u'*tau=0.0795424; g_z=g_u'*(I-u)*tau(1-tau)=0.1193137; g_u=g_u'(1-tau)=0.0795424
+    #   e0: g_u'=sg(.5)=0.1590849; g_I=g_u'*tau=0.0795424; g_z=g_u'*(I-u)*tau(1-tau)=0.1193137;
+    #       g_u=g_u'(1-tau)=0.0795424
     #   e1: g_u'=sg + (1 - u'*sg) = 1.0690580; g_I=0.8017935; g_z=g_u'*0.4*0.1875=0.0801794; g_u=0.2672645
     z = torch.tensor([0.0, math.log(3.0)], dtype=torch.float64, requires_grad=True)
     cur = torch.tensor([3.0, 1.0], dtype=torch.float64, requires_grad=True)

@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_faults import SYNTH, _photo, expect_error, run, snapshot, train, write_config
 
 from conftest import ROOT, save_tiny_checkpoint, tiny_config
 from spyolo.checkpoint import load_checkpoint
 from spyolo.cli import convert as convert_cli
 from spyolo.cli import demo as demo_cli
 from spyolo.config import Config, apply_overrides
-from test_faults import SYNTH, _photo, expect_error, run, snapshot, train, write_config
 
 REAL = ROOT.parent / "shared" / "realdata"
 
@@ -204,7 +204,8 @@ def odd_sources(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.mark.parametrize("override, needles", [
     ("model.init_from={wide}", ["model.init_from", "wide.pt", "width"]),
-    ("train.distill_from={ann5}", ["train.distill_from", "ann5.pt", "the teacher's num_classes (5) differ from the model's (8)"]),
+    ("train.distill_from={ann5}",
+     ["train.distill_from", "ann5.pt", "the teacher's num_classes (5) differ from the model's (8)"]),
 ])
 def test_sources_of_another_shape_are_refused(data_root: Path, tmp_path: Path, capsys, odd_sources,
                                               override: str, needles: list[str]) -> None:

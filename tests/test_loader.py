@@ -15,10 +15,11 @@ import torch
 
 from spyolo.config import DataConfig
 from spyolo.data.build import build_dataset, ensure_synthetic
+from spyolo.data.dataset import DetectionDataset
 from spyolo.data.loader import build_dataloader, collate_detection
 from spyolo.data.transforms import build_train_transform
-from spyolo.data.dataset import DetectionDataset
 from spyolo.data.voc import VOC_CLASSES
+
 
 def make_voc(year: Path, n: int, split: str = "train", seed: int = 0) -> None:
     """n random 48x64 images, each with two objects, listed in `split`."""

@@ -116,7 +116,8 @@ def test_init_from_starts_the_run_and_the_fptt_traces_at_the_transferred_weights
         tr.fit()
     finally:
         tr.close()
-    resumed = Trainer(cfg, tmp_path / "run", resume=True, progress=False)  # resume: no transfer, the checkpoint's weights
+    # resume: no transfer, the checkpoint's weights
+    resumed = Trainer(cfg, tmp_path / "run", resume=True, progress=False)
     try:
         assert resumed.parts.transfer is None
         assert not torch.equal(resumed.core.conv1.conv.weight, ann.conv1.conv.weight)

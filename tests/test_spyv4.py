@@ -54,9 +54,9 @@ def test_parameter_count_matches_release() -> None:
 def test_output_shapes_at_416() -> None:
     model = SPYv4(num_classes=20).eval()
     with torch.no_grad():
-        out13, out26 = model(torch.rand(1, 3, 416, 416))
-    assert out13.shape == (1, 75, 13, 13)
-    assert out26.shape == (1, 75, 26, 26)
+        out_s32, out_s16 = model(torch.rand(1, 3, 416, 416))
+    assert out_s32.shape == (1, 75, 13, 13)
+    assert out_s16.shape == (1, 75, 26, 26)
     assert [tuple(layer.v.shape[1:]) for _, layer in ltc_layers(model)] == [
         (32, 208, 208), (64, 104, 104),
         (64, 104, 104), (32, 104, 104), (32, 104, 104), (64, 104, 104),
@@ -70,11 +70,11 @@ def test_output_shapes_at_416() -> None:
 def test_output_shapes_width_quarter(size: int) -> None:
     model = SPYv4(num_classes=3, width=0.25)
     with torch.no_grad():
-        out13, out26 = model(torch.rand(2, 3, size, size))
-    assert out13.shape == (2, 3 * 8, size // 32, size // 32)
-    assert out26.shape == (2, 3 * 8, size // 16, size // 16)
+        out_s32, out_s16 = model(torch.rand(2, 3, size, size))
+    assert out_s32.shape == (2, 3 * 8, size // 32, size // 32)
+    assert out_s16.shape == (2, 3 * 8, size // 16, size // 16)
     # the channel layout reshapes as (B, anchors, 5 + C, H, W)
-    assert out13.view(2, 3, 8, size // 32, size // 32).shape[2] == 8
+    assert out_s32.view(2, 3, 8, size // 32, size // 32).shape[2] == 8
 
 
 @pytest.mark.parametrize(
@@ -147,8 +147,8 @@ def test_state_reset_between_batch_sizes() -> None:
             model(torch.rand(1, 3, 64, 64))
         reset_states(model)
         assert all(layer.v is None for _, layer in ltc_layers(model))
-        out13, _ = model(torch.rand(1, 3, 96, 64))
-    assert out13.shape == (1, 21, 3, 2)
+        out_s32, _ = model(torch.rand(1, 3, 96, 64))
+    assert out_s32.shape == (1, 21, 3, 2)
     assert model.conv1.v.shape == (1, 8, 48, 32)
 
 
@@ -178,8 +178,8 @@ def _conv1_output_reached(model: SPYv4, detach: bool) -> tuple[bool, torch.Tenso
     step_outputs[0].register_hook(lambda g: reached.append(True))
     if detach:
         detach_states(model)
-    out13, out26 = model(x)
-    (out13.square().mean() + out26.square().mean()).backward()
+    out_s32, out_s16 = model(x)
+    (out_s32.square().mean() + out_s16.square().mean()).backward()
     handle.remove()
     return bool(reached), model.conv1.conv.weight.grad.clone()
 
@@ -198,8 +198,8 @@ def test_whole_model_state_float32_under_bf16_autocast() -> None:
     torch.manual_seed(0)
     model = SPYv4(num_classes=2, width=0.25)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out13, out26 = run_timesteps(model, torch.rand(2, 3, 64, 64), timesteps=2)
-    assert out13.dtype == torch.bfloat16 and out26.shape == (2, 21, 4, 4)
+        out_s32, out_s16 = run_timesteps(model, torch.rand(2, 3, 64, 64), timesteps=2)
+    assert out_s32.dtype == torch.bfloat16 and out_s16.shape == (2, 21, 4, 4)
     assert all(layer.v.dtype == torch.float32 for _, layer in ltc_layers(model))
 
 

@@ -19,7 +19,9 @@ from spyolo.train.steps import StepSettings, TrainStep
 from spyolo.utils.runtime import resolve_runtime
 
 
-def _batch(seed: int, batch: int = 2, size: int = 64, classes: int = 4, boxes: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+def _batch(
+    seed: int, batch: int = 2, size: int = 64, classes: int = 4, boxes: int = 3
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Random images ``(B, 3, S, S)`` and ``boxes`` random target rows ``(b, class, cx, cy, w, h)`` per image."""
     gen = torch.Generator().manual_seed(seed)
     images = torch.rand(batch, 3, size, size, generator=gen)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from conftest import save_tiny_checkpoint
-from spyolo.config import ConfigError, Config, apply_overrides
+from spyolo.config import Config, ConfigError, apply_overrides
 from spyolo.models import SPYv4, YOLOv4Tiny, build_model, transfer_weights
 from spyolo.models.spyv4 import ConvBNAct
 from spyolo.snn import reset_states
@@ -295,7 +295,8 @@ def test_dense_ops_by_hand() -> None:
 def test_sites_per_mode() -> None:
     for mode, tau_kind in (("ltc", "mac"), ("spike", "ac"), ("depthwise", "mac"), ("channel", None)):
         sites = {s.name: s for s in conv_sites(SPYv4(num_classes=2, width=0.25, tau_mode=mode))}
-        assert sites.get("conv2.tau_conv", None) is None if tau_kind is None else sites["conv2.tau_conv"].kind == tau_kind
+        assert (sites.get("conv2.tau_conv", None) is None if tau_kind is None
+                else sites["conv2.tau_conv"].kind == tau_kind)
         assert sites["conv1.conv"].kind == "mac" and sites["conv2.conv"].kind == "ac"
 
 

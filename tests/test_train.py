@@ -37,7 +37,8 @@ def test_methods_train_and_write_a_run_folder(make_tiny_config, tmp_path, over):
     for f in ("args.yaml", "run.yaml", "results.csv", "results.png", "val_batch_pred.jpg", "weights/last.pt",
               "weights/best.pt"):
         assert (run / f).is_file(), f
-    assert cv2.imread(str(run / "val_batch_pred.jpg")).shape[2] == 3 and cv2.imread(str(run / "results.png")) is not None
+    assert cv2.imread(str(run / "val_batch_pred.jpg")).shape[2] == 3
+    assert cv2.imread(str(run / "results.png")) is not None
     events = list(run.glob("events.out.tfevents.*"))
     assert events, "no TensorBoard events"
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -116,7 +116,8 @@ def main() -> int:
     for image_id in ids[: args.demo_images]:
         atomic_write_bytes(src / f"{image_id}.jpg", (year_dir / "JPEGImages" / f"{image_id}.jpg").read_bytes())
     run([py, str(TOOLS / "demo.py"), "--weights", str(weights), "--source", str(src), "--out", str(run_dir / "demo")])
-    print(f"\nmain job done in {time.perf_counter() - t_start:.0f} s: weights {weights}, metrics {eval_dir}, annotated images {run_dir / 'demo'}")
+    print(f"\nmain job done in {time.perf_counter() - t_start:.0f} s: weights {weights}, metrics {eval_dir}, "
+          f"annotated images {run_dir / 'demo'}")
     return 0
 
 

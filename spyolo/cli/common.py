@@ -28,7 +28,8 @@ log = logging.getLogger("spyolo.cli")
 
 def add_logging_flags(parser: argparse.ArgumentParser) -> None:
     """``-v/--verbose`` (debug messages, tracebacks) and ``-q/--quiet`` (warnings and errors only)."""
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more messages (debug; tracebacks on errors)")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more messages (debug; tracebacks on errors)")
     parser.add_argument("-q", "--quiet", action="count", default=0, help="fewer messages (warnings and errors only)")
 
 

@@ -227,7 +227,8 @@ def load_detector(args: argparse.Namespace):
                     batch_size=args.batch_size)
     if _is_onnx(args.weights):
         if args.device not in (None, "auto", "cpu"):
-            raise ConfigError(f"--device {args.device}: an ONNX model runs on onnxruntime's CPU provider; use --device cpu")
+            raise ConfigError(f"--device {args.device}: an ONNX model runs on onnxruntime's CPU provider; "
+                              f"use --device cpu")
         from spyolo.export import OnnxDetector
 
         return OnnxDetector(args.weights, **settings)

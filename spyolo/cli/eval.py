@@ -182,7 +182,8 @@ def run_checkpoint_mode(args: argparse.Namespace) -> int:
         print()
         print(report.format_table())
         js, csv_path = report.write_json(out_dir / "spike_stats.json"), report.write_csv(out_dir / "spike_stats.csv")
-        png = report.plot_firing_rates(out_dir / "firing_rates.png", title=f"{args.weights.name}: firing rate per layer")
+        png = report.plot_firing_rates(out_dir / "firing_rates.png",
+                                       title=f"{args.weights.name}: firing rate per layer")
         print(f"wrote {js}, {csv_path} and {png}")
     return 0
 

@@ -95,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume:
         if args.config or args.run_dir or args.exist_ok:
-            raise ConfigError("--resume RUN_DIR takes no --config, --run-dir or --exist-ok (the run folder has its config)")
+            raise ConfigError("--resume RUN_DIR takes no --config, --run-dir or --exist-ok "
+                              "(the run folder has its config)")
         run_dir = Path(args.resume)
         cfg = _resume_config(run_dir, args.overrides)
     else:

@@ -1,6 +1,8 @@
 """The data pipeline: VOC and COCO annotations, the dataset, transforms, loaders, the synthetic set."""
 
 from spyolo.data.build import build_dataset, ensure_synthetic
+from spyolo.data.coco import COCOSource, read_coco
+from spyolo.data.dataset import DetectionDataset, VOCSource, load_class_names, parse_sets
 from spyolo.data.loader import build_dataloader, collate_detection, seed_dataset
 from spyolo.data.transforms import (
     DetectionTransform,
@@ -12,8 +14,6 @@ from spyolo.data.transforms import (
     map_boxes,
     unmap_boxes,
 )
-from spyolo.data.coco import COCOSource, read_coco
-from spyolo.data.dataset import DetectionDataset, VOCSource, load_class_names, parse_sets
 from spyolo.data.voc import (
     VOC_CLASSES,
     DatasetError,

@@ -198,8 +198,8 @@ def read_coco(path: str | Path) -> COCOFile:
         bbox = ann.get("bbox")
         values = [_number(v) for v in bbox] if isinstance(bbox, list) and len(bbox) == 4 else None
         if values is None or None in values:
-            image.problem = image.problem or (f"{where} has a malformed bbox {short_repr(bbox)} (expected [x, y, w, h], "
-                                              f"four finite numbers)")
+            image.problem = image.problem or (f"{where} has a malformed bbox {short_repr(bbox)} "
+                                              f"(expected [x, y, w, h], four finite numbers)")
             continue
         crowd = ann.get("iscrowd", 0)
         if crowd not in (0, 1) or not isinstance(crowd, (int, bool)):

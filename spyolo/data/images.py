@@ -13,7 +13,7 @@ import io
 import struct
 import warnings
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import cv2
 import numpy as np
@@ -30,7 +30,9 @@ __all__ = [
     "to_rgb_uint8",
 ]
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"})
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
+)
 """File suffixes treated as images (by the demo's folder mode)."""
 
 MAX_IMAGE_PIXELS = 2**27
@@ -39,7 +41,7 @@ MAX_IMAGE_PIXELS = 2**27
 PNG whose header claims 20000x20000 pixels), is refused before decoding: OpenCV would first take
 about 11 bytes per pixel (4.4 GB for 20000x20000)."""
 
-ImageInput = Union[str, Path, np.ndarray, Any]
+ImageInput = str | Path | np.ndarray | Any
 """A path, a numpy image or a PIL image."""
 
 

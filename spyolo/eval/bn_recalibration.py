@@ -81,7 +81,8 @@ def estimate_bn_stats(
     bns = batch_norms(model)
     if not bns:
         raise ValueError("estimate_bn_stats: the model has no BatchNorm layer with running statistics")
-    saved = [(bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone(), bn.momentum) for bn in bns]
+    saved = [(bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone(), bn.momentum)
+             for bn in bns]
     sums = [BNStats([torch.zeros_like(b.running_mean) for b in bns], [torch.zeros_like(b.running_var) for b in bns])
             for _ in range(n_sets)]
     counts = [0] * n_sets

@@ -24,10 +24,10 @@ from typing import Any
 from spyolo.checkpoint import load_model
 from spyolo.config import Config, apply_overrides
 from spyolo.data import build_dataloader
-from spyolo.events.build import build_dataset
-from spyolo.events.sets import GEN1_PREFIX, is_event_set
 from spyolo.errors import CheckpointError, ConfigError
 from spyolo.eval.loop import EvalSettings, evaluate_model
+from spyolo.events.build import build_dataset
+from spyolo.events.sets import GEN1_PREFIX, is_event_set
 from spyolo.models import head_spec_for
 from spyolo.utils.runtime import resolve_runtime
 

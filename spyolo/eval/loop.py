@@ -20,8 +20,8 @@ from torch import nn
 from tqdm import tqdm
 
 from spyolo.data.voc import voc_to_continuous
-from spyolo.eval.voc import VOCEvaluator
 from spyolo.eval.gen1 import Gen1Evaluator
+from spyolo.eval.voc import VOCEvaluator
 from spyolo.inference.postprocess import postprocess, to_original_voc
 from spyolo.models import timestep_input
 from spyolo.models.heads import HeadSpec
@@ -46,7 +46,7 @@ class EvalSettings:
     max_images: int = 0
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "EvalSettings":
+    def from_config(cls, cfg: Any) -> EvalSettings:
         """The settings a :class:`spyolo.config.Config` describes."""
         return cls(
             img_size=cfg.data.img_size, timesteps=cfg.model.timesteps, conf_thresh=cfg.eval.conf_thresh,
@@ -164,6 +164,7 @@ def evaluate_model(
         last["preview"] = previews
     if per_timestep:
         last["per_timestep"] = [
-            {"t": t + 1, **{k: v for k, v in evaluators[t].compute().items() if k.startswith("map")}} for t in read_steps
+            {"t": t + 1, **{k: v for k, v in evaluators[t].compute().items() if k.startswith("map")}}
+            for t in read_steps
         ]
     return last

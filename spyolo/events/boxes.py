@@ -76,7 +76,9 @@ def read_boxes(path: str | Path, sensor: SensorSize) -> BoxLabels:
     try:
         arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
-        raise EventFileError(f"{path}: not a readable .npy array ({' '.join(str(exc).split()) or type(exc).__name__})") from None
+        raise EventFileError(
+            f"{path}: not a readable .npy array ({' '.join(str(exc).split()) or type(exc).__name__})"
+        ) from None
     if arr.dtype.names is None or arr.ndim != 1:
         raise EventFileError(f"{path}: expected a 1-D structured array of boxes, got dtype {arr.dtype} "
                              f"with shape {arr.shape}")

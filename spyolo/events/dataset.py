@@ -143,7 +143,8 @@ class EventDetectionDataset(Dataset):  # type: ignore[type-arg]
             log.warning(message)
         if not self.samples:
             raise DatasetError(f"{', '.join(str(s.folder) for s in sets)}: no labelled time stamps"
-                               + (f" after the first {settings.protocol.skip_us} us of each recording" if not train else ""))
+                               + (f" after the first {settings.protocol.skip_us} us of each recording"
+                                  if not train else ""))
 
     # -- construction -------------------------------------------------------------------
     @staticmethod

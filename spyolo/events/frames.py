@@ -97,7 +97,8 @@ def bin_events(events: np.ndarray, t_end: int, window_us: int, bins: int, geomet
         flip: mirror left-right (column ``x`` becomes ``width - 1 - x``; a training augmentation).
     """
     if representation not in EVENT_REPRESENTATIONS:
-        raise ValueError(f"event representation must be one of {', '.join(EVENT_REPRESENTATIONS)}, got {representation!r}")
+        raise ValueError(f"event representation must be one of {', '.join(EVENT_REPRESENTATIONS)}, "
+                         f"got {representation!r}")
     if window_us <= 0 or bins < 1:
         raise ValueError(f"need window_us > 0 and bins >= 1, got {window_us} and {bins}")
     s = geometry.img_size

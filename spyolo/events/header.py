@@ -96,7 +96,8 @@ def read_header(f: BinaryIO, path: str | Path, required: bool = True) -> FileHea
             break
         raw = f.readline(_MAX_HEADER_BYTES)
         if not raw.endswith(b"\n") or pos - start > _MAX_HEADER_BYTES:
-            raise EventFileError(f"{path}: the '%' header line at byte {pos} does not end (no newline): not an event file?")
+            raise EventFileError(f"{path}: the '%' header line at byte {pos} does not end (no newline): "
+                                 f"not an event file?")
         try:
             text = raw.decode("ascii").strip()
         except UnicodeDecodeError:

@@ -3,8 +3,9 @@
 As in Prophesee's evaluation of the Gen1 automotive dataset: a box whose diagonal is under
 ``min_diag`` (30 px) or one of whose sides is under ``min_side`` (10 px) is ignored (removed
 from the ground truth and from the detections), the labelled time stamps of a recording's
-first ``skip_us`` (0.5 s, time stamps up to it included) are not evaluated, and COCO mAP (pycocotools) is computed over the
-remaining time stamps, each an image (:func:`spyolo.eval.loop.evaluate_model`).
+first ``skip_us`` (0.5 s, time stamps up to it included) are not evaluated, and COCO mAP
+(pycocotools) is computed over the remaining time stamps, each an image
+(:func:`spyolo.eval.loop.evaluate_model`).
 """
 
 from __future__ import annotations

@@ -66,7 +66,8 @@ def _wrapped(high: np.ndarray, is_high: np.ndarray, bits: int) -> np.ndarray:
 
 def decode_evt2(data: bytes | np.ndarray) -> np.ndarray:
     """Decode EVT 2.0 words (the bytes after the header) into an event array."""
-    buf = np.frombuffer(data, dtype="<u4") if isinstance(data, (bytes, bytearray, memoryview)) else np.asarray(data, "<u4")
+    buf = (np.frombuffer(data, dtype="<u4") if isinstance(data, (bytes, bytearray, memoryview))
+           else np.asarray(data, "<u4"))
     kind = buf >> 28
     is_high = kind == 0x8
     high = _wrapped(buf & 0x0FFFFFFF, is_high, 28)
@@ -83,7 +84,8 @@ def decode_evt3(data: bytes | np.ndarray, time_rule: str = "prophesee") -> np.nd
     the module docstring)."""
     if time_rule not in EVT3_TIME_RULES:
         raise ValueError(f"unknown EVT 3.0 time rule {time_rule!r}; valid: {', '.join(EVT3_TIME_RULES)}")
-    buf = np.frombuffer(data, dtype="<u2") if isinstance(data, (bytes, bytearray, memoryview)) else np.asarray(data, "<u2")
+    buf = (np.frombuffer(data, dtype="<u2") if isinstance(data, (bytes, bytearray, memoryview))
+           else np.asarray(data, "<u2"))
     kind = buf >> 12
     payload = (buf & 0x0FFF).astype(np.int64)
     is_y, is_x, is_base = kind == 0x0, kind == 0x2, kind == 0x3

@@ -173,7 +173,9 @@ class SimulatedRecording:
     tracks: np.ndarray
 
 
-def simulate_recording(seed: int, index: int, classes: Sequence[str], spec: EventSpec = EventSpec()) -> SimulatedRecording:
+def simulate_recording(
+    seed: int, index: int, classes: Sequence[str], spec: EventSpec = EventSpec()
+) -> SimulatedRecording:
     """Simulate recording ``index`` of the set with ``seed`` (see the module docstring)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
     sensor = spec.sensor

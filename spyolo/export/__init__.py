@@ -10,4 +10,6 @@ from spyolo.export.onnx import OPSET, OneStep, export_onnx, state_specs
 from spyolo.export.runner import OnnxDetector
 from spyolo.export.sidecar import ExportError, read_sidecar, sidecar_path
 
-__all__ = ["OPSET", "ExportError", "OneStep", "OnnxDetector", "export_onnx", "read_sidecar", "sidecar_path", "state_specs"]
+__all__ = [
+    "OPSET", "ExportError", "OneStep", "OnnxDetector", "export_onnx", "read_sidecar", "sidecar_path", "state_specs"
+]

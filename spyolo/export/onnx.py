@@ -10,7 +10,7 @@ timestep and returns the heads and the new states. The exported graph therefore 
 ``(B, C_i, H_i, W_i)``. A layer with ``model.tau_mode=spike`` also keeps its previous spikes:
 those states ``s_i`` (``i`` the layer's index, the membrane's shape) follow the membranes,
 in layer order, zeros at the first step too. With ``model.readout=mean`` three more states follow: the heads' running
-sums ``readout_sum13`` and ``readout_sum26`` and the step count ``readout_steps`` ``(B, 1)``, and
+sums ``readout_sum_s32`` and ``readout_sum_s16`` and the step count ``readout_steps`` ``(B, 1)``, and
 ``head1``/``head2`` are the running means. A runner feeds zeros at the first step (exactly what
 the PyTorch model's lazily created states hold) and each step's ``*_next`` outputs to the next
 step. The ANN twin has no state and exports as ``head1, head2 = net(images)``.
@@ -50,7 +50,7 @@ OPSET = 17
 MIN_OPSET = 17
 IMAGES = "images"
 HEAD_OUTPUTS = ("head1", "head2")
-READOUT_STATES = ("readout_sum13", "readout_sum26", "readout_steps")
+READOUT_STATES = ("readout_sum_s32", "readout_sum_s16", "readout_steps")
 NEXT = "_next"
 """Suffix of a state's output name: input ``v_3``, output ``v_3_next``."""
 
@@ -59,7 +59,8 @@ class OneStep(nn.Module):
     """One timestep of a SPYv4 model with its states passed in and returned.
 
     ``forward(images, *states)`` takes the membranes in :func:`ltc_layers` order (then the
-    previous spikes of the ``tau_mode="spike"`` layers, in the same order, then the mean read-out's ``sum13``, ``sum26`` and ``steps`` ``(B, 1)`` if the model has one) and
+    previous spikes of the ``tau_mode="spike"`` layers, in the same order, then the mean
+    read-out's ``sum_s32``, ``sum_s16`` and ``steps`` ``(B, 1)`` if the model has one) and
     returns ``(head1, head2, *new_states)`` in the same order. The model itself is unchanged;
     its layers hold the given states during the call and the new ones after it.
     """
@@ -86,13 +87,13 @@ class OneStep(nn.Module):
             layer.s = s_prev
         readout = self._readout
         if readout is not None:
-            sum13, sum26, steps = states[n_v + n_s :]
+            sum_s32, sum_s16, steps = states[n_v + n_s :]
             # a (B, 1, 1, 1) count broadcasts against the heads in MeanReadout's division
-            readout.sum13, readout.sum26, readout.steps = sum13, sum26, steps.reshape(-1, 1, 1, 1)
+            readout.sum_s32, readout.sum_s16, readout.steps = sum_s32, sum_s16, steps.reshape(-1, 1, 1, 1)
         head1, head2 = self.model(images)
         new_states = [layer.v for layer in self._layers] + [layer.s for layer in self._spike_layers]
         if readout is not None:
-            new_states += [readout.sum13, readout.sum26, readout.steps.reshape(-1, 1)]
+            new_states += [readout.sum_s32, readout.sum_s16, readout.steps.reshape(-1, 1)]
         return (head1, head2, *new_states)
 
 
@@ -119,8 +120,8 @@ def state_specs(model: nn.Module, img_size: int) -> list[dict[str, Any]]:
     ]
     readout = getattr(model, "mean_readout", None)
     if readout is not None:
-        shapes = (list(readout.sum13.shape[1:]), list(readout.sum26.shape[1:]), [1])
-        for name, attribute, shape in zip(READOUT_STATES, ("sum13", "sum26", "steps"), shapes):
+        shapes = (list(readout.sum_s32.shape[1:]), list(readout.sum_s16.shape[1:]), [1])
+        for name, attribute, shape in zip(READOUT_STATES, ("sum_s32", "sum_s16", "steps"), shapes):
             specs.append({"input": name, "module": f"mean_readout.{attribute}", "shape": shape})
     reset_states(model)
     for spec in specs:
@@ -128,14 +129,18 @@ def state_specs(model: nn.Module, img_size: int) -> list[dict[str, Any]]:
     return [{key: spec[key] for key in ("input", "output", "module", "shape")} for spec in specs]
 
 
-def _trace_to_onnx(net: nn.Module, args: tuple[Tensor, ...], inputs: list[str], outputs: list[str], opset: int) -> bytes:
+def _trace_to_onnx(
+    net: nn.Module, args: tuple[Tensor, ...], inputs: list[str], outputs: list[str], opset: int
+) -> bytes:
     buffer = io.BytesIO()
     dynamic = {name: {0: "batch"} for name in inputs + outputs}
     with warnings.catch_warnings():
         # The shape checks in the model's forward (input size, stored membrane shape) become
         # constants of the trace: right for the fixed image size of the export.
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"spyolo\.")
-        warnings.filterwarnings("ignore", message=r".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
+        warnings.filterwarnings(
+            "ignore", message=r".*legacy TorchScript-based ONNX export", category=DeprecationWarning
+        )
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
         torch.onnx.export(
             net, args, buffer, dynamo=False, input_names=inputs, output_names=outputs, dynamic_axes=dynamic,

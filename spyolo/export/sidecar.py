@@ -69,7 +69,9 @@ def require(package: str, path: str | Path, purpose: str) -> ModuleType:
     try:
         return importlib.import_module(package)
     except ImportError:
-        raise ExportError(f"{path}: {purpose} needs the {package} package, which is not installed; {EXTRA_HINT}") from None
+        raise ExportError(
+            f"{path}: {purpose} needs the {package} package, which is not installed; {EXTRA_HINT}"
+        ) from None
 
 
 def sidecar_path(onnx_path: str | Path) -> Path:

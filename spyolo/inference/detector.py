@@ -308,7 +308,7 @@ class Detector(DetectorBase):
         nms: float | None = None,
         max_det: int | None = None,
         batch_size: int = 16,
-    ) -> "Detector":
+    ) -> Detector:
         """Build a detector from a training checkpoint (``weights/best.pt`` or ``last.pt``).
 
         The model, input size, resize mode, anchors and initial-state mode come from the

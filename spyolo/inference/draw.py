@@ -94,7 +94,8 @@ def draw_predictions(
         raise ValueError(f"draw_predictions needs a uint8 (H, W, 3) image, got {image_bgr.dtype} {image_bgr.shape}")
     h, w = image_bgr.shape[:2]
     if (h, w) != tuple(prediction.image_size):
-        raise ValueError(f"image is {h}x{w} but the prediction is for {prediction.image_size[0]}x{prediction.image_size[1]}")
+        raise ValueError(f"image is {h}x{w} but the prediction is for "
+                         f"{prediction.image_size[0]}x{prediction.image_size[1]}")
     colours = colours if colours is not None else class_colors(len(prediction.class_names))
     style = style if style is not None else draw_style(h, w)
     canvas = np.ascontiguousarray(image_bgr.copy())

@@ -102,7 +102,8 @@ def run_event_stream(
     model = detector.model
     channels = getattr(model, "in_channels", 3)
     if channels != 2:
-        raise ConfigError(f"the model reads {channels}-channel images, not event frames (train it with model.input=events)")
+        raise ConfigError(f"the model reads {channels}-channel images, not event frames "
+                          f"(train it with model.input=events)")
     if bins_per_step < 1 or max_steps < 0 or window_us <= 0:
         raise ConfigError("need bins_per_step >= 1, max_steps >= 0 and a positive window")
     rec = open_recording(source, sensor, time_rule=time_rule)

@@ -7,8 +7,8 @@ on boxes per image -> boxes mapped back to the original image (stretch or letter
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch

@@ -34,7 +34,7 @@ class StreamSession:
         warmup: timesteps on the first frame (>= 0).
     """
 
-    def __init__(self, detector: "DetectorBase", steps_per_frame: int = 1, warmup: int = 8) -> None:
+    def __init__(self, detector: DetectorBase, steps_per_frame: int = 1, warmup: int = 8) -> None:
         if steps_per_frame < 1:
             raise ValueError(f"steps_per_frame must be >= 1, got {steps_per_frame}")
         if warmup < 0:

@@ -28,10 +28,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from spyolo.inference.detector import Detector
-from spyolo.inference.prediction import Prediction
 from spyolo.errors import VideoError
+from spyolo.inference.detector import Detector
 from spyolo.inference.draw import class_colors, draw_predictions
+from spyolo.inference.prediction import Prediction
 from spyolo.utils.io import atomic_write_text
 
 __all__ = [

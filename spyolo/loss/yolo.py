@@ -112,7 +112,11 @@ def ciou_loss(pred_cxcywh: torch.Tensor, target_xyxy: torch.Tensor, eps: float =
     gw, gh = gx2 - gx1, gy2 - gy1
     union = w * h + gw * gh - inter
     iou = inter / (union + eps)
-    diagonal2 = (torch.maximum(x2, gx2) - torch.minimum(x1, gx1)) ** 2 + (torch.maximum(y2, gy2) - torch.minimum(y1, gy1)) ** 2 + eps
+    diagonal2 = (
+        (torch.maximum(x2, gx2) - torch.minimum(x1, gx1)) ** 2
+        + (torch.maximum(y2, gy2) - torch.minimum(y1, gy1)) ** 2
+        + eps
+    )
     centre2 = (cx - (gx1 + gx2) / 2) ** 2 + (cy - (gy1 + gy2) / 2) ** 2
     tiny = torch.finfo(w.dtype).tiny
     v = (4 / torch.pi**2) * (torch.atan(gw / gh) - torch.atan(w / h.clamp(min=tiny))) ** 2
@@ -166,7 +170,8 @@ class YOLOLoss(nn.Module):
         for head, mask in enumerate(masks):
             if len(mask) == 0 or len(set(mask)) != len(mask) or not all(0 <= i < num_anchors for i in mask):
                 raise ValueError(
-                    f"YOLOLoss: mask {list(mask)} of head {head} must hold distinct anchor indices in [0, {num_anchors})"
+                    f"YOLOLoss: mask {list(mask)} of head {head} must hold distinct anchor indices "
+                    f"in [0, {num_anchors})"
                 )
         if num_classes < 1:
             raise ValueError(f"YOLOLoss: num_classes must be >= 1, got {num_classes}")
@@ -192,7 +197,7 @@ class YOLOLoss(nn.Module):
             self.register_buffer(f"_head_anchors_{head}", anchor_tensor[list(mask)].clone(), persistent=False)
 
     @classmethod
-    def from_spec(cls, spec: HeadSpec, ignore_thresh: float = 0.5, label_smoothing: float = 0.0) -> "YOLOLoss":
+    def from_spec(cls, spec: HeadSpec, ignore_thresh: float = 0.5, label_smoothing: float = 0.0) -> YOLOLoss:
         """The loss for the heads described by ``spec`` (:func:`spyolo.models.heads.head_spec_for`)."""
         return cls(spec.anchors_px, spec.masks, spec.num_classes, strides=spec.strides,
                    ignore_thresh=ignore_thresh, label_smoothing=label_smoothing, scale_xy=spec.scale_xy)

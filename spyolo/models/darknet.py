@@ -396,7 +396,8 @@ def read_darknet_weights(
     except OSError as exc:
         raise TransferError(f"{path}: cannot read the weights ({exc.strerror or exc})") from None
     if looks_like_text(data):
-        raise TransferError(f"{path}: a text file, not Darknet weights (they are binary: a header, then float32 values)")
+        raise TransferError(f"{path}: a text file, not Darknet weights "
+                            f"(they are binary: a header, then float32 values)")
     if len(data) < 12:
         raise TransferError(f"{path}: {len(data)} bytes, shorter than a Darknet weights header (16 or 20 bytes)")
     major, minor, revision = (int(v) for v in np.frombuffer(data[:12], dtype="<i4"))

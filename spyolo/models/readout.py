@@ -33,22 +33,22 @@ class MeanReadout(StatefulModule):
 
     def __init__(self) -> None:
         super().__init__()
-        self.register_memory("sum13", None)  # sum of the stride-32 head's outputs
-        self.register_memory("sum26", None)  # sum of the stride-16 head's outputs
+        self.register_memory("sum_s32", None)  # sum of the stride-32 head's outputs
+        self.register_memory("sum_s16", None)  # sum of the stride-16 head's outputs
         self.register_memory("steps", None)  # 0-dim tensor: steps summed
 
     def reset_memories(self, init: str = "zero", generator: torch.Generator | None = None) -> None:
         """Clear the sums (``init`` concerns membranes only; sums always restart from zero)."""
         super().reset_memories("zero", None)
 
-    def forward(self, out13: Tensor, out26: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, out_s32: Tensor, out_s16: Tensor) -> tuple[Tensor, Tensor]:
         """Add this step's outputs to the sums; return the means over the steps so far."""
         if self.steps is None:
-            self.sum13, self.sum26 = out13, out26
-            self.steps = torch.ones((), device=out13.device, dtype=torch.float32)
+            self.sum_s32, self.sum_s16 = out_s32, out_s16
+            self.steps = torch.ones((), device=out_s32.device, dtype=torch.float32)
         else:
-            self.sum13, self.sum26, self.steps = self.sum13 + out13, self.sum26 + out26, self.steps + 1
-        return self.sum13 / self.steps, self.sum26 / self.steps
+            self.sum_s32, self.sum_s16, self.steps = self.sum_s32 + out_s32, self.sum_s16 + out_s16, self.steps + 1
+        return self.sum_s32 / self.steps, self.sum_s16 / self.steps
 
 
 def restart_readout(model: nn.Module) -> None:

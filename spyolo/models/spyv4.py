@@ -245,7 +245,7 @@ class _YOLOv4TinyTopology(nn.Module):
                 channels.
 
         Returns:
-            ``(out13, out26)`` of shapes ``(B, A0*(5+C), H/32, W/32)`` and
+            ``(out_s32, out_s16)`` of shapes ``(B, A0*(5+C), H/32, W/32)`` and
             ``(B, A1*(5+C), H/16, W/16)``.
         """
         if x.ndim == 5 and self.input_frames > 1:
@@ -262,14 +262,14 @@ class _YOLOv4TinyTopology(nn.Module):
         y, _ = self.block2(y)
         y, feat1 = self.block3(y)
         p5 = self.conv_p5(self.conv3(y))
-        out13 = self.head1(self.neck1(p5))
+        out_s32 = self.head1(self.neck1(p5))
         up = self.conv_up(p5)
-        out26 = self.head2(self.neck2(torch.cat([up, feat1], dim=1)))
-        return self.read(out13, out26)
+        out_s16 = self.head2(self.neck2(torch.cat([up, feat1], dim=1)))
+        return self.read(out_s32, out_s16)
 
-    def read(self, out13: Tensor, out26: Tensor) -> tuple[Tensor, Tensor]:
+    def read(self, out_s32: Tensor, out_s16: Tensor) -> tuple[Tensor, Tensor]:
         """The outputs of this step as read out (see :mod:`spyolo.models.readout`); the heads' own here."""
-        return out13, out26
+        return out_s32, out_s16
 
     @torch.no_grad()
     def init_head_priors(self, prior: float = 0.01) -> None:
@@ -347,8 +347,8 @@ class SPYv4(_YOLOv4TinyTopology):
             in_channels: int, out_channels: int, kernel_size: int, *, stride: int, bias: bool, upsample: bool
         ) -> nn.Module:
             return LTCConv2d(
-                in_channels, out_channels, kernel_size, stride=stride, bias=bias, upsample=upsample, threshold=threshold,
-                surrogate=surrogate, tau_mode=tau_mode,
+                in_channels, out_channels, kernel_size, stride=stride, bias=bias, upsample=upsample,
+                threshold=threshold, surrogate=surrogate, tau_mode=tau_mode,
             )
 
         if readout not in READOUTS:
@@ -362,11 +362,11 @@ class SPYv4(_YOLOv4TinyTopology):
         # registered last: the LTC layers keep their forward order among the stateful modules
         self.mean_readout = MeanReadout() if readout == "mean" else None
 
-    def read(self, out13: Tensor, out26: Tensor) -> tuple[Tensor, Tensor]:
+    def read(self, out_s32: Tensor, out_s16: Tensor) -> tuple[Tensor, Tensor]:
         """This step's heads (``readout="last"``) or their running mean (``"mean"``)."""
         if self.mean_readout is None:
-            return out13, out26
-        return self.mean_readout(out13, out26)
+            return out_s32, out_s16
+        return self.mean_readout(out_s32, out_s16)
 
 
 class YOLOv4Tiny(_YOLOv4TinyTopology):
@@ -396,7 +396,8 @@ class YOLOv4Tiny(_YOLOv4TinyTopology):
 
 
 INPUT_CHANNELS = MODEL_INPUT_CHANNELS
-"""``model.input`` -> channels of one timestep's input per ``ModelConfig.input``: RGB, or an event bin's OFF/ON frames."""
+"""``model.input`` -> channels of one timestep's input per ``ModelConfig.input``: RGB, or an
+event bin's OFF/ON frames."""
 
 
 def timestep_input(x: Tensor, t: int) -> Tensor:

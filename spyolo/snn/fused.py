@@ -54,6 +54,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
 # private but long-standing (PyTorch >= 1.13): the innermost active TorchDispatchMode, or None
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 

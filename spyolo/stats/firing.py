@@ -83,7 +83,7 @@ class FiringRateMonitor:
             h.remove()
         self._handles = []
 
-    def __enter__(self) -> "FiringRateMonitor":
+    def __enter__(self) -> FiringRateMonitor:
         return self
 
     def __exit__(self, *exc) -> None:

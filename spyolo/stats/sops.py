@@ -113,7 +113,8 @@ def conv_sites(model: nn.Module, analog_inputs: Iterable[str] | None = None) -> 
     """The counted convolutions of ``model``, in ``named_modules`` order.
 
     For a spiking model (``is_spiking`` true) the rules of the module docstring apply:
-    ``tau_conv`` -> MAC (AC for ``tau_mode="spike"``, which reads spikes); the synaptic convolution of the layers in ``analog_inputs``
+    ``tau_conv`` -> MAC (AC for ``tau_mode="spike"``, which reads spikes); the synaptic
+    convolution of the layers in ``analog_inputs``
     (default: the first LTC layer, which reads the image) -> MAC; every other convolution
     -> AC. For any other model every ``nn.Conv2d`` is a MAC site.
 
@@ -137,7 +138,7 @@ def conv_sites(model: nn.Module, analog_inputs: Iterable[str] | None = None) -> 
     if unknown:
         raise ValueError(f"analog_inputs names unknown LTC layers: {sorted(unknown)}; layers are {layer_names}")
     owned: dict[str, ConvSite] = {}
-    for lname, layer in layers:
+    for lname, _layer in layers:
         owned[f"{lname}.conv"] = ConvSite(f"{lname}.conv", lname, "synaptic", "mac" if lname in analog else "ac")
         owned[f"{lname}.tau_conv"] = ConvSite(f"{lname}.tau_conv", lname, "tau",
                                               "ac" if modes[lname] == "spike" else "mac")
@@ -277,7 +278,7 @@ class SynOpCounter:
             h.remove()
         self._handles = []
 
-    def __enter__(self) -> "SynOpCounter":
+    def __enter__(self) -> SynOpCounter:
         return self
 
     def __exit__(self, *exc: object) -> None:

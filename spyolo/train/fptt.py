@@ -21,7 +21,7 @@ arithmetic per parameter in the hot path. Memory: two parameter-sized buffers (`
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 

@@ -26,7 +26,9 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def build_optimizer(model: nn.Module, name: str, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: nn.Module, name: str, lr: float, momentum: float, weight_decay: float
+) -> torch.optim.Optimizer:
     """``name`` in adam | adamw | sgd. Uses the fused CUDA kernels when the model is on CUDA."""
     groups = _param_groups(model, weight_decay)
     on_cuda = next(model.parameters()).is_cuda

@@ -85,7 +85,8 @@ class RunFolder:
         """
         for folder in (self.run_dir, self.weights_dir):
             if folder.exists() and not folder.is_dir():
-                raise RunFolderError(f"{folder}: a file stands where the run folder should be; choose another run folder")
+                raise RunFolderError(f"{folder}: a file stands where the run folder should be; "
+                                     f"choose another run folder")
         missing: list[Path] = []
         for folder in (self.weights_dir, self.run_dir, *self.run_dir.parents):
             if folder.exists():
@@ -120,7 +121,8 @@ class RunFolder:
             if not folder.is_dir():
                 continue
             for entry in folder.iterdir():
-                if entry not in self._existing and entry.is_file() and not entry.is_symlink() and self._written_here(entry):
+                if (entry not in self._existing and entry.is_file() and not entry.is_symlink()
+                        and self._written_here(entry)):
                     entry.unlink(missing_ok=True)
         for folder in self._made:
             if not folder.is_dir():
@@ -136,7 +138,8 @@ def git_commit(path: str | Path | None = None) -> dict[str, Any] | None:
     """``{"commit", "dirty"}`` of the git checkout holding ``path`` (default: spyolo's code), or None."""
     where = Path(path) if path is not None else Path(__file__).resolve().parents[2]
     try:
-        head = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        head = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"],
+                              capture_output=True, text=True, timeout=10)
         if head.returncode != 0:
             return None
         status = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],

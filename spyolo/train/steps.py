@@ -21,8 +21,9 @@ A call is two phases, also available separately (:meth:`TrainStep.prepare`,
 States are created before the first step (:func:`spyolo.snn.ltc.init_states`) once their
 layouts for an input shape are known (:class:`~spyolo.train.state_cache.StateLayoutCache`):
 the first batch of each new input shape runs its first step (BPTT: all its steps) with lazily
-created states through the uncompiled model and records the layouts. A compiled model therefore sees a state tensor at every step it runs and needs one
-graph per input shape (BPTT: two, the first step's state needing no gradient), whatever T is.
+created states through the uncompiled model and records the layouts. A compiled model
+therefore sees a state tensor at every step it runs and needs one graph per input shape
+(BPTT: two, the first step's state needing no gradient), whatever T is.
 """
 
 from __future__ import annotations

@@ -38,10 +38,10 @@ from tqdm import tqdm
 from spyolo.checkpoint import load_checkpoint, pack_rng, save_checkpoint, unpack_rng
 from spyolo.config import Config, config_from_dict, config_to_dict
 from spyolo.data import build_dataloader
-from spyolo.events.build import build_dataset
 from spyolo.data.loader import seed_dataset
 from spyolo.errors import CheckpointError, ConfigError, RunFolderError, TrainingDiverged
 from spyolo.eval.loop import EvalSettings, evaluate_model
+from spyolo.events.build import build_dataset
 from spyolo.inference.draw import tile_images
 from spyolo.inference.prediction import Prediction
 from spyolo.stats.firing import FiringRateMonitor
@@ -163,7 +163,9 @@ class Trainer:
 
     def _title(self) -> str:
         c = self.cfg
-        what = f"{c.model.kind} width {c.model.width:g}" + (f", {c.train.method} T={c.model.timesteps}" if c.model.kind != "ann" else "")
+        what = f"{c.model.kind} width {c.model.width:g}" + (
+            f", {c.train.method} T={c.model.timesteps}" if c.model.kind != "ann" else ""
+        )
         return f"{self.run_dir.name}: {what}, {c.data.img_size} px"
 
     # ---------------------------------------------------------------------- checkpoints
@@ -202,14 +204,16 @@ class Trainer:
         ckpt = load_checkpoint(path, map_location=self.runtime.device)
         saved = config_from_dict(ckpt["config"], str(path))
         if config_to_dict(saved)["model"] != config_to_dict(self.cfg)["model"]:
-            raise CheckpointError(f"{path}: the checkpoint's model config differs from this run's; resume with its args.yaml")
+            raise CheckpointError(f"{path}: the checkpoint's model config differs from this run's; "
+                                  f"resume with its args.yaml")
         p = self.parts
         self.core.load_state_dict(ckpt["model"])
         p.optimizer.load_state_dict(ckpt["optimizer"])
         p.scheduler.load_state_dict(ckpt["scheduler"])
         if p.fptt is not None:
             if ckpt.get("fptt") is None:
-                raise CheckpointError(f"{path}: no FPTT traces in this checkpoint (was it trained with train.method=bptt?)")
+                raise CheckpointError(f"{path}: no FPTT traces in this checkpoint "
+                                      f"(was it trained with train.method=bptt?)")
             p.fptt.load_state_dict(ckpt["fptt"])
         self.start_epoch = int(ckpt["epoch"]) + 1
         self.best = float(ckpt.get("best", -1.0))
@@ -318,7 +322,8 @@ class Trainer:
         }
 
     def _check_finite_weights(self, epoch: int) -> None:
-        bad = [name for name, t in self.core.state_dict().items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+        bad = [name for name, t in self.core.state_dict().items()
+               if t.is_floating_point() and not bool(torch.isfinite(t).all())]
         if bad:
             raise TrainingDiverged(
                 f"the weights became non-finite during epoch {epoch + 1} ({', '.join(bad[:3])}"
@@ -347,8 +352,8 @@ class Trainer:
         for index, boxes, scores, labels in res.get("preview", []):
             keep = scores >= self.cfg.eval.demo_conf
             image = self.test_set.load_image(index)
-            pred = Prediction(boxes[keep].astype(np.float32), scores[keep].astype(np.float32), labels[keep].astype(np.int64),
-                              tuple(self.class_names), image.shape[:2], image=image)
+            pred = Prediction(boxes[keep].astype(np.float32), scores[keep].astype(np.float32),
+                              labels[keep].astype(np.int64), tuple(self.class_names), image.shape[:2], image=image)
             images.append(pred.plot())
         if images:
             self.run_log.write_image("val_batch_pred.jpg", tile_images(images))

@@ -18,7 +18,9 @@ import torch
 from spyolo.errors import ConfigError
 from spyolo.utils.choices import AMP_MODES, CHANNELS_LAST_MODES
 
-__all__ = ["Runtime", "is_channels_last", "resolve_device", "resolve_runtime", "seed_everything", "rng_state", "set_rng_state"]
+__all__ = [
+    "Runtime", "is_channels_last", "resolve_device", "resolve_runtime", "seed_everything", "rng_state", "set_rng_state"
+]
 
 
 def is_channels_last(t: torch.Tensor) -> bool:
