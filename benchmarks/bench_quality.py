@@ -278,8 +278,8 @@ def markdown(rows: list[dict], meta: dict, ann_runs: set[str] = frozenset()) -> 
         + f"ANN twin in [0.6, 0.9]: {t['ann_in_band']}.",
         "",
         "Peak memory: CUDA max allocated (GPU) or the training process's peak RSS (CPU). Energy: "
-        "0.9 pJ per accumulate, 4.6 pJ per multiply-accumulate (45 nm; docs/spike_stats.md); the ANN "
-        "twin's figure is its multiply-accumulates at the same input size.",
+        "0.9 pJ per accumulate, 4.6 pJ per multiply-accumulate, 0.9 / 3.7 pJ per elementwise addition / "
+        "multiplication (45 nm; docs/spike_stats.md); the ANN twin is counted the same way at the same input size.",
         "",
         *([f"Runs trained {meta['jobs']} at a time with {meta['threads_per_run']} thread(s) each: wall times "
            "and images/s are measured under that sharing."] if meta.get("jobs", 1) > 1

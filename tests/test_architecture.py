@@ -156,3 +156,19 @@ def test_no_import_cycle_between_modules() -> None:
         if v not in index:
             visit(v)
     assert not cycles, f"import cycles between modules: {cycles}"
+
+
+def test_ruff_finds_nothing() -> None:
+    """The lint configured in pyproject.toml ([tool.ruff]) is clean over the whole repository."""
+    import shutil
+    import subprocess
+    import sys
+
+    import pytest
+
+    root = SPYOLO.parent
+    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    if not Path(ruff).is_file():
+        pytest.skip("ruff is not installed (it is in the dev extra)")
+    done = subprocess.run([ruff, "check", "--no-cache", "."], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-4000:]
