@@ -78,7 +78,7 @@ def draw(rows: list[dict], out: str | Path, reference: str | None = None, ratio:
             raise ChartInputError(f"--reference {reference}: no such run among the selected rows")
         ref_map = float(matches[0]["map_voc07"])
     values = [100.0 * float(r["map_voc07"]) for r in rows]
-    fig = Figure(figsize=(8.0, 0.45 * len(rows) + 1.6))
+    fig = Figure(figsize=(8.0, 0.45 * len(rows) + 2.0))
     ax = fig.add_subplot(1, 1, 1)
     positions = list(range(len(rows)))[::-1]
     ax.barh(positions, values, color=["tab:gray" if r["run"] == reference else "tab:blue" for r in rows])
@@ -90,7 +90,8 @@ def draw(rows: list[dict], out: str | Path, reference: str | None = None, ratio:
         if ratio:
             ax.axvline(100.0 * ref_map * ratio, color="tab:red", linestyle=":",
                        label=f"{ratio:g} x {reference}")
-        ax.legend(loc="lower right", fontsize=8)
+        # below the axis, where it hides no bar label
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8, frameon=False)
     ax.set_yticks(positions)
     ax.set_yticklabels([r["run"] for r in rows], fontsize=8)
     ax.set_xlabel("VOC2007 mAP (11-point, %)")
