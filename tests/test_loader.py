@@ -196,6 +196,48 @@ def test_ensure_synthetic_regenerates_when_settings_change(tmp_path: Path, monke
     assert len(calls) == 6
 
 
+def test_ensure_synthetic_concurrent_first_runs_take_turns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two trainings started together on a fresh clone: one generates, the other waits and reuses it."""
+    import threading
+    import time
+
+    import spyolo.data.synthetic as synthetic
+
+    calls: list = []
+    inside: list[int] = []
+    overlaps: list[int] = []
+    fake = _fake_generator(calls)
+
+    def slow_generate(*args, **kwargs):
+        inside.append(1)
+        overlaps.append(len(inside))
+        time.sleep(0.5)  # long enough that the second caller arrives while the first writes
+        out = fake(*args, **kwargs)
+        inside.pop()
+        return out
+
+    monkeypatch.setattr(synthetic, "generate_synthetic_voc", slow_generate)
+    cfg = dataclasses.replace(DataConfig(), root=str(tmp_path), train_sets=["SYN:trainval"], test_sets=["SYN:test"],
+                              synthetic_train=3, synthetic_test=2, synthetic_seed=7)
+    errors: list[BaseException] = []
+
+    def first_run() -> None:
+        try:
+            ensure_synthetic(cfg)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors
+    assert len(calls) == 1 and overlaps == [1]
+    assert synthetic.is_complete(tmp_path / "SYN")
+    assert (tmp_path / ".SYN.lock").is_file() and not (tmp_path / "SYN" / ".SYN.lock").exists()
+
+
 def test_ensure_synthetic_refuses_foreign_data(tmp_path: Path) -> None:
     make_voc(tmp_path / "VOC2007", 2, split="trainval")
     cfg = dataclasses.replace(DataConfig(), root=str(tmp_path), train_sets=["VOC2007:trainval"],

@@ -6,8 +6,9 @@ Only attribute access is used on the config, so any object with the fields liste
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +60,39 @@ def ensure_generated(folder: Path, wanted: dict, n_train: int, generate: Callabl
 
     Nothing happens when it does (complete); ``generate()`` runs when the folder is missing,
     empty, written by a generator with other settings, or left unfinished. Returns whether it ran.
+    Processes that start on the same folder at once (two trainings launched together on a fresh
+    clone) take turns: the first generates, the others wait for it and then find the set complete.
 
     Raises:
         FileExistsError: the folder holds other data (no provenance record): never replaced.
     """
+    with _generation_lock(folder):
+        return _ensure_generated(folder, wanted, n_train, generate)
+
+
+@contextlib.contextmanager
+def _generation_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``.<folder name>.lock`` beside ``folder`` (POSIX ``flock``).
+
+    The lock file is created once and left in place (removing it would let a third process lock a
+    new file while a second still holds the old one). Where ``fcntl`` is missing (Windows) there is
+    no lock and concurrent first runs must be avoided by the user.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _ensure_generated(folder: Path, wanted: dict, n_train: int, generate: Callable[[], Any]) -> bool:
     from spyolo.data.synthetic import is_complete, read_provenance
 
     found = read_provenance(folder)
