@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Energy against accuracy of the LTC time-constant variants (``model.tau_mode``), one table per benchmark.
 
-    python -m benchmarks.bench_energy --title "CPU learning-quality benchmark" --out runs/energy_cpu \\
+    python -m benchmarks.bench_energy --title "CPU learning-quality benchmark" --out runs/energy_cpu/table \\
         runs/energy_cpu/ltc/spyv4_fptt runs/energy_cpu/spike/spyv4_fptt runs/energy_cpu/depthwise/spyv4_fptt \\
-        runs/energy_cpu/channel/spyv4_fptt runs/energy_cpu/ltc/ann_twin
+        runs/energy_cpu/affine/spyv4_fptt runs/energy_cpu/channel/spyv4_fptt runs/energy_cpu/ann/ann_twin
 
 It trains nothing: each argument is a run folder written by ``benchmarks/bench_quality.py`` (or by
 ``tools/train.py`` followed by ``tools/eval.py --weights RUN/weights/last.pt --spikes --json

@@ -202,7 +202,9 @@ class ModelConfig:
     readout: str = "last"
     # Path of every LTC neuron's time constant (spyolo/snn/ltc.py, docs/energy.md): "ltc" (the paper's
     # sigmoid(BN(Conv3x3(I + u))), dense analog MACs), "spike" (Conv3x3 of the layer's previous spikes,
-    # accumulate-only), "depthwise" (depthwise 3x3 on I + u) or "channel" (one learned constant per channel).
+    # accumulate-only), "depthwise" (depthwise 3x3 on I + u), "coarse" (the same at stride 2, one tau per 2x2
+    # block), "affine" (per-channel scale and shift of the
+    # neuron's own I + u, 1 MAC per neuron) or "channel" (one learned constant per channel).
     tau_mode: str = "ltc"
     # Dropout2d probability on the input image in training (the release: 0.1).
     input_dropout: float = 0.0

@@ -38,7 +38,8 @@ def _layer(mode: str) -> LTCConv2d:
     """1 -> 2 channels, 1x1 synaptic conv, identity BNs (eval, eps 0), float64, known weights.
 
     The tau convolution (3x3) has only its centre tap set, so by hand it is a 2x2 channel mix
-    (or, depthwise, one scale per channel) at every position.
+    (or, depthwise, one scale per channel) at every position; the affine mode's 1x1 depthwise
+    convolution is one scale per channel by construction.
     """
     layer = LTCConv2d(1, 2, 1, bias=False, threshold=THETA, tau_mode=mode).double().eval()
     with torch.no_grad():
@@ -55,6 +56,10 @@ def _layer(mode: str) -> LTCConv2d:
         else:
             layer.tau_conv.weight.zero_()
             if mode == "depthwise":
+                layer.tau_conv.weight[:, 0, 1, 1] = torch.tensor([0.8, -0.4], dtype=torch.float64)
+            elif mode == "affine":
+                layer.tau_conv.weight[:, 0, 0, 0] = torch.tensor([0.8, -0.4], dtype=torch.float64)
+            elif mode == "coarse":
                 layer.tau_conv.weight[:, 0, 1, 1] = torch.tensor([0.8, -0.4], dtype=torch.float64)
             else:
                 layer.tau_conv.weight[:, :, 1, 1] = torch.tensor([[0.5, -0.3], [0.2, 0.9]], dtype=torch.float64)
@@ -77,8 +82,12 @@ def _hand_step(mode: str, x: list[float], u: list[list[float]], s: list[list[flo
                 z = sum(mix[c][k] * (current[k][p] + u[k][p]) for k in range(2)) + bias[c]
             elif mode == "spike":
                 z = sum(mix[c][k] * s[k][p] for k in range(2)) + bias[c]
-            elif mode == "depthwise":
+            elif mode == "depthwise" or mode == "affine":
                 z = dw[c] * (current[c][p] + u[c][p]) + bias[c]
+            elif mode == "coarse":
+                # stride 2 on the 2x2 map: one output, whose centre tap reads position 0; its
+                # value is repeated over the whole 2x2 block
+                z = dw[c] * (current[c][0] + u[c][0]) + bias[c]
             else:
                 z = a[c]
             tau = _sigmoid(z)
@@ -109,6 +118,39 @@ def test_dynamics_match_hand_computed_values(mode: str, backend: str) -> None:
                 assert layer.s.view(2, 4).tolist() == s
             fired_any += float(out.sum())
     assert fired_any > 0  # the case exercises the reset
+
+
+def test_coarse_mode_shares_one_time_constant_per_2x2_block_by_hand() -> None:
+    """On a 5x5 map (odd: the last block is cropped) the time constant of neuron (y, x) is the
+    stride-2 depthwise convolution's output (y // 2, x // 2), computed here tap by tap."""
+    torch.manual_seed(0)
+    layer = LTCConv2d(1, 2, 1, bias=False, threshold=100.0, tau_mode="coarse").double().eval()
+    with torch.no_grad():
+        layer.conv.weight.copy_(torch.tensor([1.0, -0.5], dtype=torch.float64).view(2, 1, 1, 1))
+        for bn in (layer.bn, layer.tau_bn):
+            bn.eps = 0.0
+            bn.running_mean.zero_()
+            bn.running_var.fill_(1.0)
+            bn.weight.fill_(1.0)
+            bn.bias.zero_()
+        w = torch.randn(2, 1, 3, 3, dtype=torch.float64)
+        layer.tau_conv.weight.copy_(w)
+        layer.tau_conv.bias.copy_(torch.tensor([0.2, -0.1], dtype=torch.float64))
+        x = torch.rand(1, 1, 5, 5, dtype=torch.float64)
+        layer(x)  # from u = 0 and no spike (threshold 100): u_1 = tau * I
+    current = [[[[1.0, -0.5][c] * float(x[0, 0, y, i]) for i in range(5)] for y in range(5)] for c in range(2)]
+    for c in range(2):
+        for y in range(5):
+            for i in range(5):
+                oy, ox = y // 2, i // 2
+                z = [0.2, -0.1][c]
+                for ky in range(3):
+                    for kx in range(3):
+                        yy, xx = 2 * oy + ky - 1, 2 * ox + kx - 1
+                        if 0 <= yy < 5 and 0 <= xx < 5:
+                            z += float(w[c, 0, ky, kx]) * current[c][yy][xx]  # u_0 = 0: I + u = I
+                expected = _sigmoid(z) * current[c][y][i]
+                assert float(layer.v[0, c, y, i]) == pytest.approx(expected, rel=0, abs=1e-12)
 
 
 def test_spike_mode_previous_spikes_are_zero_at_every_reset_whatever_the_membrane_init() -> None:
@@ -154,7 +196,7 @@ def test_fused_gradients_match_autograd_in_float64(mode: str) -> None:
         assert any(float(g.abs().sum()) > 0 for g in ref[1:])
 
 
-@pytest.mark.parametrize("mode", ["spike", "depthwise", "channel"])
+@pytest.mark.parametrize("mode", ["spike", "depthwise", "coarse", "affine", "channel"])
 def test_state_layouts_and_init_states_cover_every_mode(mode: str) -> None:
     torch.manual_seed(0)
     model = SPYv4(num_classes=2, width=0.25, tau_mode=mode).eval()
@@ -174,6 +216,9 @@ def test_parameters_of_each_mode() -> None:
     assert layer["ltc"].tau_conv.weight.shape == (6, 6, 3, 3) and layer["ltc"].memory_names == ("v",)
     assert layer["spike"].tau_conv.weight.shape == (6, 6, 3, 3) and layer["spike"].memory_names == ("v", "s")
     assert layer["depthwise"].tau_conv.weight.shape == (6, 1, 3, 3) and layer["depthwise"].tau_conv.groups == 6
+    assert layer["affine"].tau_conv.weight.shape == (6, 1, 1, 1) and layer["affine"].tau_conv.groups == 6
+    assert layer["affine"].tau_conv.padding == (0, 0)
+    assert layer["coarse"].tau_conv.weight.shape == (6, 1, 3, 3) and layer["coarse"].tau_conv.stride == (2, 2)
     assert not hasattr(layer["channel"], "tau_conv") and layer["channel"].tau_param.shape == (6,)
     assert torch.equal(layer["channel"].tau_param, torch.zeros(6))
     # the paper's layer keeps its parameter names (checkpoints of the release load unchanged)
@@ -197,7 +242,8 @@ def test_config_key_and_choice_errors() -> None:
     with pytest.raises(ConfigError) as err:
         apply_overrides(Config(), ["model.tau_mode=dense"])
     message = str(err.value)
-    assert "model.tau_mode must be one of ltc, spike, depthwise, channel" in message and "dense" in message
+    assert "model.tau_mode must be one of ltc, spike, depthwise, coarse, affine, channel" in message
+    assert "dense" in message
     assert "\n" not in message
 
 
@@ -247,7 +293,8 @@ def test_operation_counts_by_hand_on_one_layer(mode: str) -> None:
     assert row.neurons == neurons and row.tau_mode == mode
     # synaptic conv on analog input (the first layer): 8 outputs x (1 channel x 9 taps)
     synaptic_macs = steps * neurons * 9
-    tau_macs = {"ltc": steps * neurons * 2 * 9, "depthwise": steps * neurons * 9}.get(mode, 0)
+    tau_macs = {"ltc": steps * neurons * 2 * 9, "depthwise": steps * neurons * 9,
+                "coarse": steps * (neurons // 4) * 9, "affine": steps * neurons * 1}.get(mode, 0)
     assert row.macs == synaptic_macs + tau_macs
     if mode == "spike":
         # 3x3, padding 1 on a 2x2 map: every input position is read by all 4 outputs, for each of
@@ -258,9 +305,13 @@ def test_operation_counts_by_hand_on_one_layer(mode: str) -> None:
         assert row.acs == 0
     assert sum(spikes_per_step) > 0
     convs = 1 if mode == "channel" else 2  # one bias addition per output of each convolution
-    adds, muls = {"ltc": (5, 2), "depthwise": (5, 2), "spike": (4, 2), "channel": (3, 1)}[mode]
+    adds, muls = {"ltc": (5, 2), "depthwise": (5, 2), "coarse": (5, 2), "affine": (5, 2), "spike": (4, 2),
+                  "channel": (3, 1)}[mode]
     assert NEURON_UPDATE_OPS[mode] == (adds, muls)
-    assert row.ew_adds == steps * neurons * (convs + adds)
+    if mode == "coarse":  # the tau convolution's bias: one addition per output, a quarter of the neurons
+        assert row.ew_adds == steps * (neurons * (1 + adds) + neurons // 4)
+    else:
+        assert row.ew_adds == steps * neurons * (convs + adds)
     assert row.ew_muls == steps * neurons * muls
     expected_pj = 0.9 * row.acs + 4.6 * row.macs + 0.9 * row.ew_adds + 3.7 * row.ew_muls
     assert report.energy_j == pytest.approx(expected_pj * 1e-12)
@@ -293,7 +344,8 @@ def test_dense_ops_by_hand() -> None:
 
 
 def test_sites_per_mode() -> None:
-    for mode, tau_kind in (("ltc", "mac"), ("spike", "ac"), ("depthwise", "mac"), ("channel", None)):
+    for mode, tau_kind in (("ltc", "mac"), ("spike", "ac"), ("depthwise", "mac"), ("coarse", "mac"), ("affine", "mac"),
+                           ("channel", None)):
         sites = {s.name: s for s in conv_sites(SPYv4(num_classes=2, width=0.25, tau_mode=mode))}
         assert (sites.get("conv2.tau_conv", None) is None if tau_kind is None
                 else sites["conv2.tau_conv"].kind == tau_kind)
@@ -322,7 +374,7 @@ def test_transfer_leaves_each_tau_path_at_init_and_says_so() -> None:
     torch.manual_seed(0)
     ann = YOLOv4Tiny(num_classes=2, width=0.25)
     paper = SPYv4(num_classes=2, width=0.25)
-    for mode in ("spike", "depthwise", "channel"):
+    for mode in ("spike", "depthwise", "coarse", "affine", "channel"):
         model = SPYv4(num_classes=2, width=0.25, tau_mode=mode)
         tau_before = {k: v.clone() for k, v in model.state_dict().items() if "tau" in k}
         report = transfer_weights(model, ann.state_dict())
@@ -339,7 +391,7 @@ def test_transfer_leaves_each_tau_path_at_init_and_says_so() -> None:
 
 
 @pytest.mark.parametrize("method", ["fptt", "bptt"])
-@pytest.mark.parametrize("mode", ["spike", "depthwise", "channel"])
+@pytest.mark.parametrize("mode", ["spike", "depthwise", "coarse", "affine", "channel"])
 def test_each_mode_trains_with_fptt_and_bptt(make_tiny_config, tmp_path: Path, mode: str, method: str) -> None:
     from spyolo.train.trainer import Trainer
 
@@ -359,7 +411,7 @@ def test_each_mode_trains_with_fptt_and_bptt(make_tiny_config, tmp_path: Path, m
 # ------------------------------------------------------------------------- ONNX export
 
 
-@pytest.mark.parametrize("mode", ["spike", "depthwise", "channel"])
+@pytest.mark.parametrize("mode", ["spike", "depthwise", "coarse", "affine", "channel"])
 def test_onnx_export_of_each_mode_matches_pytorch(mode: str, tmp_path: Path) -> None:
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
@@ -404,7 +456,7 @@ def test_streaming_detector_runs_every_mode(tmp_path: Path) -> None:
 
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 255, (80, 100, 3), dtype=np.uint8)
-    for mode in ("spike", "depthwise", "channel"):
+    for mode in ("spike", "depthwise", "coarse", "affine", "channel"):
         cfg = Config()
         cfg.data.img_size = 64
         cfg.model.width = 0.25

@@ -23,6 +23,16 @@ of the step is the same in every mode:
 ``"depthwise"``
     ``tau = sigmoid(BN_tau(DWConv3x3_tau(I + u_prev)))``: a depthwise 3x3 convolution (one
     filter per channel), 9 multiply-accumulates per neuron.
+``"coarse"``
+    ``tau = sigmoid(Up2(BN_tau(DWConv3x3s2_tau(I + u_prev))))``: the depthwise 3x3 convolution at
+    stride 2, its output repeated over each 2x2 block of neurons (nearest upsampling, cropped to
+    the layer's map): one time constant per 2x2 block, a quarter of ``depthwise``'s
+    multiply-accumulates (9 per 4 neurons) with a wider spatial context.
+``"affine"``
+    ``tau = sigmoid(BN_tau(DWConv1x1_tau(I + u_prev)))``: the neuron's own ``I + u`` scaled and
+    shifted per channel (a 1x1 depthwise convolution; with its batch norm folded,
+    ``tau = sigmoid(a_c (I + u_prev) + b_c)``), one multiply-accumulate per neuron: the time
+    constant still depends on the input, but on no neighbour.
 ``"channel"``
     ``tau = sigmoid(a_c)``: one learned time constant per channel (``tau_param``, initialised
     to 0, i.e. ``tau = 0.5``), no convolution; the same for every position and step.
@@ -179,8 +189,11 @@ class LTCConv2d(StatefulModule):
         if tau_mode == "channel":
             self.tau_param = nn.Parameter(torch.zeros(out_channels))
         else:
-            groups = out_channels if tau_mode == "depthwise" else 1
-            self.tau_conv = nn.Conv2d(out_channels, out_channels, 3, 1, 1, groups=groups, bias=True)
+            groups = out_channels if tau_mode in ("depthwise", "coarse", "affine") else 1
+            tau_kernel = 1 if tau_mode == "affine" else 3
+            tau_stride = 2 if tau_mode == "coarse" else 1
+            self.tau_conv = nn.Conv2d(out_channels, out_channels, tau_kernel, tau_stride, tau_kernel // 2,
+                                      groups=groups, bias=True)
             self.tau_bn = nn.BatchNorm2d(out_channels)
         self.ltc_backend: str = "reference"
         self.detach_state: bool = False
@@ -213,8 +226,12 @@ class LTCConv2d(StatefulModule):
     def _tau_preactivation(self, current: Tensor, u_prev: Tensor, state_dtype: torch.dtype) -> Tensor:
         """``z`` of this step for the layer's ``tau_mode`` (the shape of ``current``)."""
         mode = self.tau_mode
-        if mode == "ltc" or mode == "depthwise":
+        if mode == "ltc" or mode == "depthwise" or mode == "affine":
             return self.tau_bn(self.tau_conv(current + u_prev))
+        if mode == "coarse":
+            height, width = current.shape[-2:]
+            z = self.tau_bn(self.tau_conv(current + u_prev))
+            return F.interpolate(z, scale_factor=2.0, mode="nearest")[:, :, :height, :width]
         if mode == "spike":
             s_prev = self.s
             if s_prev is None:

@@ -22,7 +22,8 @@ reference): the synaptic convolution of the *first* LTC layer (``conv1``) reads 
 pixels: MACs. Every other synaptic convolution reads spikes (directly, through max-pool,
 channel slices, concatenation or the nearest upsampling of ``conv_up``'s current, none of
 which makes values non-binary): ACs. A ``tau_conv`` of ``tau_mode`` ``"ltc"`` or
-``"depthwise"`` reads ``I + u``, an analog sum: MACs (``9 C`` or 9 per output); one of
+``"depthwise"``, ``"coarse"`` (at stride 2) or ``"affine"`` reads ``I + u``, an analog sum: MACs (``9 C``,
+9 or 1 per output of the tau convolution); one of
 ``tau_mode="spike"`` reads the layer's previous spikes: ACs; ``"channel"`` has none. The two
 heads are 1x1 convolutions of the neck spikes: ACs. In a non-spiking model (the ANN twin)
 every convolution is MACs.
@@ -78,6 +79,8 @@ NEURON_UPDATE_OPS: MappingProxyType[str, tuple[int, int]] = MappingProxyType({
     # (one segment of a piecewise-linear evaluation).
     "ltc": (5, 2),        # + I + u (1 add) + sigmoid
     "depthwise": (5, 2),  # + I + u (1 add) + sigmoid
+    "coarse": (5, 2),     # + I + u (1 add) + sigmoid, per neuron (the tau convolution runs on a quarter of them)
+    "affine": (5, 2),     # + I + u (1 add) + sigmoid; its 1 MAC per neuron is the tau convolution's
     "spike": (4, 2),      # + sigmoid (the tau convolution reads the spikes, not a sum)
     "channel": (3, 1),    # sigmoid(a_c) is one constant per channel, computed once
 })

@@ -27,7 +27,8 @@ MODEL_INPUT_CHANNELS = MappingProxyType({"image": 3, "events": 2})  # model.inpu
 STATE_INITS: tuple[str, ...] = ("zero", "uniform")
 READOUTS: tuple[str, ...] = ("last", "mean")
 LTC_BACKENDS: tuple[str, ...] = ("reference", "fused", "fused-eager")
-TAU_MODES: tuple[str, ...] = ("ltc", "spike", "depthwise", "channel")  # the LTC time constant's path
+# the LTC time constant's path (spyolo/snn/ltc.py)
+TAU_MODES: tuple[str, ...] = ("ltc", "spike", "depthwise", "coarse", "affine", "channel")
 
 # train (spyolo.train, spyolo.utils.runtime); model.kind=ann trains the twin whatever train.method says
 TRAIN_METHODS: tuple[str, ...] = ("fptt", "bptt")
