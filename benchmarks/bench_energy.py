@@ -78,11 +78,12 @@ def read_run(run: Path) -> dict[str, Any]:
                          f"{run}/weights/last.pt --spikes --json {metrics} --out {run}/eval")
     res = _read_json(metrics)
     spiking = cfg.model.kind == "spyv4"
+    mode = cfg.model.tau_mode + "".join(f", {name}: {m}" for name, m in cfg.model.tau_mode_layers.items())
     row: dict[str, Any] = {
         "run": str(run),
-        "variant": f"SPYv4 tau_mode={cfg.model.tau_mode}" if spiking else "ANN twin",
+        "variant": f"SPYv4 tau_mode={mode}" if spiking else "ANN twin",
         "kind": cfg.model.kind,
-        "tau_mode": cfg.model.tau_mode if spiking else None,
+        "tau_mode": mode if spiking else None,
         "timesteps": cfg.model.timesteps if spiking else 1,
         "img_size": cfg.data.img_size,
         "width": cfg.model.width,

@@ -31,6 +31,8 @@ from spyolo.utils.choices import (
     EVAL_METRICS,
     EVAL_RESIZE_MODES,
     LTC_BACKENDS,
+    LTC_LAYER_GROUPS,
+    LTC_LAYER_NAMES,
     MODEL_INPUT_CHANNELS,
     MODEL_KINDS,
     OPTIMIZERS,
@@ -206,6 +208,9 @@ class ModelConfig:
     # block), "affine" (per-channel scale and shift of the
     # neuron's own I + u, 1 MAC per neuron) or "channel" (one learned constant per channel).
     tau_mode: str = "ltc"
+    # Another tau_mode for some LTC layers: {layer or CSP block: mode}, e.g. {block1: coarse, conv1: coarse}
+    # (names: spyolo.utils.choices.LTC_LAYER_NAMES; a layer's own entry wins over its block's).
+    tau_mode_layers: dict[str, str] = field(default_factory=dict)
     # Dropout2d probability on the input image in training (the release: 0.1).
     input_dropout: float = 0.0
     # Centre scale of the heads' decoding, Darknet's scale_x_y: centre = sigmoid(t) * k - (k - 1) / 2
@@ -507,6 +512,13 @@ def validate(cfg: Config, source: str = "config") -> None:
             f"{source}: the surrogate needs model.surrogate_sigma > 0, model.surrogate_gamma > 0 and "
             f"model.surrogate_height >= 0"
         )
+    for name, mode in cfg.model.tau_mode_layers.items():
+        if name not in LTC_LAYER_NAMES and name not in LTC_LAYER_GROUPS:
+            raise ConfigError(f"{source}: model.tau_mode_layers: {short_repr(name)} is not an LTC layer of SPYv4; "
+                              f"valid names are {', '.join(LTC_LAYER_GROUPS)} or one of {', '.join(LTC_LAYER_NAMES)}")
+        if mode not in TAU_MODES:
+            raise ConfigError(f"{source}: model.tau_mode_layers.{name} must be one of {', '.join(TAU_MODES)}; "
+                              f"got {short_repr(mode)}")
     if not 1.0 <= cfg.model.scale_xy <= 2.0:
         raise ConfigError(f"{source}: model.scale_xy must be in [1, 2], got {cfg.model.scale_xy}")
     if not 0.0 <= cfg.model.input_dropout < 1.0:

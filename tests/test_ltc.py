@@ -299,3 +299,104 @@ def test_surrogate_params_validation_and_model_plumbing() -> None:
         load_config(None, ["model.surrogate_sigma=0"])
     with pytest.raises(ConfigError, match="model.threshold must be > 0"):
         load_config(None, ["model.threshold=0"])
+
+
+# --------------------------------------------------------------- held current of a still input
+
+
+def _counting_layer() -> tuple[LTCConv2d, list[int]]:
+    """A 3 -> 4 channel LTC layer that holds its current, and a list counting its convolution's runs."""
+    torch.manual_seed(0)
+    layer = LTCConv2d(3, 4, 3, stride=2, threshold=0.3)
+    layer.hold_current = True
+    runs: list[int] = []
+    layer.conv.register_forward_hook(lambda m, i, o: runs.append(1))
+    return layer, runs
+
+
+def _steps(layer: LTCConv2d, x: torch.Tensor, steps: int = 4) -> list[torch.Tensor]:
+    reset_states(layer)
+    return [layer(x) for _ in range(steps)]
+
+
+def test_held_current_is_computed_once_per_sequence_and_gives_identical_outputs() -> None:
+    layer, runs = _counting_layer()
+    layer.eval()
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        held = _steps(layer, x)
+        assert len(runs) == 1
+        layer.hold_current = False
+        plain = _steps(layer, x)
+        assert len(runs) == 1 + 4
+    assert all(torch.equal(a, b) for a, b in zip(held, plain))
+    assert layer._held is None  # a layer that does not hold keeps no reference to its input
+    assert sum(float(s.sum()) for s in held) > 0  # the layer fires: the comparison is not between zeros
+
+
+def test_held_current_is_dropped_at_reset_and_never_used_for_another_or_modified_input() -> None:
+    layer, runs = _counting_layer()
+    layer.eval()
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        _steps(layer, x, 2)
+        assert len(runs) == 1 and layer._held is not None
+        reset_states(layer)
+        assert layer._held is None
+        layer(x)
+        assert len(runs) == 2  # recomputed after the reset
+        layer(x.clone())  # equal values, another tensor: recomputed
+        assert len(runs) == 3
+        y = x.clone()
+        layer(y)
+        layer(y)
+        assert len(runs) == 4
+        y.mul_(0.5)  # changed in place: its version moved on, the held current is stale
+        reference = LTCConv2d(3, 4, 3, stride=2, threshold=0.3)
+        reference.load_state_dict(layer.state_dict())
+        reference.eval()
+        reference.v = layer.v.clone()
+        assert torch.equal(layer(y), reference(y))
+        assert len(runs) == 5
+
+
+def test_current_is_computed_every_step_in_training_with_gradients_and_in_inference_mode() -> None:
+    layer, runs = _counting_layer()
+    x = torch.rand(2, 3, 16, 16)
+    layer.train()
+    with torch.no_grad():
+        _steps(layer, x)
+    assert len(runs) == 4  # training (batch norm in batch mode)
+    layer.eval()
+    _steps(layer, x)
+    assert len(runs) == 8  # gradients enabled: each step's graph needs its own current
+    with torch.inference_mode():
+        _steps(layer, torch.rand(2, 3, 16, 16))
+    assert len(runs) == 12  # inference tensors have no version counter to check
+
+
+def test_copies_and_pickles_drop_the_held_current() -> None:
+    import pickle
+
+    layer = LTCConv2d(3, 4, 3, stride=2, threshold=0.3)
+    layer.hold_current = True
+    layer.eval()
+    with torch.no_grad():
+        _steps(layer, torch.rand(1, 3, 8, 8), 2)
+    assert layer._held is not None
+    for other in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
+        assert other._held is None and other.hold_current
+
+
+def test_spyv4_holds_the_first_layers_current_only() -> None:
+    from spyolo.models import SPYv4, run_timesteps
+
+    torch.manual_seed(0)
+    model = SPYv4(num_classes=2, width=0.25).eval()
+    assert [n for n, layer in ltc_layers(model) if layer.hold_current] == ["conv1"]
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        held = run_timesteps(model, x, 3, return_all=True)
+        model.conv1.hold_current = False
+        plain = run_timesteps(model, x, 3, return_all=True)
+    assert all(torch.equal(a, b) for step_a, step_b in zip(held, plain) for a, b in zip(step_a, step_b))

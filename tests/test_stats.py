@@ -135,7 +135,8 @@ def test_counts_are_exact_under_bf16_autocast() -> None:
         ones = torch.ones(1, conv.in_channels, 3, 3)
         expected = sum(int(F.conv2d(x.float(), ones, padding=1).sum()) * conv.out_channels for x in inputs)
         assert got[name].acs == expected > 256  # beyond bf16's exact integers: counted in int64
-    assert got["conv1.conv"].macs == T * 3 * 32 * 32 * 8 * 27
+    # conv1 reads the same image at every step: its current is computed once per image
+    assert got["conv1.conv"].macs == 3 * 32 * 32 * 8 * 27 and got["conv1.conv"].image_steps == T * 3
 
 
 # ------------------------------------------------------------- sites on SPYv4
@@ -187,14 +188,33 @@ def test_mac_counts_by_hand() -> None:
         run(model, batches=2, batch=3)
         totals = counter.totals()
     steps = 2 * 3 * T  # image-steps
-    # conv1: 3 -> 8 channels, 3x3, stride 2 on 64x64 -> 32x32x8 outputs, 27 MACs each
-    assert totals["conv1.conv"].macs == steps * 32 * 32 * 8 * 27
+    # conv1: 3 -> 8 channels, 3x3, stride 2 on 64x64 -> 32x32x8 outputs, 27 MACs each, once per image
+    # (a still image: the layer holds its current over the T steps)
+    assert totals["conv1.conv"].macs == 2 * 3 * 32 * 32 * 8 * 27
     # its tau path: 8 -> 8 channels, 3x3, at 32x32
     assert totals["conv1.tau_conv"].macs == steps * 32 * 32 * 8 * 72
     # conv_up's tau path runs at the upsampled 4x4 resolution (P5 is 2x2 at 64 px), 32 channels
     assert totals["conv_up.tau_conv"].macs == steps * 4 * 4 * 32 * 32 * 9
     assert totals["conv2.conv"].macs == 0 and totals["head1"].macs == 0
     assert {t.image_steps for t in totals.values()} == {steps}
+
+
+def test_first_layer_counted_at_every_step_when_it_computes_its_current_every_step() -> None:
+    model = calibrated_spyv4()
+    model.conv1.hold_current = False  # as in training, or for event frames
+    with SynOpCounter(model) as counter:
+        run(model, batches=2, batch=3)
+        totals = counter.totals()
+    assert totals["conv1.conv"].macs == 2 * 3 * T * 32 * 32 * 8 * 27
+    assert totals["conv1.conv"].outputs == 2 * 3 * T * 32 * 32 * 8
+    # a fresh tensor at every step (the frames of an event sequence) is never held either
+    model.conv1.hold_current = True
+    with SynOpCounter(model) as counter, torch.no_grad():
+        x = torch.rand(3, 3, 64, 64)
+        reset_states(model)
+        for _ in range(T):
+            model(x.clone())
+        assert counter.totals()["conv1.conv"].macs == 3 * T * 32 * 32 * 8 * 27
 
 
 def test_dense_count_matches_the_reference_and_flop_counter() -> None:
@@ -258,16 +278,18 @@ def test_spike_report(tmp_path: Path) -> None:
     for name, rate in rates.items():
         assert rows[name].firing_rate == pytest.approx(rate)
         assert rows[name].spikes == pytest.approx(firing[name][0] / 6)
-    # conv1 MACs per image over T steps: synaptic 32*32*8*27 + tau 32*32*8*72, twice
-    assert rows["conv1"].macs == T * 32 * 32 * 8 * (27 + 72) and rows["conv1"].acs == 0
+    # conv1 MACs per image over T steps: synaptic 32*32*8*27 once (the held current of the still image)
+    # + tau 32*32*8*72 at each step
+    assert rows["conv1"].macs == 32 * 32 * 8 * (27 + T * 72) and rows["conv1"].acs == 0
     # a 1x1 head reads every spike of its neck once per output channel: 3 anchors x (5 + 3)
     assert rows["head1"].acs == pytest.approx(rows["neck1"].spikes * 24)
     assert rows["head2"].acs == pytest.approx(rows["neck2"].spikes * 24)
     assert report.mean_firing_rate == pytest.approx(report.total_spikes / (report.total_neurons * T))
     assert report.synaptic_energy_j == pytest.approx(report.total_acs * 0.9e-12 + report.total_macs * 4.6e-12)
-    # elementwise work of conv1 by hand: a bias addition per output of its two convolutions and the
-    # paper's membrane update (5 additions, 2 multiplications) per neuron, at each of the T steps
-    assert rows["conv1"].ew_adds == T * 32 * 32 * 8 * (2 + 5) and rows["conv1"].ew_muls == T * 32 * 32 * 8 * 2
+    # elementwise work of conv1 by hand: a bias addition per output of its synaptic convolution (once)
+    # and of its tau convolution and the paper's membrane update (5 additions, 2 multiplications) per
+    # neuron, at each of the T steps
+    assert rows["conv1"].ew_adds == 32 * 32 * 8 * (1 + T * (1 + 5)) and rows["conv1"].ew_muls == T * 32 * 32 * 8 * 2
     assert rows["head1"].ew_adds == T * 2 * 2 * 24 and rows["head1"].ew_muls == 0  # head bias, 2x2 grid
     assert report.energy_j == pytest.approx(
         report.synaptic_energy_j + report.total_ew_adds * 0.9e-12 + report.total_ew_muls * 3.7e-12)

@@ -498,3 +498,117 @@ def test_recipe_transfer_distillation_and_mean_readout(make_tiny_config, tmp_pat
     assert row["distill"] > 0 and math.isfinite(row["loss"])
     transfer = (tmp_path / "run" / "transfer.txt").read_text()
     assert f"model.tau_mode={mode}" in transfer and "initial values" in transfer
+
+
+# ------------------------------------------------------------------ per-layer modes (tau_mode_layers)
+
+HYBRID = {"block1": "coarse", "conv1": "coarse", "block1.c4": "depthwise", "neck2": "spike"}
+
+
+def test_tau_mode_layers_sets_layers_and_blocks_and_a_layers_own_entry_wins() -> None:
+    from spyolo.models import resolve_tau_modes
+    from spyolo.snn.ltc import ltc_layers
+    from spyolo.utils.choices import LTC_LAYER_NAMES
+
+    modes = resolve_tau_modes("channel", HYBRID)
+    assert tuple(modes) == LTC_LAYER_NAMES
+    assert modes["conv1"] == modes["block1.c1"] == modes["block1.c3"] == "coarse"
+    assert modes["block1.c4"] == "depthwise" and modes["neck2"] == "spike"
+    assert {modes[n] for n in LTC_LAYER_NAMES if not n.startswith(("conv1", "block1", "neck2"))} == {"channel"}
+    cfg = apply_overrides(Config(), ["model.tau_mode=channel", "model.width=0.25",
+                                     "model.tau_mode_layers={block1: coarse, conv1: coarse, block1.c4: depthwise, "
+                                     "neck2: spike}"])
+    assert cfg.model.tau_mode_layers == HYBRID
+    model = build_model(cfg.model, num_classes=2)
+    assert [n for n, _ in ltc_layers(model)] == list(LTC_LAYER_NAMES)
+    assert {n: layer.tau_mode for n, layer in ltc_layers(model)} == modes
+    assert model.block1.c2.tau_conv.stride == (2, 2) and model.block1.c4.tau_conv.stride == (1, 1)
+    assert model.tau_mode_layers == HYBRID
+    assert "s" in model.neck2.memory_names and "s" not in model.conv2.memory_names
+    assert all(not hasattr(layer, "tau_conv") for n, layer in ltc_layers(model) if modes[n] == "channel")
+    # the paper's model is untouched by an empty map
+    paper = build_model(apply_overrides(Config(), ["model.width=0.25"]).model, num_classes=2)
+    assert {layer.tau_mode for _n, layer in ltc_layers(paper)} == {"ltc"}
+
+
+def test_tau_mode_layers_errors_are_one_line_naming_the_entry(tmp_path: Path) -> None:
+    from spyolo.models import resolve_tau_modes
+
+    for override, words in (("model.tau_mode_layers={block4: coarse}", ["'block4'", "not an LTC layer", "block1"]),
+                            ("model.tau_mode_layers={conv2: dense}", ["tau_mode_layers.conv2", "dense", "coarse"]),
+                            ("model.tau_mode_layers=coarse", ["tau_mode_layers", "mapping"])):
+        with pytest.raises(ConfigError) as err:
+            apply_overrides(Config(), [override])
+        message = str(err.value)
+        assert all(w in message for w in words), message
+        assert "\n" not in message
+    with pytest.raises(ValueError, match="head1"):
+        resolve_tau_modes("ltc", {"head1": "coarse"})
+    with pytest.raises(ValueError, match="dense"):
+        SPYv4(num_classes=2, width=0.25, tau_mode_layers={"conv1": "dense"})
+
+
+def test_per_layer_modes_are_counted_per_layer() -> None:
+    torch.manual_seed(0)
+    model = SPYv4(num_classes=2, width=0.25, tau_mode="depthwise", tau_mode_layers=HYBRID).eval()
+    sites = {s.name: s for s in conv_sites(model)}
+    assert sites["neck2.tau_conv"].kind == "ac" and sites["conv2.tau_conv"].kind == "mac"
+    steps = 2
+    with FiringRateMonitor(model) as monitor, SynOpCounter(model) as counter, torch.no_grad():
+        x = torch.rand(1, 3, 64, 64)
+        reset_states(model)
+        for _ in range(steps):
+            model(x)
+        report = build_spike_report(monitor, counter, steps, 64, 1.0)
+        totals = counter.totals()
+    rows = {r.name: r for r in report.layers}
+    assert rows["block1.c2"].tau_mode == "coarse" and rows["block1.c4"].tau_mode == "depthwise"
+    # block1.c2: 8 channels at 16x16 (64 px / 4); coarse: a 3x3 depthwise filter at stride 2 -> 8x8 outputs
+    assert totals["block1.c2.tau_conv"].macs == steps * 8 * 8 * 8 * 9
+    assert totals["block1.c4.tau_conv"].macs == steps * 16 * 16 * 16 * 9
+    for name in ("block1.c2", "neck2", "conv2"):
+        adds, muls = NEURON_UPDATE_OPS[rows[name].tau_mode]
+        assert rows[name].ew_muls == rows[name].neurons * steps * muls
+
+
+def test_transfer_says_which_modes_keep_their_tau_path_at_init() -> None:
+    torch.manual_seed(0)
+    ann = YOLOv4Tiny(num_classes=2, width=0.25)
+    model = SPYv4(num_classes=2, width=0.25, tau_mode="ltc", tau_mode_layers={"block2": "channel"})
+    report = transfer_weights(model, ann.state_dict())
+    assert any("model.tau_mode=channel" in note and "initial values" in note for note in report.notes)
+    assert "block2.c1.tau_param" in report.left_at_init
+
+
+def test_a_per_layer_model_trains_checkpoints_and_exports(make_tiny_config, tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from spyolo.checkpoint import load_model
+    from spyolo.export import OnnxDetector, export_onnx, read_sidecar
+    from spyolo.snn.ltc import ltc_layers
+    from spyolo.train.trainer import Trainer
+
+    cfg = make_tiny_config({"model.tau_mode": "depthwise", "model.tau_mode_layers": HYBRID, "train.epochs": 1,
+                            "train.max_iters_per_epoch": 2, "eval.max_images": 2})
+    trainer = Trainer(cfg, tmp_path / "run", progress=False)
+    try:
+        row = trainer.fit()
+    finally:
+        trainer.close()
+    assert math.isfinite(row["loss"])
+    ckpt = tmp_path / "run" / "weights" / "last.pt"
+    model = load_model(ckpt).model.eval()
+    assert {n: layer.tau_mode for n, layer in ltc_layers(model)}["block1.c1"] == "coarse"
+    onnx_path = export_onnx(ckpt, tmp_path / "m.onnx")
+    assert [s["input"] for s in read_sidecar(onnx_path)["states"]][19:] == ["s_18"]  # neck2, the 19th layer
+    det = OnnxDetector(onnx_path, threads=1)
+    size = cfg.data.img_size
+    images = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(1))
+    states = det.zero_states(1)
+    reset_states(model)
+    with torch.no_grad():
+        for _t in range(2):
+            want = model(images)
+            heads, states = det.step(images.numpy(), states)
+            for got, ref in zip(heads, want):
+                assert np.abs(got - ref.numpy()).max() <= 1e-4

@@ -46,7 +46,7 @@ with channels ``[tx, ty, tw, th, tobj, cls_0..cls_{C-1}]`` per anchor slot; slot
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -58,7 +58,7 @@ from spyolo.models.readout import READOUTS, MeanReadout
 from spyolo.snn.ltc import TAU_MODES, LTCConv2d
 from spyolo.snn.state import reset_states
 from spyolo.snn.surrogate import DEFAULT_SURROGATE, SurrogateParams
-from spyolo.utils.choices import MODEL_INPUT_CHANNELS, MODEL_KINDS
+from spyolo.utils.choices import LTC_LAYER_GROUPS, LTC_LAYER_NAMES, MODEL_INPUT_CHANNELS, MODEL_KINDS
 
 __all__ = [
     "MODEL_KINDS",
@@ -66,6 +66,7 @@ __all__ = [
     "SPYv4",
     "YOLOv4Tiny",
     "build_model",
+    "resolve_tau_modes",
     "run_timesteps",
     "scaled_channels",
     "timestep_input",
@@ -74,7 +75,8 @@ __all__ = [
 # MODEL_KINDS (spyolo.utils.choices, re-exported here): the valid ``ModelConfig.kind`` values.
 
 LayerFactory = Callable[..., nn.Module]
-"""``factory(in_channels, out_channels, kernel_size, stride=..., bias=..., upsample=...)``."""
+"""``factory(in_channels, out_channels, kernel_size, stride=..., bias=..., upsample=..., name=...)``; ``name``
+is the layer's qualified module name (``"conv1"``, ``"block2.c3"``)."""
 
 
 def scaled_channels(channels: int, width: float) -> int:
@@ -134,16 +136,16 @@ class ConvBNAct(nn.Module):
 class _CSPBlock(nn.Module):
     """YOLOv4-tiny CSP block; ``forward`` returns ``(pooled 2c output, feat)``."""
 
-    def __init__(self, layer: LayerFactory, in_channels: int, channels: int) -> None:
+    def __init__(self, layer: LayerFactory, in_channels: int, channels: int, name: str) -> None:
         super().__init__()
         if channels % 2:
             raise ValueError(f"CSP block needs an even channel count, got {channels}")
         half = channels // 2
         self.half = half
-        self.c1 = layer(in_channels, channels, 3, stride=1, bias=False, upsample=False)
-        self.c2 = layer(half, half, 3, stride=1, bias=False, upsample=False)
-        self.c3 = layer(half, half, 3, stride=1, bias=False, upsample=False)
-        self.c4 = layer(channels, channels, 1, stride=1, bias=False, upsample=False)
+        self.c1 = layer(in_channels, channels, 3, stride=1, bias=False, upsample=False, name=f"{name}.c1")
+        self.c2 = layer(half, half, 3, stride=1, bias=False, upsample=False, name=f"{name}.c2")
+        self.c3 = layer(half, half, 3, stride=1, bias=False, upsample=False, name=f"{name}.c3")
+        self.c4 = layer(channels, channels, 1, stride=1, bias=False, upsample=False, name=f"{name}.c4")
         self.pool = nn.MaxPool2d(2, 2)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -158,7 +160,7 @@ class _YOLOv4TinyTopology(nn.Module):
     """Shared YOLOv4-tiny topology; subclasses choose the layer factory.
 
     Args:
-        layer: Factory called as ``layer(in, out, k, stride=, bias=, upsample=)``.
+        layer: Factory called as ``layer(in, out, k, stride=, bias=, upsample=, name=)``.
         standalone_bias: Conv bias of the layers outside the CSP blocks.
         num_classes: Number of object classes ``C``.
         width: Channel multiplier (see the module docstring).
@@ -222,17 +224,18 @@ class _YOLOv4TinyTopology(nn.Module):
         b = standalone_bias
         outputs_per_slot = 5 + self.num_classes
 
-        self.conv1 = layer(self.in_channels * self.input_frames, c_conv1, 3, stride=2, bias=b, upsample=False)
-        self.conv2 = layer(c_conv1, c_conv2, 3, stride=2, bias=b, upsample=False)
-        self.block1 = _CSPBlock(layer, c_conv2, c_b1)
-        self.block2 = _CSPBlock(layer, 2 * c_b1, c_b2)
-        self.block3 = _CSPBlock(layer, 2 * c_b2, c_b3)
-        self.conv3 = layer(2 * c_b3, c_conv3, 3, stride=1, bias=b, upsample=False)
-        self.conv_p5 = layer(c_conv3, c_p5, 1, stride=1, bias=b, upsample=False)
-        self.neck1 = layer(c_p5, c_neck1, 3, stride=1, bias=b, upsample=False)
+        self.conv1 = layer(self.in_channels * self.input_frames, c_conv1, 3, stride=2, bias=b, upsample=False,
+                           name="conv1")
+        self.conv2 = layer(c_conv1, c_conv2, 3, stride=2, bias=b, upsample=False, name="conv2")
+        self.block1 = _CSPBlock(layer, c_conv2, c_b1, "block1")
+        self.block2 = _CSPBlock(layer, 2 * c_b1, c_b2, "block2")
+        self.block3 = _CSPBlock(layer, 2 * c_b2, c_b3, "block3")
+        self.conv3 = layer(2 * c_b3, c_conv3, 3, stride=1, bias=b, upsample=False, name="conv3")
+        self.conv_p5 = layer(c_conv3, c_p5, 1, stride=1, bias=b, upsample=False, name="conv_p5")
+        self.neck1 = layer(c_p5, c_neck1, 3, stride=1, bias=b, upsample=False, name="neck1")
         self.head1 = nn.Conv2d(c_neck1, len(self.masks[0]) * outputs_per_slot, 1, bias=True)
-        self.conv_up = layer(c_p5, c_up, 1, stride=1, bias=b, upsample=True)
-        self.neck2 = layer(c_up + c_b3, c_neck2, 3, stride=1, bias=b, upsample=False)
+        self.conv_up = layer(c_p5, c_up, 1, stride=1, bias=b, upsample=True, name="conv_up")
+        self.neck2 = layer(c_up + c_b3, c_neck2, 3, stride=1, bias=b, upsample=False, name="neck2")
         self.head2 = nn.Conv2d(c_neck2, len(self.masks[1]) * outputs_per_slot, 1, bias=True)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -321,6 +324,12 @@ class SPYv4(_YOLOv4TinyTopology):
         scale_xy: Centre scale of the heads' decoding (1: the release).
         tau_mode: Path of every LTC layer's time constant, one of
             :data:`spyolo.snn.ltc.TAU_MODES` (``"ltc"``: the paper's).
+        tau_mode_layers: Another ``tau_mode`` for some layers: ``{name: mode}`` with ``name`` an LTC
+            layer (``"conv1"``, ``"block2.c3"``) or a CSP block (``"block1"``: its four layers; a
+            layer's own entry wins over its block's); :data:`~spyolo.utils.choices.LTC_LAYER_NAMES`.
+
+    The first layer reads the image: it holds its synaptic current over the timesteps of a still
+    input in evaluation (:class:`~spyolo.snn.ltc.LTCConv2d` ``hold_current``).
     """
 
     is_spiking: ClassVar[bool] = True
@@ -339,16 +348,17 @@ class SPYv4(_YOLOv4TinyTopology):
         scale_xy: float = 1.0,
         in_channels: int = 3,
         tau_mode: str = "ltc",
+        tau_mode_layers: Mapping[str, str] | None = None,
     ) -> None:
-        if tau_mode not in TAU_MODES:
-            raise ValueError(f"unknown tau_mode {tau_mode!r}; valid values are {list(TAU_MODES)}")
+        layer_modes = resolve_tau_modes(tau_mode, tau_mode_layers)
 
         def ltc(
-            in_channels: int, out_channels: int, kernel_size: int, *, stride: int, bias: bool, upsample: bool
+            in_channels: int, out_channels: int, kernel_size: int, *, stride: int, bias: bool, upsample: bool,
+            name: str,
         ) -> nn.Module:
             return LTCConv2d(
                 in_channels, out_channels, kernel_size, stride=stride, bias=bias, upsample=upsample,
-                threshold=threshold, surrogate=surrogate, tau_mode=tau_mode,
+                threshold=threshold, surrogate=surrogate, tau_mode=layer_modes[name],
             )
 
         if readout not in READOUTS:
@@ -359,6 +369,8 @@ class SPYv4(_YOLOv4TinyTopology):
         self.surrogate = DEFAULT_SURROGATE if surrogate is None else surrogate
         self.readout = readout
         self.tau_mode = tau_mode
+        self.tau_mode_layers: dict[str, str] = dict(tau_mode_layers or {})
+        self.conv1.hold_current = True  # it reads the image, the same at every step of a still input
         # registered last: the LTC layers keep their forward order among the stateful modules
         self.mean_readout = MeanReadout() if readout == "mean" else None
 
@@ -391,8 +403,29 @@ class YOLOv4Tiny(_YOLOv4TinyTopology):
         in_channels: int = 3,
         input_frames: int = 1,
     ) -> None:
-        super().__init__(ConvBNAct, False, num_classes, width, anchors, masks, anchor_ref_size, input_dropout,
+        def conv_bn_act(*args: Any, name: str, **kwargs: Any) -> nn.Module:
+            return ConvBNAct(*args, **kwargs)
+
+        super().__init__(conv_bn_act, False, num_classes, width, anchors, masks, anchor_ref_size, input_dropout,
                          scale_xy, in_channels, input_frames)
+
+
+def resolve_tau_modes(tau_mode: str, tau_mode_layers: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The ``tau_mode`` of each of SPYv4's LTC layers: ``tau_mode`` for all, but where ``tau_mode_layers``
+    names the layer (or its CSP block; the layer's own entry wins).
+
+    Raises:
+        ValueError: an unknown mode, or a name that is neither an LTC layer nor a CSP block.
+    """
+    overrides = dict(tau_mode_layers or {})
+    for mode in (tau_mode, *overrides.values()):
+        if mode not in TAU_MODES:
+            raise ValueError(f"unknown tau_mode {mode!r}; valid values are {list(TAU_MODES)}")
+    unknown = [n for n in overrides if n not in LTC_LAYER_NAMES and n not in LTC_LAYER_GROUPS]
+    if unknown:
+        raise ValueError(f"tau_mode_layers: {unknown[0]!r} is not an LTC layer of SPYv4; valid names are "
+                         f"{', '.join(LTC_LAYER_GROUPS)} or one of {', '.join(LTC_LAYER_NAMES)}")
+    return {name: overrides.get(name, overrides.get(name.split(".")[0], tau_mode)) for name in LTC_LAYER_NAMES}
 
 
 INPUT_CHANNELS = MODEL_INPUT_CHANNELS
@@ -446,7 +479,8 @@ def build_model(cfg: Any, num_classes: int) -> nn.Module:
 
     ``cfg.kind`` ``"spyv4"`` builds :class:`SPYv4`, ``"ann"`` the twin :class:`YOLOv4Tiny`;
     ``cfg.input`` ``image`` reads 3 channels per timestep, ``events`` 2 (the twin reading the
-    ``cfg.timesteps`` bins stacked); ``cfg.tau_mode`` picks the LTC time constant's path. The
+    ``cfg.timesteps`` bins stacked); ``cfg.tau_mode`` picks the LTC time constant's path (and
+    ``cfg.tau_mode_layers`` another one for some layers). The
     config's validation checks every value; this reads them.
     """
     kwargs: dict[str, Any] = dict(
@@ -462,7 +496,8 @@ def build_model(cfg: Any, num_classes: int) -> nn.Module:
     )
     if cfg.kind == "spyv4":
         surrogate = SurrogateParams(float(cfg.surrogate_sigma), float(cfg.surrogate_height), float(cfg.surrogate_gamma))
-        model: nn.Module = SPYv4(**kwargs, surrogate=surrogate, readout=cfg.readout, tau_mode=cfg.tau_mode)
+        model: nn.Module = SPYv4(**kwargs, surrogate=surrogate, readout=cfg.readout, tau_mode=cfg.tau_mode,
+                                 tau_mode_layers=cfg.tau_mode_layers)
     elif cfg.kind == "ann":
         frames = int(cfg.timesteps) if cfg.input == "events" else 1  # the twin reads the T bins stacked
         model = YOLOv4Tiny(**kwargs, input_frames=frames)

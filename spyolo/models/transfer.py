@@ -43,6 +43,7 @@ from torch import nn
 
 from spyolo.errors import TransferError
 from spyolo.models.darknet import is_darknet_weights, read_darknet_weights
+from spyolo.snn import ltc_layers
 from spyolo.utils.torchfile import read_torch_file
 
 __all__ = ["TransferReport", "read_state_source", "transfer_weights", "yolov4_tiny_key"]
@@ -260,8 +261,9 @@ def transfer_weights(
                             f"{model_scale:g} (model.scale_xy)")
     done = set(report.loaded) | {k for k, _ in report.skipped}
     report.left_at_init = [k for k in target if k not in done]
-    tau_mode = str(getattr(model, "tau_mode", "ltc"))
-    if tau_mode != "ltc":
+    other_modes = sorted({layer.tau_mode for _n, layer in ltc_layers(model)} - {"ltc"})
+    tau_mode = ", ".join(other_modes)
+    if other_modes:
         kept = [k for k in target if _is_tau_key(k) and k not in report.loaded]
         loaded = [k for k in report.loaded if _is_tau_key(k)]
         if kept:

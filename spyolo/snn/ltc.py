@@ -37,6 +37,12 @@ of the step is the same in every mode:
     ``tau = sigmoid(a_c)``: one learned time constant per channel (``tau_param``, initialised
     to 0, i.e. ``tau = 0.5``), no convolution; the same for every position and step.
 
+A layer that reads a still input (SPYv4's first layer, which reads the image; ``hold_current``)
+computes its synaptic current once per sequence in evaluation: when the same input tensor,
+unmodified, arrives again without gradients and outside training, tracing and compilation, the
+current of its first arrival is reused (the outputs are bit-identical; the convolution on the
+pixels runs once instead of ``T`` times). A reset drops the held current.
+
 The elementwise part of the step runs through one of :data:`LTC_BACKENDS`, chosen per
 layer with :func:`set_ltc_backend`: the pure-PyTorch reference :func:`ltc_update`
 (the default) or the fused kernels of :mod:`spyolo.snn.fused`.
@@ -157,6 +163,12 @@ class LTCConv2d(StatefulModule):
             used again anyway; detaching it at once frees its part of the graph right away
             and spares a compiled step a gradient output per layer (see
             :func:`truncated_states`).
+        hold_current: Reuse the synaptic current while the same input tensor comes back
+            (default ``False``; SPYv4 sets it on its first layer): only in evaluation
+            (``not training``), without gradients, outside tracing, export and compilation,
+            and only for an input that was not modified in place (its version counter is
+            unchanged; inference-mode tensors, which have none, are not held). Bit-identical
+            outputs; a reset drops the held current.
     """
 
     def __init__(
@@ -197,6 +209,8 @@ class LTCConv2d(StatefulModule):
             self.tau_bn = nn.BatchNorm2d(out_channels)
         self.ltc_backend: str = "reference"
         self.detach_state: bool = False
+        self.hold_current: bool = False
+        self._held: tuple[Tensor, int, Tensor] | None = None
         self.register_memory("v", None)
         if tau_mode == "spike":
             self.register_memory("s", None)
@@ -208,7 +222,20 @@ class LTCConv2d(StatefulModule):
         state.setdefault("detach_state", False)
         state.setdefault("surrogate", DEFAULT_SURROGATE)
         state.setdefault("tau_mode", "ltc")
+        state.setdefault("hold_current", False)
+        state["_held"] = None
         super().__setstate__(state)
+
+    def __getstate__(self) -> dict:
+        """Pickling/copying support: the held current, like the states, is not copied."""
+        state = super().__getstate__()
+        state["_held"] = None
+        return state
+
+    def reset_memories(self, init: str = "zero", generator: torch.Generator | None = None) -> None:
+        """Reset the states (:meth:`StatefulModule.reset_memories`) and drop the held current."""
+        super().reset_memories(init=init, generator=generator)
+        self._held = None
 
     def reset_parameters(self) -> None:
         """Xavier-normal weights and zero biases for both convolutions (as the release).
@@ -240,11 +267,28 @@ class LTCConv2d(StatefulModule):
             return self.tau_bn(self.tau_conv(s_prev))
         return self.tau_param.view(1, -1, 1, 1).expand_as(current)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Advance one timestep on input ``x`` (B, in_channels, H, W); return the spikes."""
+    def _can_hold(self, x: Tensor) -> bool:
+        """Whether this step may reuse (and keep) the current of ``x`` (see ``hold_current``)."""
+        if not self.hold_current or self.training or torch.is_grad_enabled() or x.is_inference():
+            return False
+        return not (torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
+                    or torch.compiler.is_compiling())
+
+    def synaptic_current(self, x: Tensor) -> Tensor:
+        """``I = BN(Conv(x))`` (nearest x2 upsampled if ``upsample``), or the held ``I`` of this same ``x``."""
+        hold = self._can_hold(x)
+        held = self._held
+        if hold and held is not None and held[0] is x and held[1] == x._version:
+            return held[2]
         current = self.bn(self.conv(x))
         if self.upsample:
             current = F.interpolate(current, scale_factor=2.0, mode="nearest")
+        self._held = (x, x._version, current) if hold else None
+        return current
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Advance one timestep on input ``x`` (B, in_channels, H, W); return the spikes."""
+        current = self.synaptic_current(x)
         state_dtype = torch.promote_types(current.dtype, torch.float32)
         u_prev = self.v
         if u_prev is None:

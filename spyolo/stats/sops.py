@@ -42,8 +42,10 @@ counted the same way in both networks:
 
 Not counted: max-pooling and concatenation of spikes (no arithmetic), nearest upsampling (a
 copy), the reset ``u' (1 - s)`` (a select), memory traffic. The first layer's synaptic
-current is the same at every timestep for a still image; it is counted at every step, as the
-model computes it.
+current is the same at every timestep for a still image: SPYv4 computes it once per image in
+evaluation (:class:`~spyolo.snn.ltc.LTCConv2d` ``hold_current``) and it is counted as often as
+the convolution runs (once per image there; at every step in training and for event frames,
+which differ from step to step). A synaptic site's image-steps are those of its LTC layer.
 
 No host synchronisation happens inside the hooks: AC counts are accumulated as device
 tensors and MAC counts as Python integers from tensor shapes; :meth:`SynOpCounter.totals`
@@ -219,6 +221,11 @@ class SynOpCounter:
         self._handles = [
             modules[s.name].register_forward_hook(self._make_hook(s)) for s in self.sites
         ]
+        # a synaptic site's image-steps are its LTC layer's steps: a layer that holds its current
+        # (LTCConv2d.hold_current) steps without running the convolution
+        self._handles += [
+            modules[s.layer].register_forward_hook(self._make_step_hook(s)) for s in self.sites if s.role == "synaptic"
+        ]
 
     # ------------------------------------------------------------------------ hooks
     def _tap_map(self, conv: nn.Conv2d, height: int, width: int, device: torch.device) -> torch.Tensor:
@@ -241,7 +248,8 @@ class SynOpCounter:
             if not self.enabled:
                 return
             x = inputs[0]
-            self._samples[site.name] += int(x.shape[0])
+            if site.role != "synaptic":
+                self._samples[site.name] += int(x.shape[0])
             self._outputs[site.name] += output.numel()
             if site.kind == "mac":
                 per_output = (module.in_channels // module.groups) * module.kernel_size[0] * module.kernel_size[1]
@@ -254,6 +262,13 @@ class SynOpCounter:
                 acs = (per_pos * taps).sum() * (module.out_channels // module.groups)
             acc = self._acs.get(site.name)
             self._acs[site.name] = acs if acc is None else acc + acs
+
+        return hook
+
+    def _make_step_hook(self, site: ConvSite):
+        def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            if self.enabled:
+                self._samples[site.name] += int(inputs[0].shape[0])
 
         return hook
 

@@ -13,8 +13,8 @@ from types import MappingProxyType
 
 __all__ = [
     "AMP_MODES", "CHANNELS_LAST_MODES", "EVAL_INTERPOLATION_MODES", "EVAL_METRICS", "EVAL_RESIZE_MODES",
-    "LTC_BACKENDS", "MODEL_INPUT_CHANNELS", "MODEL_KINDS", "OPTIMIZERS", "READOUTS", "RESET_TO_AVERAGE_MODES",
-    "SCHEDULERS", "STATE_INITS", "STEP_WEIGHTINGS", "TAU_MODES", "TRAIN_METHODS",
+    "LTC_BACKENDS", "LTC_LAYER_GROUPS", "LTC_LAYER_NAMES", "MODEL_INPUT_CHANNELS", "MODEL_KINDS", "OPTIMIZERS",
+    "READOUTS", "RESET_TO_AVERAGE_MODES", "SCHEDULERS", "STATE_INITS", "STEP_WEIGHTINGS", "TAU_MODES", "TRAIN_METHODS",
 ]
 
 # data (spyolo.data.transforms)
@@ -29,6 +29,14 @@ READOUTS: tuple[str, ...] = ("last", "mean")
 LTC_BACKENDS: tuple[str, ...] = ("reference", "fused", "fused-eager")
 # the LTC time constant's path (spyolo/snn/ltc.py)
 TAU_MODES: tuple[str, ...] = ("ltc", "spike", "depthwise", "coarse", "affine", "channel")
+# SPYv4's 19 LTC layers in forward order (spyolo/models/spyv4.py), and the CSP blocks that group four
+# of them: the names model.tau_mode_layers may set
+LTC_LAYER_GROUPS: tuple[str, ...] = ("block1", "block2", "block3")
+LTC_LAYER_NAMES: tuple[str, ...] = (
+    "conv1", "conv2",
+    *(f"{block}.c{i}" for block in LTC_LAYER_GROUPS for i in range(1, 5)),
+    "conv3", "conv_p5", "neck1", "conv_up", "neck2",
+)
 
 # train (spyolo.train, spyolo.utils.runtime); model.kind=ann trains the twin whatever train.method says
 TRAIN_METHODS: tuple[str, ...] = ("fptt", "bptt")
