@@ -360,6 +360,31 @@ def test_held_current_is_dropped_at_reset_and_never_used_for_another_or_modified
         assert len(runs) == 5
 
 
+def test_held_current_is_recomputed_when_the_weights_or_bn_statistics_change() -> None:
+    layer, runs = _counting_layer()
+    layer.eval()
+    x = torch.rand(2, 3, 16, 16)
+    reference = LTCConv2d(3, 4, 3, stride=2, threshold=0.3).eval()
+    with torch.no_grad():
+        _steps(layer, x, 2)
+        assert len(runs) == 1
+        changes = [
+            lambda: layer.bn.running_mean.copy_(torch.rand(4)),  # per-timestep BN statistics load this way
+            lambda: layer.bn.running_var.add_(0.5),
+            lambda: layer.conv.weight.mul_(0.9),
+            lambda: layer.bn.weight.fill_(2.0),
+            lambda: setattr(layer.bn, "running_mean", torch.zeros(4)),  # replaced, not modified
+        ]
+        for count, change in enumerate(changes, start=2):
+            change()
+            reference.load_state_dict(layer.state_dict())
+            reference.v = layer.v.clone()
+            assert torch.equal(layer(x), reference(x))
+            assert len(runs) == count
+            layer(x)
+            assert len(runs) == count  # unchanged since: held again
+
+
 def test_current_is_computed_every_step_in_training_with_gradients_and_in_inference_mode() -> None:
     layer, runs = _counting_layer()
     x = torch.rand(2, 3, 16, 16)

@@ -39,8 +39,9 @@ of the step is the same in every mode:
 
 A layer that reads a still input (SPYv4's first layer, which reads the image; ``hold_current``)
 computes its synaptic current once per sequence in evaluation: when the same input tensor,
-unmodified, arrives again without gradients and outside training, tracing and compilation, the
-current of its first arrival is reused (the outputs are bit-identical; the convolution on the
+unmodified, arrives again through the same, unmodified convolution and BN (weights and running
+statistics), without gradients and outside training, tracing and compilation, the current of its
+first arrival is reused (the outputs are bit-identical; the convolution on the
 pixels runs once instead of ``T`` times). A reset drops the held current.
 
 The elementwise part of the step runs through one of :data:`LTC_BACKENDS`, chosen per
@@ -167,8 +168,10 @@ class LTCConv2d(StatefulModule):
             (default ``False``; SPYv4 sets it on its first layer): only in evaluation
             (``not training``), without gradients, outside tracing, export and compilation,
             and only for an input that was not modified in place (its version counter is
-            unchanged; inference-mode tensors, which have none, are not held). Bit-identical
-            outputs; a reset drops the held current.
+            unchanged; inference-mode tensors, which have none, are not held) through a synaptic
+            path whose weights and BN statistics were neither replaced nor modified in place
+            since (e.g. per-timestep BN statistics). Bit-identical outputs; a reset drops the
+            held current.
     """
 
     def __init__(
@@ -210,7 +213,7 @@ class LTCConv2d(StatefulModule):
         self.ltc_backend: str = "reference"
         self.detach_state: bool = False
         self.hold_current: bool = False
-        self._held: tuple[Tensor, int, Tensor] | None = None
+        self._held: tuple[Tensor, tuple[tuple[int, int], ...] | None, Tensor] | None = None
         self.register_memory("v", None)
         if tau_mode == "spike":
             self.register_memory("s", None)
@@ -274,16 +277,28 @@ class LTCConv2d(StatefulModule):
         return not (torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
                     or torch.compiler.is_compiling())
 
+    def _synapse_versions(self, x: Tensor) -> tuple[tuple[int, int], ...]:
+        """Identity and version of ``x`` and of every tensor of the synaptic path (convolution and BN).
+
+        A held current is valid only while all of them are the same objects, unmodified: loading
+        other BN statistics or weights in place (``copy_``) moves a version on, replacing a tensor
+        changes its identity.
+        """
+        tensors = [x, *self.conv.parameters(recurse=False), *self.bn.parameters(recurse=False),
+                   *self.bn.buffers(recurse=False)]
+        return tuple((id(t), t._version) for t in tensors)
+
     def synaptic_current(self, x: Tensor) -> Tensor:
         """``I = BN(Conv(x))`` (nearest x2 upsampled if ``upsample``), or the held ``I`` of this same ``x``."""
         hold = self._can_hold(x)
         held = self._held
-        if hold and held is not None and held[0] is x and held[1] == x._version:
+        key = self._synapse_versions(x) if hold else None
+        if hold and held is not None and held[0] is x and held[1] == key:
             return held[2]
         current = self.bn(self.conv(x))
         if self.upsample:
             current = F.interpolate(current, scale_factor=2.0, mode="nearest")
-        self._held = (x, x._version, current) if hold else None
+        self._held = (x, key, current) if hold else None
         return current
 
     def forward(self, x: Tensor) -> Tensor:
