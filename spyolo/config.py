@@ -33,6 +33,7 @@ from spyolo.utils.choices import (
     LTC_BACKENDS,
     LTC_LAYER_GROUPS,
     LTC_LAYER_NAMES,
+    MODEL_INIT_HEADS,
     MODEL_INPUT_CHANNELS,
     MODEL_KINDS,
     OPTIMIZERS,
@@ -219,6 +220,10 @@ class ModelConfig:
     # Start training from these weights (spyolo.models.transfer_weights): a trained ANN twin or
     # SPYv4 checkpoint, or a YOLOv4-tiny state dict in the widely shared naming. Not on --resume.
     init_from: str | None = None
+    # What init_from copies of heads trained on other classes than the dataset's: "matching" (the heads
+    # only for the same classes, remapped by name; else they keep their init) or "boxes" (also, for
+    # other classes, each anchor slot's box and objectness channels; the class channels keep their init).
+    init_heads: str = "matching"
 
 
 @dataclass
@@ -379,6 +384,7 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("data", "event_resize"): EVENT_RESIZE_MODES,
     ("model", "state_init"): STATE_INITS,
     ("model", "readout"): READOUTS,
+    ("model", "init_heads"): MODEL_INIT_HEADS,
     ("model", "tau_mode"): TAU_MODES,
     ("train", "method"): TRAIN_METHODS,
     ("train", "optimizer"): OPTIMIZERS,

@@ -89,6 +89,41 @@ def test_transfer_skips_heads_of_another_class_count_and_names_bad_shapes() -> N
         transfer_weights(snn, {"fc.weight": torch.zeros(2, 2)})
 
 
+def test_init_heads_boxes_copies_each_slots_box_and_objectness_channels_only() -> None:
+    coco = _ann(num_classes=80).state_dict()
+    torch.manual_seed(5)
+    snn = SPYv4(num_classes=2, width=0.25)
+    before = {k: v.clone() for k, v in snn.state_dict().items() if k.startswith(("head1.", "head2."))}
+    report = transfer_weights(snn, coco, heads="boxes")
+    assert not report.skipped
+    assert sorted(report.partial) == ["head1.bias", "head1.weight", "head2.bias", "head2.weight"]
+    assert "box and objectness channels of each anchor slot were copied" in report.summary()
+    after = snn.state_dict()
+    for key, old in before.items():
+        new = after[key]
+        for slot in range(3):  # 3 anchor slots per head: 85 channels each in the source, 7 in the model
+            src_slot, dst_slot = coco[key][slot * 85: slot * 85 + 85], new[slot * 7: slot * 7 + 7]
+            assert torch.equal(dst_slot[:5], src_slot[:5]), (key, slot)  # tx, ty, tw, th, tobj
+            assert torch.equal(dst_slot[5:], old[slot * 7 + 5: slot * 7 + 7]), (key, slot)  # classes: at init
+    # the same classes copy the whole head whatever init_heads says; a head of another slot count is skipped
+    same = SPYv4(num_classes=80, width=0.25)
+    assert not transfer_weights(same, coco, heads="boxes").partial
+    assert torch.equal(same.head2.weight, coco["head2.weight"])
+    odd = SPYv4(num_classes=2, width=0.25, masks=[[3, 4], [1, 2]])
+    report = transfer_weights(odd, coco, heads="boxes")
+    assert not report.partial and {k for k, _ in report.skipped} == set(before)
+    # named classes that differ (a spyolo checkpoint of other classes, the same size): boxes only too
+    named = {"model": _ann(num_classes=2).state_dict(), "class_names": ["cat", "dog"], "config": {}}
+    snn = SPYv4(num_classes=2, width=0.25)
+    report = transfer_weights(snn, named, class_names=["cat", "bird"], heads="boxes")
+    assert sorted(report.partial) == sorted(before) and not report.skipped
+    assert torch.equal(snn.head1.bias[7:12], named["model"]["head1.bias"][7:12])
+    with pytest.raises(ValueError, match="heads must be one of matching, boxes"):
+        transfer_weights(snn, coco, heads="all")
+    with pytest.raises(ConfigError, match="model.init_heads"):
+        apply_overrides(Config(), ["model.init_heads=all"])
+
+
 def test_transfer_from_spyv4_brings_the_tau_path(tmp_path: Path) -> None:
     torch.manual_seed(3)
     src = SPYv4(num_classes=8, width=0.25)

@@ -22,7 +22,10 @@ Either may be a path (read with ``torch.load(..., weights_only=True)``, or the D
 a dict in memory. A head whose shape differs (another number of classes, e.g. 80-class COCO
 weights into a 20-class model) is skipped and reported; so are heads of the same size trained on
 other classes (when the source names its classes, as a spyolo checkpoint does); the same
-classes in another order are remapped by name. Any other shape mismatch, a non-finite value, or
+classes in another order are remapped by name. With ``heads="boxes"`` (``model.init_heads``) a
+head of other classes still gives each anchor slot its class-agnostic part: the box
+(``tx, ty, tw, th``) and objectness channels of the weight and the bias; only the class channels
+keep their init. Any other shape mismatch, a non-finite value, or
 a source with none of the expected keys, is a :class:`~spyolo.errors.TransferError` naming the
 key and both shapes. A SPYv4 source also brings its tau path (a SPYv4 model then continues from
 it as it was). An ANN twin of event frames reads the ``T`` bins stacked (``2T`` input channels):
@@ -44,6 +47,7 @@ from torch import nn
 from spyolo.errors import TransferError
 from spyolo.models.darknet import is_darknet_weights, read_darknet_weights
 from spyolo.snn import ltc_layers
+from spyolo.utils.choices import MODEL_INIT_HEADS
 from spyolo.utils.torchfile import read_torch_file
 
 __all__ = ["TransferReport", "read_state_source", "transfer_weights", "yolov4_tiny_key"]
@@ -84,6 +88,7 @@ class TransferReport:
         source_kind: ``"spyolo checkpoint"``, ``"spyolo state dict"`` or ``"YOLOv4-tiny state dict"``.
         loaded: model keys that received a tensor.
         skipped: ``(model key, reason)`` of source tensors not loaded (a head of another shape).
+        partial: head keys of which only the box and objectness channels were loaded (also in ``loaded``).
         left_at_init: model keys that kept their values (no counterpart in the source).
         unused: source keys with no counterpart in the model.
         notes: what else a user should know (heads remapped by class name, another centre scale).
@@ -93,6 +98,7 @@ class TransferReport:
     source_kind: str
     loaded: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    partial: list[str] = field(default_factory=list)
     left_at_init: list[str] = field(default_factory=list)
     unused: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -193,6 +199,7 @@ def transfer_weights(
     source: str | Path | Mapping[str, Any],
     class_names: Sequence[str] | None = None,
     cfg: str | Path | None = None,
+    heads: str = "matching",
 ) -> TransferReport:
     """Copy the weights of ``source`` into ``model`` (SPYv4 or the ANN twin) by name; see the module doc.
 
@@ -206,11 +213,15 @@ def transfer_weights(
             spyolo checkpoint does): the same list copies the heads, the same classes in another
             order copy them remapped by name, other classes leave them at their init (reported).
         cfg: the Darknet ``.cfg`` of a ``.weights`` source (default: the one beside it, if any).
+        heads: ``"matching"`` (heads of other classes keep their init) or ``"boxes"`` (they receive
+            each anchor slot's box and objectness channels; see the module doc).
 
     Raises:
         TransferError: unreadable source, no expected key at all, a shape mismatch other
             than a head's (the message names the key and both shapes), or a non-finite value.
     """
+    if heads not in MODEL_INIT_HEADS:
+        raise ValueError(f"transfer_weights: heads must be one of {', '.join(MODEL_INIT_HEADS)}, got {heads!r}")
     tensors, where, kind, source_names, source_scale = read_state_source(
         source, cfg=cfg, width=getattr(model, "width", None))
     target = model.state_dict()
@@ -228,6 +239,12 @@ def transfer_weights(
         if src.is_floating_point() and not bool(torch.isfinite(src).all()):
             raise TransferError(f"{where}: {key} holds NaN or infinite values; these weights cannot start a model")
         if key.startswith(_HEADS):
+            slots = _head_slots(model, key)
+            if heads == "boxes" and (relation == "differ" or src.shape != dst.shape) and _copy_box_channels(
+                    src, dst, slots):
+                report.loaded.append(key)
+                report.partial.append(key)
+                continue
             if relation == "differ":
                 report.skipped.append((key, f"the source's classes ({_short(source_names)}) are not the model's "
                                             f"({_short(class_names)}): kept at its init"))
@@ -251,6 +268,9 @@ def transfer_weights(
             )
         dst.copy_(src.to(dst.dtype))
         report.loaded.append(key)
+    if report.partial:
+        report.notes.append(f"{', '.join(report.partial)}: the box and objectness channels of each anchor slot were "
+                            f"copied (model.init_heads=boxes); the class channels keep their init")
     copied_heads = any(k.startswith(_HEADS) for k in report.loaded)
     if relation == "remap" and copied_heads:
         report.notes.append(f"the source's classes are the model's in another order ({_short(source_names)}): "
@@ -274,6 +294,33 @@ def transfer_weights(
                                 f"loaded from the source; they mean the same only if the source has the same tau_mode")
     report.unused = [k for k in tensors if k not in target]
     return report
+
+
+def _head_slots(model: nn.Module, key: str) -> int | None:
+    """Anchor slots of the head that ``key`` belongs to (``head1``: the first mask), or ``None``."""
+    masks = getattr(model, "masks", None)
+    index = 0 if key.startswith("head1.") else 1
+    if not isinstance(masks, Sequence) or len(masks) <= index:
+        return None
+    return len(masks[index])
+
+
+def _copy_box_channels(src: torch.Tensor, dst: torch.Tensor, slots: int | None) -> bool:
+    """Copy each anchor slot's first 5 channels (``tx, ty, tw, th, tobj``) of a head weight or bias.
+
+    Both tensors hold ``slots`` slots of ``5 + classes`` channels along dim 0 (their class counts may
+    differ) and the same input shape. Returns whether it copied (``False``: the layouts do not fit).
+    """
+    if not slots or src.ndim != dst.ndim or src.shape[1:] != dst.shape[1:]:
+        return False
+    if src.shape[0] % slots or dst.shape[0] % slots:
+        return False
+    per_src, per_dst = src.shape[0] // slots, dst.shape[0] // slots
+    if per_src < 6 or per_dst < 6:  # 5 + at least one class
+        return False
+    for slot in range(slots):
+        dst[slot * per_dst: slot * per_dst + 5].copy_(src[slot * per_src: slot * per_src + 5].to(dst.dtype))
+    return True
 
 
 _FIRST_CONV = "conv1.conv.weight"

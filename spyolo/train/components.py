@@ -90,7 +90,8 @@ def build_training(
     transfer = None
     if cfg.model.init_from and not resume:
         try:
-            transfer = transfer_weights(core, cfg.model.init_from, class_names=class_names)
+            transfer = transfer_weights(core, cfg.model.init_from, class_names=class_names,
+                                        heads=cfg.model.init_heads)
         except TransferError as exc:
             raise TransferError(f"model.init_from: {exc}") from None
     spiking = bool(getattr(core, "is_spiking", False))

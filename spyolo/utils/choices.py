@@ -13,8 +13,9 @@ from types import MappingProxyType
 
 __all__ = [
     "AMP_MODES", "CHANNELS_LAST_MODES", "EVAL_INTERPOLATION_MODES", "EVAL_METRICS", "EVAL_RESIZE_MODES",
-    "LTC_BACKENDS", "LTC_LAYER_GROUPS", "LTC_LAYER_NAMES", "MODEL_INPUT_CHANNELS", "MODEL_KINDS", "OPTIMIZERS",
-    "READOUTS", "RESET_TO_AVERAGE_MODES", "SCHEDULERS", "STATE_INITS", "STEP_WEIGHTINGS", "TAU_MODES", "TRAIN_METHODS",
+    "LTC_BACKENDS", "LTC_LAYER_GROUPS", "LTC_LAYER_NAMES", "MODEL_INIT_HEADS", "MODEL_INPUT_CHANNELS", "MODEL_KINDS",
+    "OPTIMIZERS", "READOUTS", "RESET_TO_AVERAGE_MODES", "SCHEDULERS", "STATE_INITS", "STEP_WEIGHTINGS", "TAU_MODES",
+    "TRAIN_METHODS",
 ]
 
 # data (spyolo.data.transforms)
@@ -26,6 +27,8 @@ MODEL_KINDS: tuple[str, ...] = ("spyv4", "ann")
 MODEL_INPUT_CHANNELS = MappingProxyType({"image": 3, "events": 2})  # model.input -> channels per timestep
 STATE_INITS: tuple[str, ...] = ("zero", "uniform")
 READOUTS: tuple[str, ...] = ("last", "mean")
+# what model.init_from copies of heads trained on other classes (spyolo.models.transfer)
+MODEL_INIT_HEADS: tuple[str, ...] = ("matching", "boxes")
 LTC_BACKENDS: tuple[str, ...] = ("reference", "fused", "fused-eager")
 # the LTC time constant's path (spyolo/snn/ltc.py)
 TAU_MODES: tuple[str, ...] = ("ltc", "spike", "depthwise", "coarse", "affine", "channel")
