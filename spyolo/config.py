@@ -220,10 +220,10 @@ class ModelConfig:
     # Start training from these weights (spyolo.models.transfer_weights): a trained ANN twin or
     # SPYv4 checkpoint, or a YOLOv4-tiny state dict in the widely shared naming. Not on --resume.
     init_from: str | None = None
-    # What init_from copies of heads trained on other classes than the dataset's: "matching" (the heads
-    # only for the same classes, remapped by name; else they keep their init) or "boxes" (also, for
-    # other classes, each anchor slot's box and objectness channels; the class channels keep their init).
-    init_heads: str = "matching"
+    # What init_from copies of heads trained on other classes than the dataset's: "boxes" (each anchor
+    # slot's box and objectness channels; the class channels keep their init) or "matching" (nothing:
+    # heads are copied only for the same classes, remapped by name). Same classes: the whole heads.
+    init_heads: str = "boxes"
 
 
 @dataclass

@@ -248,11 +248,17 @@ def test_cfg_of_another_network_or_count(tmp_path, tiny_darknet):
 
 
 def test_init_from_darknet_into_spyv4_and_other_class_count(tmp_path, tiny_darknet):
-    """SPYv4 takes the convolutions and BN; the tau path has no counterpart; heads of another count are skipped."""
+    """SPYv4 takes the convolutions and BN; the tau path has no counterpart; heads of another count give
+    their box and objectness channels (or are skipped with heads="matching")."""
     model, weights = tiny_darknet
+    heads = {"head1.weight", "head1.bias", "head2.weight", "head2.bias"}
+    report = transfer_weights(SPYv4(num_classes=1, width=0.25), weights, heads="matching")
+    assert {k for k, _ in report.skipped} == heads
     snn = SPYv4(num_classes=1, width=0.25)
     report = transfer_weights(snn, weights)
-    assert {k for k, _ in report.skipped} == {"head1.weight", "head1.bias", "head2.weight", "head2.bias"}
+    assert set(report.partial) == heads and not report.skipped
+    per_slot = model.head2.weight.shape[0] // 3
+    assert torch.equal(snn.head2.weight[6:11], model.head2.weight[per_slot: per_slot + 5])  # slot 1: tx .. tobj
     assert torch.equal(snn.block2.c3.conv.weight, model.block2.c3.conv.weight)
     assert torch.equal(snn.conv_p5.bn.running_var, model.conv_p5.bn.running_var)
     assert any(k.startswith("conv1.tau_conv") for k in report.left_at_init)
@@ -426,7 +432,7 @@ def test_one_training_epoch_on_raccoon_from_darknet(tmp_path):
     trainer.fit()
     assert (tmp_path / "run" / "weights" / "last.pt").is_file()
     text = (tmp_path / "run" / "transfer.txt").read_text()
-    assert "Darknet weights" in text and "skipped head1.weight" in text
+    assert "Darknet weights" in text and "box and objectness channels of each anchor slot were copied" in text
     assert math.isfinite(trainer.history[-1]["loss"])
 
 

@@ -543,7 +543,7 @@ def test_init_from_with_the_classes_in_another_order(data_root: Path, tmp_path: 
 
     run_dir = tmp_path / "other"
     code, _out, err = train(capsys, "--config", str(config), "--run-dir", str(run_dir),
-                            f"model.init_from={sources['ann_other']}")
+                            f"model.init_from={sources['ann_other']}", "model.init_heads=matching")
     assert code == 0, err
     report = (run_dir / "transfer.txt").read_text()
     assert "4 skipped" in report and "skipped head1.weight: the source's classes (thing0" in report

@@ -75,7 +75,7 @@ def test_transfer_skips_heads_of_another_class_count_and_names_bad_shapes() -> N
     coco = _ann(num_classes=80).state_dict()
     snn = SPYv4(num_classes=8, width=0.25)
     head_before = snn.head1.weight.clone()
-    report = transfer_weights(snn, coco)  # an in-memory dict
+    report = transfer_weights(snn, coco, heads="matching")  # an in-memory dict
     assert sorted(k for k, _ in report.skipped) == ["head1.bias", "head1.weight", "head2.bias", "head2.weight"]
     assert "another number of classes" in report.skipped[0][1] and "skipped head1" in report.summary()
     assert torch.equal(snn.head1.weight, head_before)
@@ -94,7 +94,7 @@ def test_init_heads_boxes_copies_each_slots_box_and_objectness_channels_only() -
     torch.manual_seed(5)
     snn = SPYv4(num_classes=2, width=0.25)
     before = {k: v.clone() for k, v in snn.state_dict().items() if k.startswith(("head1.", "head2."))}
-    report = transfer_weights(snn, coco, heads="boxes")
+    report = transfer_weights(snn, coco)  # heads="boxes", the default
     assert not report.skipped
     assert sorted(report.partial) == ["head1.bias", "head1.weight", "head2.bias", "head2.weight"]
     assert "box and objectness channels of each anchor slot were copied" in report.summary()

@@ -20,12 +20,13 @@ say so for a mode other than the paper's; a SPYv4 source's tau path of another s
 
 Either may be a path (read with ``torch.load(..., weights_only=True)``, or the Darknet reader) or
 a dict in memory. A head whose shape differs (another number of classes, e.g. 80-class COCO
-weights into a 20-class model) is skipped and reported; so are heads of the same size trained on
-other classes (when the source names its classes, as a spyolo checkpoint does); the same
-classes in another order are remapped by name. With ``heads="boxes"`` (``model.init_heads``) a
-head of other classes still gives each anchor slot its class-agnostic part: the box
-(``tx, ty, tw, th``) and objectness channels of the weight and the bias; only the class channels
-keep their init. Any other shape mismatch, a non-finite value, or
+weights into a 20-class model) gives each anchor slot its class-agnostic part, the box
+(``tx, ty, tw, th``) and objectness channels of the weight and the bias, and its class channels
+keep their init (``heads="boxes"``, ``model.init_heads``, the default; reported); with
+``heads="matching"`` such a head is skipped whole. Heads of the same size trained on other
+classes (when the source names its classes, as a spyolo checkpoint does) are treated the same
+way; the same classes in another order
+are remapped by name. Any other shape mismatch, a non-finite value, or
 a source with none of the expected keys, is a :class:`~spyolo.errors.TransferError` naming the
 key and both shapes. A SPYv4 source also brings its tau path (a SPYv4 model then continues from
 it as it was). An ANN twin of event frames reads the ``T`` bins stacked (``2T`` input channels):
@@ -199,7 +200,7 @@ def transfer_weights(
     source: str | Path | Mapping[str, Any],
     class_names: Sequence[str] | None = None,
     cfg: str | Path | None = None,
-    heads: str = "matching",
+    heads: str = "boxes",
 ) -> TransferReport:
     """Copy the weights of ``source`` into ``model`` (SPYv4 or the ANN twin) by name; see the module doc.
 
@@ -213,8 +214,8 @@ def transfer_weights(
             spyolo checkpoint does): the same list copies the heads, the same classes in another
             order copy them remapped by name, other classes leave them at their init (reported).
         cfg: the Darknet ``.cfg`` of a ``.weights`` source (default: the one beside it, if any).
-        heads: ``"matching"`` (heads of other classes keep their init) or ``"boxes"`` (they receive
-            each anchor slot's box and objectness channels; see the module doc).
+        heads: ``"boxes"`` (heads of other classes give each anchor slot's box and objectness
+            channels; see the module doc) or ``"matching"`` (they keep their init).
 
     Raises:
         TransferError: unreadable source, no expected key at all, a shape mismatch other
