@@ -213,7 +213,7 @@ class LTCConv2d(StatefulModule):
         self.ltc_backend: str = "reference"
         self.detach_state: bool = False
         self.hold_current: bool = False
-        self._held: tuple[Tensor, tuple[tuple[int, int], ...] | None, Tensor] | None = None
+        self._held: tuple[tuple[tuple[Tensor, int], ...], Tensor] | None = None
         self.register_memory("v", None)
         if tau_mode == "spike":
             self.register_memory("s", None)
@@ -277,28 +277,33 @@ class LTCConv2d(StatefulModule):
         return not (torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
                     or torch.compiler.is_compiling())
 
-    def _synapse_versions(self, x: Tensor) -> tuple[tuple[int, int], ...]:
-        """Identity and version of ``x`` and of every tensor of the synaptic path (convolution and BN).
+    def _synapse_key(self, x: Tensor) -> tuple[tuple[Tensor, int], ...]:
+        """``x`` and every tensor of the synaptic path (convolution and BN), each with its version.
 
         A held current is valid only while all of them are the same objects, unmodified: loading
         other BN statistics or weights in place (``copy_``) moves a version on, replacing a tensor
-        changes its identity.
+        changes its identity (the key holds the tensors, so a replaced one cannot be mistaken for
+        a new tensor at the same address).
         """
         tensors = [x, *self.conv.parameters(recurse=False), *self.bn.parameters(recurse=False),
                    *self.bn.buffers(recurse=False)]
-        return tuple((id(t), t._version) for t in tensors)
+        return tuple((t, t._version) for t in tensors)
+
+    @staticmethod
+    def _same_key(a: tuple[tuple[Tensor, int], ...], b: tuple[tuple[Tensor, int], ...]) -> bool:
+        return len(a) == len(b) and all(ta is tb and va == vb for (ta, va), (tb, vb) in zip(a, b))
 
     def synaptic_current(self, x: Tensor) -> Tensor:
         """``I = BN(Conv(x))`` (nearest x2 upsampled if ``upsample``), or the held ``I`` of this same ``x``."""
         hold = self._can_hold(x)
         held = self._held
-        key = self._synapse_versions(x) if hold else None
-        if hold and held is not None and held[0] is x and held[1] == key:
-            return held[2]
+        key = self._synapse_key(x) if hold else ()
+        if hold and held is not None and self._same_key(held[0], key):
+            return held[1]
         current = self.bn(self.conv(x))
         if self.upsample:
             current = F.interpolate(current, scale_factor=2.0, mode="nearest")
-        self._held = (x, key, current) if hold else None
+        self._held = (key, current) if hold else None
         return current
 
     def forward(self, x: Tensor) -> Tensor:
