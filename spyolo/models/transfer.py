@@ -25,13 +25,12 @@ weights into a 20-class model) gives each anchor slot its class-agnostic part, t
 keep their init (``heads="boxes"``, ``model.init_heads``, the default; reported); with
 ``heads="matching"`` such a head is skipped whole. Heads of the same size trained on other
 classes (when the source names its classes, as a spyolo checkpoint does) are treated the same
-way; the same classes in another order
-are remapped by name. Any other shape mismatch, a non-finite value, or
-a source with none of the expected keys, is a :class:`~spyolo.errors.TransferError` naming the
-key and both shapes. A SPYv4 source also brings its tau path (a SPYv4 model then continues from
-it as it was). An ANN twin of event frames reads the ``T`` bins stacked (``2T`` input channels):
-into SPYv4, which reads one bin per timestep, its first kernel goes as the sum of the ``T``
-per-bin kernels (:func:`_first_layer`).
+way; the same classes in another order are remapped by name. Any other shape mismatch, a
+non-finite value, or a source with none of the expected keys, is a
+:class:`~spyolo.errors.TransferError` naming the key and both shapes. A SPYv4 source also
+brings its tau path (a SPYv4 model then continues from it as it was). An ANN twin of event frames
+reads the ``T`` bins stacked (``2T`` input channels): into SPYv4, which reads one bin per
+timestep, its first kernel goes as the sum of the ``T`` per-bin kernels (:func:`_first_layer`).
 """
 
 from __future__ import annotations
@@ -212,7 +211,7 @@ def transfer_weights(
             ``.weights`` file, or a dict in memory.
         class_names: the model's classes, in label order. When the source names its classes (a
             spyolo checkpoint does): the same list copies the heads, the same classes in another
-            order copy them remapped by name, other classes leave them at their init (reported).
+            order copy them remapped by name, other classes are treated as ``heads`` says (reported).
         cfg: the Darknet ``.cfg`` of a ``.weights`` source (default: the one beside it, if any).
         heads: ``"boxes"`` (heads of other classes give each anchor slot's box and objectness
             channels; see the module doc) or ``"matching"`` (they keep their init).
