@@ -229,6 +229,13 @@ def summarise(name: str, run_dir: Path, eval_json: Path, spikes_json: Path | Non
         "epochs": len(rows),
         "final_loss": float(rows[-1]["loss"]),
     }
+    for part in ("box", "obj", "cls"):
+        value = float(rows[-1].get(part) or "nan")
+        if value == value:
+            out[f"final_{part}"] = value
+    train_map = float(rows[-1].get("train_map_voc07") or "nan")
+    if train_map == train_map:
+        out["train_map_voc07"] = train_map
     distill = float(rows[-1].get("distill") or "nan")
     if distill == distill:  # not NaN: the run distilled
         out["final_distill"] = distill
@@ -238,6 +245,18 @@ def summarise(name: str, run_dir: Path, eval_json: Path, spikes_json: Path | Non
         out["energy_uj"] = 1e6 * sp["totals"]["energy_j"]
         out["ann_twin_energy_uj"] = 1e6 * sp["ann_twin"]["energy_j"]
     return out
+
+
+def _mean_row(per_seed: list[dict]) -> dict:
+    """One row from a run's seeds: the seed's own row for one seed, else every number averaged."""
+    if len(per_seed) == 1:
+        return per_seed[0]
+    row = {"run": per_seed[0]["run"], "seeds": [r.get("seed") for r in per_seed]}
+    for key in per_seed[0]:
+        values = [r[key] for r in per_seed if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)]
+        if key not in ("run", "seed") and len(values) == len(per_seed):
+            row[key] = sum(values) / len(values)
+    return row
 
 
 def fmt(v, pct=False, digits=2) -> str:
@@ -252,9 +271,9 @@ def markdown(rows: list[dict], meta: dict, ann_runs: set[str] = frozenset()) -> 
         f"Benchmark `{meta['config']}` on {_machine_name(meta['machine'])} "
         f"(torch {meta['machine']['torch']}), {meta['date']}",
         "",
-        "| run | VOC2007 mAP (11-pt) | area mAP | COCO mAP@[.5:.95] | final loss (+ distill) | firing rate "
-        "| energy/image (µJ) | train wall (s) | train img/s | peak mem (MiB) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| run | VOC2007 mAP (11-pt) | training subset | area mAP | COCO mAP@[.5:.95] | final loss (+ distill) "
+        "| box / obj / cls | firing rate | energy/image (µJ) | train wall (s) | train img/s | peak mem (MiB) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         energy = r.get("energy_uj")
@@ -262,8 +281,10 @@ def markdown(rows: list[dict], meta: dict, ann_runs: set[str] = frozenset()) -> 
         if r["run"] in ann_runs:
             energy = next((x.get("ann_twin_energy_uj") for x in rows if x.get("ann_twin_energy_uj")), None)
         lines.append(
-            f"| {r['run']} | {fmt(r['map_voc07'], True)} | {fmt(r['map_area'], True)} | {fmt(r['map_coco'], True)} | "
+            f"| {r['run']} | {fmt(r['map_voc07'], True)} | {fmt(r.get('train_map_voc07'), True)} | "
+            f"{fmt(r['map_area'], True)} | {fmt(r['map_coco'], True)} | "
             f"{r['final_loss']:.2f}{distill} | "
+            f"{' / '.join(fmt(r.get(f'final_{k}')) for k in ('box', 'obj', 'cls'))} | "
             f"{fmt(r.get('firing_rate'), digits=4)} | {fmt(energy, digits=1)} | {r['train_wall_s']:.0f} | "
             f"{r['train_images_per_s']:.1f} | {r['peak_mem_mib']:.0f} |"
         )
@@ -285,7 +306,10 @@ def markdown(rows: list[dict], meta: dict, ann_runs: set[str] = frozenset()) -> 
            "and images/s are measured under that sharing."] if meta.get("jobs", 1) > 1
           else [f"Runs trained one at a time with {meta.get('threads_per_run')} thread(s)."]),
         "",
-        "Training curves: `loss.png` beside this table.",
+        "Training curves: `loss.png` beside this table. Training subset: VOC2007 mAP on the fixed subset of the "
+        "training split (eval.train_images) after the last epoch.",
+        *(["", "Means over the seeds " + ", ".join(str(s) for s in meta["seeds"]["train"]) + " (each row above: "
+           "the mean of its seeds):", "", meta["stats_md"]] if meta.get("stats_md") else []),
         "",
         "Commands:",
         "",
@@ -320,6 +344,13 @@ def main() -> int:
     p.add_argument("--pretrained", default=None,
                    help="pretrained weights for the runs that start from them (real_ann_pretrained), e.g. the "
                         "Darknet yolov4-tiny.weights")
+    p.add_argument("--seeds", default=None,
+                   help="comma list of training seeds (train.seed), e.g. 0,1,2: every run is trained once per seed "
+                        "(folders <out>/<run>/seed<k>; a transfer/distillation run of seed k learns from the teacher "
+                        "run of seed k) and the table gives means, standard deviations and bootstrap intervals "
+                        "(benchmarks/quality_stats.py). Default: one run each at the config's seed")
+    p.add_argument("--compare", default=None,
+                   help="a run of --runs: the table gives every row's paired difference to it, with its interval")
     p.add_argument("overrides", nargs="*", help="section.key=value overrides applied to every run")
     args = p.parse_args()
     configure_logging(0)
@@ -330,6 +361,16 @@ def main() -> int:
         _fail(str(e))
     if args.jobs < 1:
         _fail("--jobs must be >= 1")
+    seeds: list[int | None] = [None]
+    if args.seeds is not None:
+        try:
+            seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+        except ValueError:
+            _fail(f"--seeds {args.seeds!r}: expected a comma list of integers, e.g. 0,1,2")
+        if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+            _fail(f"--seeds {args.seeds!r}: expected distinct integers >= 0")
+    if args.compare is not None and args.compare not in names:
+        _fail(f"--compare {args.compare}: not among the runs ({', '.join(names)})")
     teacher_run = args.teacher_run
     if any(needs_teacher(runs[n]) for n in names) and not args.teacher and teacher_run not in names:
         _fail(f"the transfer/distillation runs need the ANN twin: add {teacher_run} to --runs or pass --teacher PATH")
@@ -341,16 +382,28 @@ def main() -> int:
         _fail(f"{', '.join(n for n in names if needs_pretrained(runs[n]))} need --pretrained WEIGHTS "
               f"(an existing file; got {args.pretrained!r})")
     out = Path(args.out or f"runs/{cfg.train.name}_quality")
-    teacher = args.teacher or str(out / teacher_run / "weights" / "last.pt")
-    run_overrides = {n: overlay_overrides(runs[n], teacher, str(args.pretrained)) for n in names}
-    for name in names:  # every run's config is checked before the first one starts
+
+    def folder(name: str, seed: int | None) -> Path:
+        return out / name if seed is None else out / name / f"seed{seed}"
+
+    def teacher_of(seed: int | None) -> str:
+        if args.teacher:
+            return args.teacher.replace("{seed}", "" if seed is None else str(seed))
+        return str(folder(teacher_run, seed) / "weights" / "last.pt")
+
+    if args.teacher and not Path(teacher_of(seeds[0])).is_file():
+        _fail(f"{teacher_of(seeds[0])}: teacher checkpoint not found")
+    jobs_todo = [(n, s) for n in names for s in seeds]
+    run_overrides = {(n, s): overlay_overrides(runs[n], teacher_of(s), str(args.pretrained))
+                     + ([] if s is None else [f"train.seed={s}"]) for n, s in jobs_todo}
+    for key in jobs_todo:  # every run's config is checked before the first one starts
         try:
-            apply_overrides(copy.deepcopy(cfg), run_overrides[name])
+            apply_overrides(copy.deepcopy(cfg), run_overrides[key])
         except ConfigError as e:
-            _fail(f"run {name} on {args.config}: {e}")
+            _fail(f"run {key[0]} on {args.config}: {e}")
     from spyolo.cli.train import run_files
 
-    earlier = [n for n in names if (out / n).is_dir() and run_files(out / n)]
+    earlier = sorted({n for n, s in jobs_todo if folder(n, s).is_dir() and run_files(folder(n, s))})
     if earlier:
         _fail(f"{out} already holds runs {', '.join(earlier)}; "
               f"choose another --out (earlier runs are never overwritten)")
@@ -360,55 +413,62 @@ def main() -> int:
     ensure_synthetic(cfg.data)  # once, here: concurrent runs must not generate the data side by side
     py = sys.executable
     threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
-    commands: dict[str, list[str]] = {}
-    results: dict[str, dict] = {}
-    # the teacher run first when others wait for it
-    pending = sorted(names, key=lambda n: n != teacher_run) if not args.teacher else list(names)
-    running: dict[str, Job] = {}
+    commands: dict[tuple[str, int | None], list[str]] = {}
+    results: dict[tuple[str, int | None], dict] = {}
+    # the teacher runs first when others wait for them
+    pending = sorted(jobs_todo, key=lambda k: k[0] != teacher_run) if not args.teacher else list(jobs_todo)
+    running: dict[tuple[str, int | None], Job] = {}
 
-    def ready(name: str) -> bool:
-        return args.teacher is not None or not needs_teacher(runs[name]) or teacher_run in results
+    def tag(key: tuple[str, int | None]) -> str:
+        return key[0] if key[1] is None else f"{key[0]}_seed{key[1]}"
 
-    def launch(name: str) -> None:
-        run_dir = out / name
+    def ready(key: tuple[str, int | None]) -> bool:
+        return args.teacher is not None or not needs_teacher(runs[key[0]]) or (teacher_run, key[1]) in results
+
+    def launch(key: tuple[str, int | None]) -> None:
+        run_dir = folder(*key)
         train_cmd = [py, str(TOOLS / "train.py"), "--config", args.config, "--run-dir", str(run_dir), "--exist-ok",
-                     "--no-progress", *args.overrides, *run_overrides[name], "train.eval_every=0"]
-        commands[name] = [shown(train_cmd)]
-        running[name] = _start(train_cmd, out / f"{name}_train.log", threads)
+                     "--no-progress", *args.overrides, *run_overrides[key], "train.eval_every=0"]
+        commands[key] = [shown(train_cmd)]
+        running[key] = _start(train_cmd, out / f"{tag(key)}_train.log", threads)
 
-    def evaluate(name: str, train_s: float) -> None:
-        run_dir = out / name
+    def evaluate(key: tuple[str, int | None], train_s: float) -> None:
+        name = key[0]
+        run_dir = folder(*key)
         eval_json = run_dir / "eval" / "metrics.json"
         eval_cmd = [py, str(TOOLS / "eval.py"), "--weights", str(run_dir / "weights" / "last.pt"), "--coco",
-                    "--json", str(eval_json), "--out", str(run_dir / "eval"), "--no-progress", *args.overrides]
+                    "--json", str(eval_json), "--records", str(run_dir / "eval" / "records.npz"),
+                    "--out", str(run_dir / "eval"), "--no-progress", *args.overrides]
         spiking = not is_ann(runs[name])
         if spiking:
             eval_cmd.append("--spikes")
-        log = out / f"{name}_eval.log"
+        log = out / f"{tag(key)}_eval.log"
         _finish(_start(eval_cmd, log, threads), log)
-        commands[name].append(shown(eval_cmd))
+        commands[key].append(shown(eval_cmd))
         spikes = run_dir / "eval" / "spike_stats.json" if spiking else None
-        results[name] = summarise(name, run_dir, eval_json, spikes, train_s)
-        print(json.dumps(results[name]), flush=True)
+        results[key] = summarise(name, run_dir, eval_json, spikes, train_s)
+        if key[1] is not None:
+            results[key]["seed"] = key[1]
+        print(json.dumps(results[key]), flush=True)
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))  # so that `finally` runs
     try:
         while pending or running:
-            while len(running) < args.jobs and any(ready(n) for n in pending):
-                name = next(n for n in pending if ready(n))
-                pending.remove(name)
-                launch(name)
+            while len(running) < args.jobs and any(ready(k) for k in pending):
+                key = next(k for k in pending if ready(k))
+                pending.remove(key)
+                launch(key)
             done = None
             while done is None:
-                done = next((n for n, job in running.items() if job.poll() is not None), None)
+                done = next((k for k, job in running.items() if job.poll() is not None), None)
                 if done is None:
                     time.sleep(1.0)
             job = running.pop(done)
-            evaluate(done, _finish(job, out / f"{done}_train.log"))
+            evaluate(done, _finish(job, out / f"{tag(done)}_train.log"))
     finally:  # a failed, interrupted or terminated benchmark leaves no training behind
         for job in running.values():
             job.kill()
-    rows = [results[n] for n in names]
+    rows = [_mean_row([results[(n, s)] for s in seeds]) for n in names]
     by = {r["run"]: r for r in rows}
 
     def ratio(a, b):
@@ -418,25 +478,38 @@ def main() -> int:
     ann = by.get(reference, {}).get("map_voc07")
     fptt_rows = [r for r in rows if is_fptt(runs[r["run"]])]
     best = max(fptt_rows, key=lambda r: r["map_voc07"])["run"] if fptt_rows else None
+    from benchmarks.quality_stats import load_row, statistics
+    from benchmarks.quality_stats import write as write_stats
+
+    stats = statistics([load_row(f"{out / n}:{n}") for n in names], reference if reference in by else None,
+                       args.compare)
+    write_stats(stats, out, title=f"{args.config}: VOC2007 mAP, test split and training subset")
+    from benchmarks.quality_stats import markdown as stats_markdown
     meta = {
         "config": args.config, "overrides": args.overrides, "machine": machine_info(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "commands": [shown([py, "-m", "benchmarks.bench_quality", *sys.argv[1:]])]
-        + [c for n in names for c in commands[n]],
+        + [c for k in jobs_todo for c in commands[k]],
         "jobs": args.jobs, "threads_per_run": threads or _inherited_threads(),
-        "seeds": {"data": cfg.data.synthetic_seed, "train": cfg.train.seed},
+        "seeds": {"data": cfg.data.synthetic_seed,
+                  "train": cfg.train.seed if seeds == [None] else [s for s in seeds]},
         "targets": {"fptt_over_bptt": ratio("spyv4_fptt", "spyv4_bptt"),
                     "fptt_over_ann": ratio("spyv4_fptt", "ann_twin"),
                     "best_fptt_run": best, "best_fptt_over_ann": ratio(best, reference) if best else None,
                     "reference_run": reference,
                     "recipe_fptt_over_bptt": ratio("real_spyv4_fptt_recipe", "real_spyv4_bptt_recipe"),
                     "ann_in_band": (None if ann is None else 0.6 <= ann <= 0.9)},
+        "per_seed": [results[k] for k in jobs_todo] if seeds != [None] else None,
+        "stats": stats,
     }
+    md_meta = {**meta, "stats_md": stats_markdown(stats) if seeds != [None] else ""}
     atomic_write_text(out / "table.json", json.dumps({"rows": rows, **meta}, indent=2))
     from spyolo.eval.plots import plot_training_curves
 
-    plot_training_curves({n: out / n for n in names}, out / "loss.png", title=f"{args.config}: training loss per epoch")
-    md = markdown(rows, meta, {n for n in names if is_ann(runs[n])})
+    seed_note = "" if seeds == [None] else f" (seed {seeds[0]})"
+    plot_training_curves({n: folder(n, seeds[0]) for n in names}, out / "loss.png",
+                         title=f"{args.config}: training loss per epoch{seed_note}")
+    md = markdown(rows, md_meta, {n for n in names if is_ann(runs[n])})
     atomic_write_text(out / "table.md", md)
     print("\n" + md)
     return 0

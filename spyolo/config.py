@@ -150,6 +150,8 @@ class DataConfig:
     hue: float = 0.1
     saturation: float = 0.7
     value: float = 0.4
+    contrast: float = 0.0  # contrast factor range [1 - contrast, 1 + contrast] (0: none, the release)
+    brightness_shift: float = 0.0  # added brightness U(-b, b) x 255 after the colour jitter (0: none)
     workers: int = 2
     # Generate the synthetic VOC-format set into root/<first train year folder> when missing.
     synthetic_train: int = 0
@@ -256,10 +258,12 @@ class TrainConfig:
     reset_to_average: str = "epoch"  # "epoch" | "never"
     # Distillation from a trained, frozen ANN twin (spyolo/train/distill.py): its head outputs,
     # computed once per batch, pull SPYv4's at every timestep; distill_weight scales the term,
-    # distill_box_weight its box part.
+    # distill_box_weight its box part; distill_feature_weight > 0 also pulls every LTC layer's synaptic
+    # current towards the teacher's pre-activation of the same layer (feature distillation).
     distill_from: str | None = None
     distill_weight: float = 1.0
     distill_box_weight: float = 1.0
+    distill_feature_weight: float = 0.0
     # Execution
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
     amp: str = "auto"  # "auto" (bf16 on CUDA) | "bf16" | "off"
@@ -286,6 +290,11 @@ class EvalConfig:
     metric: str = "voc07"  # headline metric for best.pt: "voc07" | "area"
     batch_size: int = 16
     max_images: int = 0  # 0: the whole test split
+    # Training images scored beside the test split at every evaluation of a training run: a fixed,
+    # evenly spaced subset of the training split with the evaluation resize (no augmentation);
+    # results.csv's train_map_voc07 / train_map_area. Test mAP far below it is over-fitting, both
+    # low under-fitting. 0: not scored.
+    train_images: int = 64
     demo_conf: float = 0.25
     demo_nms: float = 0.45
     # The Gen1 protocol (event sets): boxes with a diagonal under gen1_min_box_diag or a side under
@@ -451,6 +460,8 @@ _RANGES: dict[tuple[str, str], str] = {
     ("data", "hue"): ">= 0",
     ("data", "saturation"): ">= 0",
     ("data", "value"): ">= 0",
+    ("data", "contrast"): "[0, 1)",
+    ("data", "brightness_shift"): "[0, 1]",
     ("data", "workers"): ">= 0",
     ("data", "synthetic_train"): ">= 0",
     ("data", "synthetic_test"): ">= 0",
@@ -477,6 +488,7 @@ _RANGES: dict[tuple[str, str], str] = {
     ("eval", "iou_threshold"): "(0, 1]",
     ("eval", "batch_size"): ">= 1",
     ("eval", "max_images"): ">= 0",
+    ("eval", "train_images"): ">= 0",
     ("eval", "demo_conf"): "[0, 1]",
     ("eval", "demo_nms"): "(0, 1]",
 }
@@ -529,8 +541,9 @@ def validate(cfg: Config, source: str = "config") -> None:
         raise ConfigError(f"{source}: model.scale_xy must be in [1, 2], got {cfg.model.scale_xy}")
     if not 0.0 <= cfg.model.input_dropout < 1.0:
         raise ConfigError(f"{source}: model.input_dropout must be in [0, 1), got {cfg.model.input_dropout}")
-    if cfg.train.distill_weight < 0 or cfg.train.distill_box_weight < 0:
-        raise ConfigError(f"{source}: train.distill_weight and train.distill_box_weight must be >= 0")
+    if cfg.train.distill_weight < 0 or cfg.train.distill_box_weight < 0 or cfg.train.distill_feature_weight < 0:
+        raise ConfigError(f"{source}: train.distill_weight, train.distill_box_weight and "
+                          f"train.distill_feature_weight must be >= 0")
     if cfg.train.update_every < 1:
         raise ConfigError(f"{source}: train.update_every must be >= 1")
     if cfg.train.batch_size < 1 or cfg.train.epochs < 1:

@@ -116,6 +116,47 @@ def test_bench_quality_real_photo_rows_from_pretrained_weights(tmp_path: Path) -
     assert "0 skipped" in transfer and "box and objectness channels of each anchor slot were copied" in transfer
 
 
+def test_bench_quality_seeds_give_means_intervals_and_paired_differences(tmp_path: Path) -> None:
+    """--seeds: every run once per seed (seed k's student learns from seed k's twin), means and intervals."""
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY_CONFIG.format(root=tmp_path / "data"))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "benchmarks.bench_quality", "--config", str(config), "--out", str(out),
+           "--runs", "ann_twin,spyv4_fptt_transfer_distill_mean,spyv4_fptt_transfer_distill", "--seeds", "0,1",
+           "--compare", "spyv4_fptt_transfer_distill_mean", "--jobs", "2", "eval.train_images=3"]
+    r = run(cmd, timeout=900, capture=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    table = json.loads((out / "table.json").read_text())
+    assert table["seeds"]["train"] == [0, 1]
+    for seed in (0, 1):
+        teacher = str(out / "ann_twin" / f"seed{seed}" / "weights" / "last.pt")
+        assert any(f"train.distill_from={teacher}" in c and f"train.seed={seed}" in c for c in table["commands"])
+        assert (out / "spyv4_fptt_transfer_distill" / f"seed{seed}" / "eval" / "records.npz").is_file()
+    stats = {row["run"]: row for row in table["stats"]["rows"]}
+    recipe = stats["spyv4_fptt_transfer_distill_mean"]
+    assert len(recipe["map_voc07"]) == 2 and len(recipe["train_map_voc07"]) == 2
+    lo, hi = recipe["map_voc07_interval"]
+    assert 0.0 <= lo <= hi <= 1.0
+    assert recipe["difference_to_compare"] == 0.0 and recipe["difference_interval"] == [0.0, 0.0]
+    twin = stats["ann_twin"]
+    assert twin["ratio_to_reference"] == (1.0 if twin["map_voc07_mean"] > 0 else None)  # 1-iteration runs may score 0
+    other = stats["spyv4_fptt_transfer_distill"]
+    assert other["difference_to_compare"] == pytest.approx(
+        sum(other["map_voc07"]) / 2 - sum(recipe["map_voc07"]) / 2)
+    assert (out / "stats.png").is_file() and "95% interval" in (out / "stats.md").read_text()
+    assert "Means over the seeds 0, 1" in (out / "table.md").read_text()
+    # the same table from the run folders alone, as for rows trained in separate invocations
+    again = tmp_path / "again"
+    r2 = run([sys.executable, "-m", "benchmarks.quality_stats", str(out / "ann_twin"),
+              f"{out / 'spyv4_fptt_transfer_distill_mean'}:recipe", "--reference", "ann_twin", "--compare", "recipe",
+              "--out", str(again)], timeout=300, capture=True)
+    assert r2.returncode == 0, r2.stderr
+    rows = {row["run"]: row for row in json.loads((again / "stats.json").read_text())["rows"]}
+    assert rows["recipe"]["map_voc07"] == recipe["map_voc07"]
+    assert rows["recipe"].get("ratio_interval") == recipe.get("ratio_interval")
+    assert rows["recipe"]["difference_interval"] == [0.0, 0.0]
+
+
 # The run definitions as benchmarks/bench_quality.py held them (Python lists of overrides) before
 # they became configs/quality_runs/*.yaml: the expected values of that migration.
 _PAPER = [

@@ -247,3 +247,55 @@ def test_distillation_teacher_is_frozen_and_runs_once_per_batch(make_tiny_config
                      "class_names": ["a", "b", "c"]}, other)
     with pytest.raises(ConfigError, match="the teacher's num_classes"):
         Trainer(make_tiny_config({"train.distill_from": str(other)}), tmp_path / "run2", progress=False)
+
+
+def test_feature_distillation_is_zero_at_the_teacher_and_relative_per_layer() -> None:
+    from spyolo.train.distill import feature_distillation_loss
+
+    torch.manual_seed(0)
+    teacher = {"conv1": torch.randn(2, 8, 4, 4), "conv2": 100.0 * torch.randn(2, 16, 2, 2)}
+    assert feature_distillation_loss(teacher, teacher) == 0
+    # each layer's error is relative to the teacher's own size: a layer of zeros costs 1, whatever its scale
+    zeros = {k: torch.zeros_like(v) for k, v in teacher.items()}
+    assert feature_distillation_loss(zeros, teacher).item() == pytest.approx(1.0, rel=1e-5)
+    half = {k: 0.5 * v for k, v in teacher.items()}
+    assert feature_distillation_loss(half, teacher).item() == pytest.approx(0.25, rel=1e-5)
+
+
+def test_feature_distillation_taps_every_ltc_layer_and_pulls_its_current_to_the_teachers() -> None:
+    from spyolo.models.spyv4 import run_timesteps
+    from spyolo.train.distill import HeadDistillation, feature_layers
+
+    teacher = _ann().eval()
+    student = SPYv4(num_classes=8, width=0.25, threshold=0.5)
+    transfer_weights(student, teacher.state_dict())
+    student.train()
+    distill = HeadDistillation(teacher, 1.0, 1.0, 8, student=student, feature_weight=3.0)
+    assert set(feature_layers(student)) == set(feature_layers(teacher)) and len(feature_layers(student)) == 19
+    images = torch.rand(2, 3, 64, 64)
+    distill.prepare(images, torch.autocast("cpu", enabled=False))
+    n = torch.tensor(4)
+    reset_states(student)
+    outs = student(images)
+    with_features = distill(outs, n)
+    recorded = distill.student_taps.outputs
+    assert recorded == {}  # handed over to the term and forgotten
+    head_only = HeadDistillation(teacher, 1.0, 1.0, 8)
+    head_only.prepare(images, torch.autocast("cpu", enabled=False))
+    head_term = head_only(outs, n)
+    assert with_features > head_term
+    with_features.backward()
+    # the term reaches the first layer's weights directly (its own current), not only through the heads
+    assert student.conv1.conv.weight.grad is not None and student.conv1.conv.weight.grad.abs().sum() > 0
+    # nothing is recorded without gradients (evaluation)
+    with torch.no_grad():
+        run_timesteps(student, images, 2)
+    assert distill.student_taps.outputs == {}
+
+
+def test_feature_distillation_refuses_another_width(make_tiny_config, tmp_path) -> None:
+    from spyolo.train.distill import HeadDistillation
+
+    with pytest.raises(ConfigError, match="another model.width"):
+        HeadDistillation(YOLOv4Tiny(num_classes=8, width=0.5), 1.0, 1.0, 8,
+                         student=SPYv4(num_classes=8, width=0.25), feature_weight=1.0)

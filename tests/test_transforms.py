@@ -186,3 +186,17 @@ def test_mosaic_through_the_train_transform() -> None:
     assert out["bboxes"].shape == (len(out["labels"]), 4) and len(out["labels"]) > 0
     with pytest.raises(ValueError, match="no mosaic step"):
         build_eval_transform(64).apply_mosaic([(image, boxes, labels)] * 4)
+
+
+def test_brightness_shift_and_contrast_are_off_by_default_and_shift_dark_images() -> None:
+    """data.brightness_shift adds U(-b, b) x 255 after the colour jitter; the default pipeline is the release's."""
+    import albumentations as A
+
+    default = build_train_transform(64, seed=0)
+    assert not any(isinstance(op, A.RandomBrightnessContrast) for op in default.pipeline.transforms)
+    shifted = build_train_transform(64, scale=(1.0, 1.0), aspect_jitter=0.0, hue=0, saturation=0, value=0,
+                                    brightness_shift=0.3, seed=0)
+    dark = np.full((64, 64, 3), 10, np.uint8)
+    means = [float(shifted(image=dark, bboxes=np.zeros((0, 4)), labels=[])["image"].mean()) for _ in range(40)]
+    assert max(means) > 40 and min(means) < 9  # lighter and darker backgrounds, not only 10 x a factor
+    assert max(means) <= 10 + 0.3 * 255 + 1

@@ -415,3 +415,33 @@ def test_released_model_fixture(fixture_dirs: tuple[Path, Path]) -> None:
         "train": 73.10, "tvmonitor": 50.53,
     }
     assert {k: round(100 * v, 2) for k, v in res["ap_area"].items()} == expected_area
+
+
+def test_map_of_images_gives_compute_on_all_images_and_scores_resamples() -> None:
+    """The bootstrap's scorer: range(n) gives compute()'s values; a repeated image counts twice."""
+    from spyolo.eval.voc import VOCEvaluator, map_of_images
+
+    rng = np.random.default_rng(0)
+    ev = VOCEvaluator(["a", "b"])
+    for i in range(25):
+        n = int(rng.integers(0, 4))
+        xy = rng.uniform(0, 100, (n, 2))
+        gt = np.concatenate([xy, xy + rng.uniform(5, 40, (n, 2))], 1)
+        ev.add_ground_truth(f"im{i}", gt, rng.integers(0, 2, n), rng.random(n) < 0.1)
+        m = int(rng.integers(0, 5))
+        xy = rng.uniform(0, 100, (m, 2))
+        det = np.concatenate([np.concatenate([xy, xy + rng.uniform(5, 40, (m, 2))], 1),
+                              gt + np.abs(rng.normal(0, 1, gt.shape)) * [-1, -1, 1, 1]])
+        ev.add_detections(f"im{i}", det, rng.random(len(det)), rng.integers(0, 2, len(det)))
+    res, records = ev.compute(), ev.records()
+    assert map_of_images(records, range(25)) == (res["map_voc07"], res["map_area"])
+    # an evaluator given every image twice (distinct ids) agrees with the doubled index list
+    twice = VOCEvaluator(["a", "b"])
+    gt, det = ev.ground_truth_arrays(), ev.detection_arrays()
+    for copy in range(2):
+        for i in range(25):
+            g, d = gt["image"] == i, det["image"] == i
+            twice.add_ground_truth((copy, i), gt["boxes"][g], gt["labels"][g], gt["difficult"][g])
+            twice.add_detections((copy, i), det["boxes"][d], det["scores"][d], det["labels"][d])
+    doubled = twice.compute()
+    assert map_of_images(records, list(range(25)) * 2) == pytest.approx((doubled["map_voc07"], doubled["map_area"]))

@@ -75,6 +75,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          "before evaluating (docs/learning_quality.md)")
     ck.add_argument("--bn-per-timestep", action="store_true",
                     help="with --recalibrate-bn: one set of BN statistics per timestep, loaded before that step")
+    ck.add_argument("--records", type=Path, default=None, metavar="FILE.npz",
+                    help="write the ground truth and the detections of every image (numpy .npz) for resampling "
+                         "the test images (benchmarks/bench_quality.py's intervals: spyolo.eval.voc.map_of_images)")
     ck.add_argument("--out", type=Path, default=None,
                     help="folder for the --spikes / --per-timestep files (default: <run>/eval)")
     ck.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -153,9 +156,14 @@ def run_checkpoint_mode(args: argparse.Namespace) -> int:
     ev = evaluate_checkpoint(
         args.weights, overrides, split=args.split, device=args.device, amp=args.amp, coco=args.coco,
         per_timestep=args.per_timestep, spikes=args.spikes, recalibrate_bn=args.recalibrate_bn,
-        bn_per_timestep=args.bn_per_timestep, progress=not args.no_progress,
+        bn_per_timestep=args.bn_per_timestep, progress=not args.no_progress, records=args.records is not None,
     )
     res = ev.result
+    if args.records is not None:
+        from spyolo.eval.report import write_records
+
+        write_records(res.pop("records"), args.records)
+        print(f"wrote {args.records}")
     print(ev.describe())
     extra = {"coco": res["coco"]} if args.coco else {}
     if args.per_timestep:

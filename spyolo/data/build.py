@@ -122,7 +122,7 @@ def build_dataset(cfg: Any, train: bool) -> DetectionDataset:
     else the 20 VOC classes, so that train and test always agree), ``cfg.img_size``, ``cfg.keep_difficult``,
     ``cfg.skip_bad``, ``cfg.verify_images``; for training the augmentation fields
     ``scale_min``, ``scale_max``, ``aspect_jitter``, ``hflip``, ``hue``,
-    ``saturation``, ``value`` and ``mosaic`` (a probability); for testing
+    ``saturation``, ``value``, ``contrast``, ``brightness_shift`` and ``mosaic`` (a probability); for testing
     ``eval_resize`` (``"stretch"`` or ``"letterbox"``). Calls :func:`ensure_synthetic`
     first.
     """
@@ -139,6 +139,8 @@ def build_dataset(cfg: Any, train: bool) -> DetectionDataset:
             hue=cfg.hue,
             saturation=cfg.saturation,
             value=cfg.value,
+            contrast=cfg.contrast,
+            brightness_shift=cfg.brightness_shift,
         )
     else:
         transform = build_eval_transform(cfg.img_size, cfg.eval_resize, interpolation=cfg.eval_interpolation)

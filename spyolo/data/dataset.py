@@ -19,6 +19,7 @@ Image tensors are RGB float32 in ``[0, 1]``, channel-first.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -316,6 +317,18 @@ class DetectionDataset(Dataset):  # type: ignore[type-arg]
             raise DatasetError(
                 f"{path}: image is {w}x{h} (WxH) but its annotation says {ann.width}x{ann.height}"
             )
+
+    def subset(self, indices: Sequence[int]) -> DetectionDataset:
+        """A dataset of the samples at ``indices`` (in that order), sharing this one's transform and
+        classes. COCO evaluation with the file's own ids needs every image, so the subset has no
+        ``coco`` file."""
+        out = copy.copy(self)
+        out.image_paths = [self.image_paths[i] for i in indices]
+        out.annotations = [self.annotations[i] for i in indices]
+        out.coco_ids = [self.coco_ids[i] for i in indices]
+        out.coco = None
+        out.skipped = []
+        return out
 
     # -- randomness -----------------------------------------------------------
 

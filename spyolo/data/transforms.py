@@ -426,12 +426,18 @@ class DetectionTransform:
         return f"DetectionTransform(mode={self.mode!r}, img_size={self.img_size}, pipeline={self.pipeline!r})"
 
 
-def _photometric(hflip: float, hue: float, saturation: float, value: float) -> list[Any]:
-    """Horizontal flip then colour jitter (new instances on every call)."""
-    return [
+def _photometric(hflip: float, hue: float, saturation: float, value: float, contrast: float = 0.0,
+                 brightness_shift: float = 0.0) -> list[Any]:
+    """Horizontal flip, colour jitter, then (when asked) an additive brightness shift (new instances on
+    every call). Without ``brightness_shift`` the pipeline is the release's, draw for draw."""
+    ops = [
         A.HorizontalFlip(p=hflip),
-        A.ColorJitter(brightness=value, contrast=0.0, saturation=saturation, hue=hue, p=1.0),
+        A.ColorJitter(brightness=value, contrast=contrast, saturation=saturation, hue=hue, p=1.0),
     ]
+    if brightness_shift > 0:
+        ops.append(A.RandomBrightnessContrast(brightness_limit=brightness_shift, contrast_limit=0.0,
+                                              brightness_by_max=True, p=1.0))
+    return ops
 
 
 def build_train_transform(
@@ -445,6 +451,8 @@ def build_train_transform(
     fill: int = 128,
     seed: int | None = None,
     mosaic_scale: tuple[float, float] = (0.4, 1.0),
+    contrast: float = 0.0,
+    brightness_shift: float = 0.0,
 ) -> DetectionTransform:
     """The release's training augmentation (see module docstring).
 
@@ -456,6 +464,10 @@ def build_train_transform(
         hue: additive hue shift range, fraction of the hue circle (``[-hue, hue]``).
         saturation: saturation factor range ``[1-saturation, 1+saturation]``.
         value: brightness factor range ``[1-value, 1+value]``.
+        contrast: contrast factor range ``[1-contrast, 1+contrast]`` (0: the release's, none).
+        brightness_shift: an added brightness ``U(-b, b)`` times the maximum value (255), after the
+            colour jitter (0: none): a lighter or darker background, which a factor cannot give a
+            dark image.
         fill: grey level of the canvas.
         seed: seed of the transform's generators (``None``: not reproducible until
             :meth:`DetectionTransform.set_seed` is called).
@@ -464,13 +476,13 @@ def build_train_transform(
     pipeline = A.Compose(
         [
             RandomScaleAspectPlace(img_size, scale=scale, aspect_jitter=aspect_jitter, fill=fill),
-            *_photometric(hflip, hue, saturation, value),
+            *_photometric(hflip, hue, saturation, value, contrast, brightness_shift),
         ],
         bbox_params=_bbox_params(MIN_BOX_SIZE),
         mask_interpolation=cv2.INTER_NEAREST_EXACT,
     )
     post_mosaic = A.Compose(
-        _photometric(hflip, hue, saturation, value),
+        _photometric(hflip, hue, saturation, value, contrast, brightness_shift),
         bbox_params=_bbox_params(MIN_BOX_SIZE),
     )
     mosaic = Mosaic(img_size, scale=mosaic_scale, aspect_jitter=aspect_jitter, fill=fill)

@@ -111,6 +111,7 @@ def evaluate_checkpoint(
     recalibrate_bn: int = 0,
     bn_per_timestep: bool = False,
     progress: bool = True,
+    records: bool = False,
 ) -> CheckpointEvaluation:
     """Evaluate ``weights`` on its config's test split (or ``split`` of the same year folders).
 
@@ -127,6 +128,8 @@ def evaluate_checkpoint(
         recalibrate_bn: re-estimate the BatchNorm statistics over this many training batches
             first (a diagnostic; 0: off); ``bn_per_timestep`` keeps one set per timestep.
         progress: show a progress bar.
+        records: keep the ground truth and detections per image in ``result["records"]``
+            (:meth:`spyolo.eval.voc.VOCEvaluator.records`).
 
     Raises:
         CheckpointError, ConfigError, DatasetError: naming the file or key at fault.
@@ -164,7 +167,7 @@ def evaluate_checkpoint(
     try:
         res = evaluate_model(
             run_model, loader, dataset, head_spec_for(model, cfg.data.img_size), EvalSettings.from_config(cfg),
-            runtime, per_timestep=per_timestep, coco=coco, progress=progress,
+            runtime, per_timestep=per_timestep, coco=coco, progress=progress, records=records,
         )
         report = None
         if spikes:

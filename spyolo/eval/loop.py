@@ -69,6 +69,7 @@ def evaluate_model(
     preview: int = 0,
     progress: bool = True,
     desc: str = "eval",
+    records: bool = False,
 ) -> dict:
     """mAP of ``model`` on ``dataset`` (through ``loader``, which must not shuffle).
 
@@ -76,7 +77,9 @@ def evaluate_model(
     ``coco`` (with ``coco=True``), ``per_timestep`` (a list of ``{"t", "map_voc07",
     "map_area"}``, with ``per_timestep=True``) and ``preview`` (with ``preview=N``: the last
     step's detections of the first N images, ``(dataset index, boxes, scores, labels)`` with
-    boxes in continuous pixels of the original image, for pictures of the predictions).
+    boxes in continuous pixels of the original image, for pictures of the predictions) and
+    ``records`` (with ``records=True``: the last step's ground truth and detections per image,
+    :meth:`VOCEvaluator.records`, for resampling the images: :func:`spyolo.eval.voc.map_of_images`).
     """
     was_training = model.training
     model.eval()
@@ -160,6 +163,8 @@ def evaluate_model(
     elif coco:
         last["coco"] = evaluators[steps - 1].compute_coco()
     last["num_images"] = seen
+    if records:
+        last["records"] = evaluators[steps - 1].records()
     if preview:
         last["preview"] = previews
     if per_timestep:

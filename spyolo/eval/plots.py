@@ -146,7 +146,7 @@ RESULT_PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("box loss", ("box",)),
     ("objectness loss", ("obj",)),
     ("class loss", ("cls",)),
-    ("mAP (test split)", ("map_voc07", "map_area")),
+    ("mAP (test split; training subset dashed)", ("map_voc07", "map_area", "train_map_voc07", "train_map_area")),
     ("mean firing rate", ("firing_rate",)),
 )
 """Panels of :func:`plot_results`: title and the ``results.csv`` columns drawn in it."""
@@ -161,7 +161,8 @@ def plot_results(history: list[Mapping[str, Any]], path: str | Path, title: str 
         path: output PNG, written atomically.
         title: figure title.
     """
-    labels = {"map_voc07": "VOC2007 11-point", "map_area": "area (VOC2010+)"}
+    labels = {"map_voc07": "VOC2007 11-point", "map_area": "area (VOC2010+)",
+              "train_map_voc07": "training subset, VOC2007", "train_map_area": "training subset, area"}
     fig = Figure(figsize=(12.6, 6.6))
     for i, (panel, columns) in enumerate(RESULT_PANELS):
         ax = fig.add_subplot(2, 3, i + 1)
@@ -170,7 +171,8 @@ def plot_results(history: list[Mapping[str, Any]], path: str | Path, title: str 
                       if col in r and r[col] is not None and np.isfinite(float(r[col]))]
             if points:
                 xs, ys = zip(*points)
-                ax.plot(xs, ys, marker=".", label=labels.get(col, col))
+                ax.plot(xs, ys, marker=".", label=labels.get(col, col),
+                        linestyle="--" if col.startswith("train_") else "-")
         if len(columns) > 1 and ax.lines:
             ax.legend(fontsize=8)
         if not ax.lines:

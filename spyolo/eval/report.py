@@ -94,3 +94,32 @@ def write_json(
             raise ValueError(f"extra keys would overwrite standard keys: {sorted(clash)}")
         data.update(extra)
     atomic_write_json(path, data)
+
+
+def write_records(records: Mapping[str, Any], path: str | Path) -> None:
+    """Write :meth:`spyolo.eval.voc.VOCEvaluator.records` as a numpy ``.npz`` file, atomically;
+    :func:`read_records` reads it back."""
+    import io
+
+    import numpy as np
+
+    from spyolo.utils.io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    arrays = {k: np.asarray(v) for k, v in records.items() if k not in ("class_names", "image_ids", "iou_threshold")}
+    np.savez_compressed(buf, class_names=np.asarray(records["class_names"], dtype=str),
+                        image_ids=np.asarray(records["image_ids"], dtype=str),
+                        iou_threshold=np.asarray(float(records["iou_threshold"])), **arrays)
+    atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def read_records(path: str | Path) -> dict[str, Any]:
+    """The records of :func:`write_records` (no pickled objects are read)."""
+    import numpy as np
+
+    with np.load(Path(path), allow_pickle=False) as z:
+        out: dict[str, Any] = {k: z[k] for k in z.files}
+    out["class_names"] = [str(c) for c in out["class_names"]]
+    out["image_ids"] = [str(c) for c in out["image_ids"]]
+    out["iou_threshold"] = float(out["iou_threshold"])
+    return out

@@ -39,14 +39,14 @@ but no detection has AP 0.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from spyolo.utils.choices import EVAL_METRICS
 
-__all__ = ["VOCEvaluator", "voc07_ap", "area_ap", "box_iou_voc"]
+__all__ = ["VOCEvaluator", "area_ap", "box_iou_voc", "map_of_images", "voc07_ap"]
 
 
 
@@ -375,6 +375,20 @@ class VOCEvaluator:
         """
         gt = self.ground_truth_arrays()
         det = self.detection_arrays()
+        return self._compute_arrays(gt, det)
+
+    def records(self) -> dict[str, Any]:
+        """Everything :meth:`compute` scores, as plain arrays: ``image_ids`` (index -> id),
+        ``gt_*`` and ``det_*`` (:meth:`ground_truth_arrays`, :meth:`detection_arrays`), the class
+        names and the IoU threshold. :func:`map_of_images` scores any resample of the images."""
+        gt, det = self.ground_truth_arrays(), self.detection_arrays()
+        return {
+            "class_names": list(self.class_names), "iou_threshold": self.iou_threshold,
+            "image_ids": [str(i) for i in self._image_ids],
+            **{f"gt_{k}": v for k, v in gt.items()}, **{f"det_{k}": v for k, v in det.items()},
+        }
+
+    def _compute_arrays(self, gt: dict[str, np.ndarray], det: dict[str, np.ndarray]) -> dict[str, Any]:
         res_ap07: dict[str, float] = {}
         res_area: dict[str, float] = {}
         npos_d: dict[str, int] = {}
@@ -463,6 +477,41 @@ class VOCEvaluator:
         dets = {self._image_ids[i]: det_parts[i] for i in range(n_img)
                 if det_parts[i]["labels"].size}
         return coco_map(self.class_names, gts, dets, verbose=verbose, max_dets=max_dets)
+
+
+def map_of_images(records: Mapping[str, Any], images: Sequence[int] | np.ndarray) -> tuple[float, float]:
+    """``(VOC2007 11-point mAP, area mAP)`` of the images at ``images`` (indices into
+    ``records["image_ids"]``, repeats allowed: a bootstrap resample) of :meth:`VOCEvaluator.records`.
+
+    Each occurrence of an image counts as a separate image (its objects and detections repeated),
+    so the full index list ``range(n)`` gives exactly :meth:`VOCEvaluator.compute`'s values.
+    """
+    images = np.asarray(images, dtype=np.int64)
+    n = len(records["image_ids"])
+    gt_rows = _rows_of(np.asarray(records["gt_image"]), n)
+    det_rows = _rows_of(np.asarray(records["det_image"]), n)
+    gt_sel = [gt_rows[i] for i in images]
+    det_sel = [det_rows[i] for i in images]
+    new_gt = np.repeat(np.arange(len(images)), [r.size for r in gt_sel])
+    new_det = np.repeat(np.arange(len(images)), [r.size for r in det_sel])
+    gi = np.concatenate(gt_sel) if gt_sel else np.zeros(0, np.int64)
+    di = np.concatenate(det_sel) if det_sel else np.zeros(0, np.int64)
+    gt = {"image": new_gt, "boxes": np.asarray(records["gt_boxes"])[gi], "labels": np.asarray(records["gt_labels"])[gi],
+          "difficult": np.asarray(records["gt_difficult"])[gi]}
+    det = {"image": new_det, "boxes": np.asarray(records["det_boxes"])[di],
+           "scores": np.asarray(records["det_scores"])[di], "labels": np.asarray(records["det_labels"])[di]}
+    ev = VOCEvaluator(list(records["class_names"]), iou_threshold=float(records["iou_threshold"]))
+    ev._image_ids = [str(i) for i in range(len(images))]
+    ev._images_with_gt = set(range(len(images)))
+    res = ev._compute_arrays(gt, det)
+    return res["map_voc07"], res["map_area"]
+
+
+def _rows_of(image_index: np.ndarray, n: int) -> list[np.ndarray]:
+    """For each image index ``0..n-1``, the rows of ``image_index`` that belong to it (in order)."""
+    order = np.argsort(image_index, kind="stable")
+    bounds = np.searchsorted(image_index[order], np.arange(n + 1), side="left")
+    return [order[bounds[i]:bounds[i + 1]] for i in range(n)]
 
 
 def _split_by_image(arrays: dict[str, np.ndarray], n_img: int) -> list[dict[str, np.ndarray]]:

@@ -118,7 +118,8 @@ def build_training(
                                img_size=cfg.data.img_size)
         if runtime.channels_last:
             teacher = teacher.to(memory_format=torch.channels_last)
-        distill = HeadDistillation(teacher, tc.distill_weight, tc.distill_box_weight, num_classes)
+        distill = HeadDistillation(teacher, tc.distill_weight, tc.distill_box_weight, num_classes, student=core,
+                                   feature_weight=tc.distill_feature_weight)
     step = TrainStep(
         model, loss_fn, optimizer,
         StepSettings(method, cfg.model.timesteps, tc.step_weighting, tc.update_every, tc.clip_norm,

@@ -13,12 +13,21 @@ timestep the student's (read-out) head outputs are pulled towards it, per anchor
 
 The sum over slots is divided by the YOLO loss's normaliser (``max(1, positives)``), so the term
 sits on the scale of the YOLO loss; ``train.distill_weight`` scales it.
+
+Feature distillation (``train.distill_feature_weight`` > 0) adds a term per layer: the synaptic
+current ``I = BN(Conv(s))`` of each of SPYv4's LTC layers is pulled towards the pre-activation
+``BN(Conv(a))`` of the teacher's layer of the same name (before its LeakyReLU; both before
+``conv_up``'s upsampling), at every timestep. Each layer's squared error is divided by the
+teacher's sum of squares on the batch (a relative error, the same scale for every layer), and the
+mean over the layers is the term. The weights of both networks start equal (``model.init_from``),
+so the target asks each layer to give, from binary spikes, the current its ANN counterpart gives
+from analog activations: a local target for every layer instead of one at the heads.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -31,7 +40,7 @@ from spyolo.models.darknet import companion_names, darknet_model, is_darknet_wei
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HeadDistillation", "distillation_loss", "load_teacher"]
+__all__ = ["FeatureTaps", "HeadDistillation", "distillation_loss", "feature_distillation_loss", "load_teacher"]
 
 
 def distillation_loss(
@@ -56,6 +65,69 @@ def distillation_loss(
         if box_weight:
             total = total + box_weight * ((s[:, :, :4] - t[:, :, :4]).pow(2).sum(dim=2) * t_obj).sum()
     return total / normaliser.clamp(min=1).float()
+
+
+def feature_distillation_loss(
+    student: Mapping[str, torch.Tensor], teacher: Mapping[str, torch.Tensor], eps: float = 1e-6
+) -> torch.Tensor:
+    """The mean over the layers of ``student`` of ``sum((I - z)^2) / sum(z^2)`` (float32, 0-dim).
+
+    ``student`` maps layer names to this step's synaptic currents, ``teacher`` the same names to the
+    teacher's pre-activations (same shapes).
+    """
+    names = list(student)
+    if not names:
+        raise ValueError("feature distillation: no layer outputs were recorded in this step")
+    total = None
+    for name in names:
+        s = student[name].float()
+        t = teacher[name].float()
+        term = (s - t).pow(2).sum() / (t.pow(2).sum() + eps)
+        total = term if total is None else total + term
+    return total / len(names)
+
+
+class FeatureTaps:
+    """Forward hooks that record the outputs of the synaptic BatchNorm of named layers.
+
+    ``layers`` maps a name to a module with a ``bn`` attribute (an :class:`~spyolo.snn.ltc.LTCConv2d`
+    or a :class:`~spyolo.models.spyv4.ConvBNAct`). While :attr:`armed`, each hook keeps its module's
+    latest output (with its graph); :meth:`take` hands them over and forgets them. Disarmed (the
+    default, and whenever gradients are off), nothing is kept.
+    """
+
+    def __init__(self, layers: Mapping[str, nn.Module], keep_without_grad: bool = False) -> None:
+        self.outputs: dict[str, torch.Tensor] = {}
+        self.armed = False
+        self.keep_without_grad = keep_without_grad
+        self._handles = [layer.bn.register_forward_hook(self._hook(name)) for name, layer in layers.items()]
+
+    def _hook(self, name: str):
+        def record(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
+            if self.armed and (self.keep_without_grad or torch.is_grad_enabled()):
+                self.outputs[name] = output
+        return record
+
+    def take(self) -> dict[str, torch.Tensor]:
+        """The recorded outputs since the last call (then forgotten)."""
+        out, self.outputs = self.outputs, {}
+        return out
+
+    def remove(self) -> None:
+        """Remove the hooks."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        self.outputs = {}
+
+
+def feature_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The layers of ``model`` that feature distillation taps, by qualified name: SPYv4's LTC layers or
+    the ANN twin's Conv-BN-LeakyReLU layers (``conv1``, ``block1.c1``, ...)."""
+    from spyolo.models.spyv4 import ConvBNAct
+    from spyolo.snn.ltc import LTCConv2d
+
+    return {name: m for name, m in model.named_modules() if isinstance(m, (LTCConv2d, ConvBNAct))}
 
 
 def load_teacher(
@@ -124,30 +196,73 @@ def load_teacher(
 
 
 class HeadDistillation:
-    """The teacher and the term of the module docstring, as the training step uses them.
+    """The teacher and the terms of the module docstring, as the training step uses them.
 
     Args:
         teacher: the frozen teacher (see :func:`load_teacher`).
-        weight: the term's weight in the loss (``train.distill_weight``).
-        box_weight: the box part's weight inside the term (``train.distill_box_weight``).
+        weight: the head term's weight in the loss (``train.distill_weight``).
+        box_weight: the box part's weight inside the head term (``train.distill_box_weight``).
         num_classes: classes of the heads.
+        student: the model being trained; needed for feature distillation.
+        feature_weight: the feature term's weight (``train.distill_feature_weight``; 0: no feature term).
+
+    Raises:
+        ConfigError: feature distillation between models whose layers do not correspond (an event
+            model's teacher reads all bins at once; another width).
     """
 
-    def __init__(self, teacher: nn.Module, weight: float, box_weight: float, num_classes: int) -> None:
+    def __init__(self, teacher: nn.Module, weight: float, box_weight: float, num_classes: int,
+                 student: nn.Module | None = None, feature_weight: float = 0.0) -> None:
         self.teacher = teacher
         self.weight = float(weight)
         self.box_weight = float(box_weight)
         self.num_classes = int(num_classes)
+        self.feature_weight = float(feature_weight)
         self._targets: tuple[torch.Tensor, ...] | None = None
+        self._features: dict[str, torch.Tensor] | None = None
+        self.teacher_taps: FeatureTaps | None = None
+        self.student_taps: FeatureTaps | None = None
+        if self.feature_weight > 0:
+            if student is None:
+                raise ValueError("HeadDistillation: feature distillation needs the student model")
+            if int(getattr(teacher, "input_frames", 1)) != 1:
+                raise ConfigError("train.distill_feature_weight: the teacher reads all event bins at once, SPYv4 one "
+                                  "bin per timestep: their layers do not correspond (use the head term alone)")
+            t_layers, s_layers = feature_layers(teacher), feature_layers(student)
+            if set(t_layers) != set(s_layers):
+                raise ConfigError("train.distill_feature_weight: the teacher's layers differ from the model's")
+            for name, layer in s_layers.items():
+                if layer.bn.num_features != t_layers[name].bn.num_features:
+                    raise ConfigError(f"train.distill_feature_weight: layer {name} has {layer.bn.num_features} "
+                                      f"channels in the model and {t_layers[name].bn.num_features} in the teacher "
+                                      f"(another model.width)")
+            self.teacher_taps = FeatureTaps(t_layers, keep_without_grad=True)
+            self.student_taps = FeatureTaps(s_layers)
 
     @torch.no_grad()
     def prepare(self, images: torch.Tensor, autocast) -> None:
         """Run the teacher on this batch (once: its output is the same at every timestep)."""
-        with autocast:
-            self._targets = tuple(o.detach() for o in self.teacher(images))
+        taps = self.teacher_taps
+        if taps is not None:
+            taps.armed = True
+        try:
+            with autocast:
+                self._targets = tuple(o.detach() for o in self.teacher(images))
+        finally:
+            if taps is not None:
+                taps.armed = False
+        if taps is not None:
+            self._features = {k: v.detach() for k, v in taps.take().items()}
+            self.student_taps.take()  # drop anything recorded outside a step
+            self.student_taps.armed = True
 
     def __call__(self, student: Sequence[torch.Tensor], normaliser: torch.Tensor) -> torch.Tensor:
-        """The weighted term for one timestep's outputs (after :meth:`prepare` for this batch)."""
+        """The weighted terms for one timestep's outputs (after :meth:`prepare` for this batch)."""
         if self._targets is None:
             raise RuntimeError("HeadDistillation: prepare(images) must run before the time loop")
-        return self.weight * distillation_loss(student, self._targets, self.num_classes, normaliser, self.box_weight)
+        term = self.weight * distillation_loss(student, self._targets, self.num_classes, normaliser, self.box_weight)
+        if self.student_taps is not None:
+            recorded = self.student_taps.take()
+            if recorded:
+                term = term + self.feature_weight * feature_distillation_loss(recorded, self._features)
+        return term

@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 CSV_FIELDS = [
     "epoch", "iterations", "lr", "loss", "box", "obj", "cls", "distill", "firing_rate",
-    "map_voc07", "map_area", "epoch_time_s", "images_per_s", "peak_mem_mib",
+    "map_voc07", "map_area", "train_map_voc07", "train_map_area", "epoch_time_s", "images_per_s", "peak_mem_mib",
 ]
 """Columns of ``results.csv``."""
 

@@ -27,6 +27,7 @@ Under ``torchrun`` (``WORLD_SIZE`` > 1) rank 0 alone logs, evaluates and saves
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from pathlib import Path
@@ -122,6 +123,12 @@ class Trainer:
                 self.test_set, cfg.eval.batch_size, shuffle=False, workers=cfg.data.workers, seed=tc.seed,
                 persistent_workers=False,
             )
+        self.train_eval_set = self._training_subset() if self.dist.main else None
+        if self.train_eval_set is not None:
+            self.train_eval_loader = build_dataloader(
+                self.train_eval_set, cfg.eval.batch_size, shuffle=False, workers=cfg.data.workers, seed=tc.seed,
+                persistent_workers=False,
+            )
 
         # Model, loss, optimiser, FPTT, step
         self.parts = build_training(cfg, len(self.class_names), self.runtime, self.dist, self._iters_per_epoch(),
@@ -149,6 +156,22 @@ class Trainer:
             self.record = {}
 
     # ------------------------------------------------------------------------------ set-up
+    def _training_subset(self):
+        """The training images scored at each evaluation (``eval.train_images``, evenly spaced over the
+        training split, with the evaluation resize), or ``None``."""
+        n = self.cfg.eval.train_images
+        if n <= 0:
+            return None
+        as_test = copy.deepcopy(self.cfg)
+        as_test.data.test_sets = list(self.cfg.data.train_sets)
+        full = build_dataset(as_test, train=False)
+        if not hasattr(full, "subset"):
+            log.info("eval.train_images: %s sets are not scored on their training split", type(full).__name__)
+            return None
+        total = len(full)
+        indices = sorted({int(i) for i in np.linspace(0, total - 1, num=min(n, total))})
+        return full.subset(indices)
+
     def _abandon(self) -> None:
         """After a failed start: close everything and, for a new run that saved no checkpoint, remove
         what this start created in the run folder (a resumed run's folder is never touched)."""
@@ -330,15 +353,17 @@ class Trainer:
                 f"{', ...' if len(bad) > 3 else ''}); they were not saved; {self._checkpoint_note()}"
             )
 
-    def evaluate(self, progress: bool | None = None) -> dict:
+    def evaluate(self, progress: bool | None = None, subset: bool = False) -> dict:
         """Score the current model on the test split (:func:`spyolo.eval.loop.evaluate_model`):
-        mAP at the last timestep and, for SPYv4, at every timestep; the first images' detections."""
+        mAP at the last timestep and, for SPYv4, at every timestep; the first images' detections.
+        ``subset``: on the training images of ``eval.train_images`` instead (last timestep only)."""
         if self.monitor is not None:
             self.monitor.enabled = False
+        loader, dataset = (self.train_eval_loader, self.train_eval_set) if subset else (self.test_loader, self.test_set)
         try:
             return evaluate_model(
-                self.core, self.test_loader, self.test_set, self.parts.spec, EvalSettings.from_config(self.cfg),
-                self.runtime, per_timestep=self.spiking, preview=PREVIEW_IMAGES,
+                self.core, loader, dataset, self.parts.spec, EvalSettings.from_config(self.cfg),
+                self.runtime, per_timestep=self.spiking and not subset, preview=0 if subset else PREVIEW_IMAGES,
                 progress=self.progress if progress is None else progress,
             )
         finally:
@@ -376,6 +401,9 @@ class Trainer:
         res = self.evaluate()
         self._log_evaluation(res, epoch)
         row["map_voc07"], row["map_area"] = res["map_voc07"], res["map_area"]
+        if self.train_eval_set is not None:
+            fit = self.evaluate(subset=True)
+            row["train_map_voc07"], row["train_map_area"] = fit["map_voc07"], fit["map_area"]
         headline = row["map_voc07"] if self.cfg.eval.metric == "voc07" else row["map_area"]
         if headline > self.best:
             self.best = headline
@@ -390,6 +418,7 @@ class Trainer:
             "epoch %d: loss %.4f%s%s%s", row["epoch"], row["loss"],
             f"  firing rate {row['firing_rate']:.4f}" if self.spiking else "",
             f"  mAP VOC2007 11-point {100 * row['map_voc07']:.2f}%  area {100 * row['map_area']:.2f}%"
+            + (f"  (training subset {100 * row['train_map_voc07']:.2f}%)" if "train_map_voc07" in row else "")
             if res is not None else "",
             f"  Gen1 COCO mAP@[.5:.95] {100 * gen1:.2f}%" if gen1 is not None else "",
         )
