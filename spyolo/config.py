@@ -34,6 +34,7 @@ from spyolo.utils.choices import (
     LTC_LAYER_GROUPS,
     LTC_LAYER_NAMES,
     MODEL_INIT_HEADS,
+    MODEL_INIT_TAU,
     MODEL_INPUT_CHANNELS,
     MODEL_KINDS,
     OPTIMIZERS,
@@ -226,6 +227,12 @@ class ModelConfig:
     # slot's box and objectness channels; the class channels keep their init) or "matching" (nothing:
     # heads are copied only for the same classes, remapped by name). Same classes: the whole heads.
     init_heads: str = "boxes"
+    # The time constant of LTC layers whose tau path init_from does not bring (an ANN source): "keep"
+    # its random initial path (tau = sigmoid(BN(Conv(I + u))) with fresh weights: a different tau per
+    # neuron and input), or "neutral": tau_bn's scale set to 0, so tau = sigmoid(0) = 0.5 for every
+    # neuron until training grows the path (the copied network then fires where its current exceeds
+    # 2 x threshold at the first step, the same rule for every neuron).
+    init_tau: str = "keep"
 
 
 @dataclass
@@ -394,6 +401,7 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("model", "state_init"): STATE_INITS,
     ("model", "readout"): READOUTS,
     ("model", "init_heads"): MODEL_INIT_HEADS,
+    ("model", "init_tau"): MODEL_INIT_TAU,
     ("model", "tau_mode"): TAU_MODES,
     ("train", "method"): TRAIN_METHODS,
     ("train", "optimizer"): OPTIMIZERS,

@@ -299,3 +299,33 @@ def test_feature_distillation_refuses_another_width(make_tiny_config, tmp_path) 
     with pytest.raises(ConfigError, match="another model.width"):
         HeadDistillation(YOLOv4Tiny(num_classes=8, width=0.5), 1.0, 1.0, 8,
                          student=SPYv4(num_classes=8, width=0.25), feature_weight=1.0)
+
+
+def test_init_tau_neutral_gives_tau_one_half_from_an_ann_source_and_keeps_it_learnable(make_tiny_config,
+                                                                                       tmp_path) -> None:
+    from spyolo.snn.ltc import ltc_layers
+    from spyolo.train.trainer import Trainer
+
+    ann_cfg = make_tiny_config({"model.kind": "ann"})
+    source = tmp_path / "twin.pt"
+    save_checkpoint({"model": build_model(ann_cfg.model, num_classes=8).state_dict(), "config": config_to_dict(ann_cfg),
+                     "class_names": ["circle", "square", "triangle", "star", "hexagon", "cross", "ring", "arrow"]},
+                    source)
+    cfg = make_tiny_config({"model.init_from": str(source), "model.init_tau": "neutral", "train.epochs": 1})
+    tr = Trainer(cfg, tmp_path / "run", progress=False)
+    try:
+        model = tr.core
+        assert "model.init_tau=neutral" in " ".join(tr.parts.transfer.notes)
+        model.train()
+        reset_states(model)
+        seen = []
+        hooks = [layer.tau_bn.register_forward_hook(lambda _m, _i, out: seen.append(out)) for _n, layer in
+                 ltc_layers(model)]
+        model(torch.rand(2, 3, 64, 64))
+        for h in hooks:
+            h.remove()
+        assert len(seen) == 19 and all(torch.count_nonzero(z) == 0 for z in seen)  # tau = sigmoid(0) everywhere
+        tr.fit()
+        assert any(layer.tau_bn.weight.abs().sum() > 0 for _n, layer in ltc_layers(model))  # it learns
+    finally:
+        tr.close()

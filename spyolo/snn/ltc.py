@@ -79,6 +79,7 @@ __all__ = [
     "init_states",
     "ltc_layers",
     "ltc_update",
+    "neutral_tau",
     "set_ltc_backend",
     "state_layouts",
     "truncated_states",
@@ -363,6 +364,21 @@ def ltc_layers(model: nn.Module) -> list[tuple[str, LTCConv2d]]:
     of :mod:`spyolo.models` register their layers in forward order.
     """
     return [(name, module) for name, module in model.named_modules() if isinstance(module, LTCConv2d)]
+
+
+@torch.no_grad()
+def neutral_tau(layer: LTCConv2d) -> None:
+    """Make ``layer``'s time constant 0.5 for every neuron, input and step, while keeping it learnable.
+
+    The tau path's batch norm gets scale 0 and shift 0, so ``z = 0`` and ``tau = sigmoid(0) = 0.5``
+    whatever its convolution computes; the scale's gradient is not zero, so training grows the path
+    from there (the zero-scale start of a residual branch). ``tau_mode="channel"``: ``tau_param = 0``.
+    """
+    if layer.tau_mode == "channel":
+        layer.tau_param.zero_()
+        return
+    layer.tau_bn.weight.zero_()
+    layer.tau_bn.bias.zero_()
 
 
 def set_ltc_backend(model: nn.Module, backend: str) -> int:

@@ -17,7 +17,7 @@ from spyolo.config import Config
 from spyolo.errors import TransferError
 from spyolo.loss import YOLOLoss
 from spyolo.models import HeadSpec, TransferReport, build_model, head_spec_for, transfer_weights
-from spyolo.snn.ltc import set_ltc_backend
+from spyolo.snn.ltc import ltc_layers, neutral_tau, set_ltc_backend
 from spyolo.train.distill import HeadDistillation, load_teacher
 from spyolo.train.distributed import DistInfo, wrap_ddp
 from spyolo.train.fptt import FPTT
@@ -94,6 +94,14 @@ def build_training(
                                         heads=cfg.model.init_heads)
         except TransferError as exc:
             raise TransferError(f"model.init_from: {exc}") from None
+        if cfg.model.init_tau == "neutral":
+            layers = [(name, layer) for name, layer in ltc_layers(core)
+                      if not any(k.startswith(f"{name}.tau_") for k in transfer.loaded)]
+            for _name, layer in layers:
+                neutral_tau(layer)
+            if layers:
+                transfer.notes.append(f"model.init_tau=neutral: tau = 0.5 in the {len(layers)} LTC layers whose tau path "
+                                      f"the source does not bring (their tau batch norm's scale and shift set to 0)")
     spiking = bool(getattr(core, "is_spiking", False))
     method = tc.method if spiking else "ann"
     spec = head_spec_for(core, cfg.data.img_size)

@@ -13,7 +13,7 @@ from types import MappingProxyType
 
 __all__ = [
     "AMP_MODES", "CHANNELS_LAST_MODES", "EVAL_INTERPOLATION_MODES", "EVAL_METRICS", "EVAL_RESIZE_MODES",
-    "LTC_BACKENDS", "LTC_LAYER_GROUPS", "LTC_LAYER_NAMES", "MODEL_INIT_HEADS", "MODEL_INPUT_CHANNELS", "MODEL_KINDS",
+    "LTC_BACKENDS", "LTC_LAYER_GROUPS", "LTC_LAYER_NAMES", "MODEL_INIT_HEADS", "MODEL_INIT_TAU", "MODEL_INPUT_CHANNELS", "MODEL_KINDS",
     "OPTIMIZERS", "READOUTS", "RESET_TO_AVERAGE_MODES", "SCHEDULERS", "STATE_INITS", "STEP_WEIGHTINGS", "TAU_MODES",
     "TRAIN_METHODS",
 ]
@@ -29,6 +29,9 @@ STATE_INITS: tuple[str, ...] = ("zero", "uniform")
 READOUTS: tuple[str, ...] = ("last", "mean")
 # what model.init_from copies of heads trained on other classes (spyolo.models.transfer)
 MODEL_INIT_HEADS: tuple[str, ...] = ("matching", "boxes")
+MODEL_INIT_TAU: tuple[str, ...] = ("keep", "neutral")
+"""``model.init_tau``: what an LTC layer's time constant starts from when ``model.init_from`` brings no
+tau path (an ANN source): ``keep`` its initial (random) path, or ``neutral``: tau = 0.5 everywhere."""
 LTC_BACKENDS: tuple[str, ...] = ("reference", "fused", "fused-eager")
 # the LTC time constant's path (spyolo/snn/ltc.py)
 TAU_MODES: tuple[str, ...] = ("ltc", "spike", "depthwise", "coarse", "affine", "channel")
