@@ -100,8 +100,8 @@ def build_training(
             for _name, layer in layers:
                 neutral_tau(layer)
             if layers:
-                transfer.notes.append(f"model.init_tau=neutral: tau = 0.5 in the {len(layers)} LTC layers whose tau path "
-                                      f"the source does not bring (their tau batch norm's scale and shift set to 0)")
+                transfer.notes.append(f"model.init_tau=neutral: tau = 0.5 in the {len(layers)} LTC layers whose tau "
+                                      f"path the source does not bring (tau batch norm scale and shift set to 0)")
     spiking = bool(getattr(core, "is_spiking", False))
     method = tc.method if spiking else "ann"
     spec = head_spec_for(core, cfg.data.img_size)
