@@ -243,6 +243,10 @@ class TrainConfig:
     out_dir: str = "runs"
     method: str = "fptt"  # "fptt" | "bptt" (ignored for model.kind=ann)
     epochs: int = 100
+    # > 0: the length of training in batches (iterations) instead of epochs: train.epochs becomes
+    # ceil(iterations / batches per epoch), so that a small and a large dataset get the same number of
+    # updates (the schedule, warm-up excepted, spans the whole run either way). 0: train.epochs as given.
+    iterations: int = 0
     batch_size: int = 16
     optimizer: str = "adam"  # "adam" | "adamw" | "sgd"
     lr: float = 1e-3
@@ -479,6 +483,7 @@ _RANGES: dict[tuple[str, str], str] = {
     ("train", "momentum"): "[0, 1)",
     ("train", "weight_decay"): ">= 0",
     ("train", "warmup_epochs"): ">= 0",
+    ("train", "iterations"): ">= 0",
     ("train", "min_lr_ratio"): "[0, 1]",
     ("train", "step_gamma"): "> 0",
     ("train", "clip_norm"): ">= 0",

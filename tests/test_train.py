@@ -164,3 +164,22 @@ def test_loss_parts_are_named_and_read_back_in_one_copy():
     mean = ((a + b) / 2).to_host()
     assert mean == LossParts(loss=2.0, box=2.0, obj=2.0, cls=2.0, num_pos=3.0, distill=4.0)
     assert all(isinstance(v, float) for v in (mean.loss, mean.box, mean.obj, mean.cls, mean.num_pos, mean.distill))
+
+
+def test_iterations_set_the_epochs_by_the_number_of_batches(make_tiny_config, tmp_path) -> None:
+    """train.iterations: a run of N batches, whatever the dataset's size (3 batches per epoch here)."""
+    from spyolo.config import load_config
+    from spyolo.train.trainer import Trainer
+
+    cfg = make_tiny_config({"model.kind": "ann", "train.iterations": 7, "train.epochs": 1,
+                            "train.max_iters_per_epoch": 3, "eval.train_images": 2})
+    tr = Trainer(cfg, tmp_path / "run", progress=False)
+    try:
+        assert tr.cfg.train.epochs == 3  # ceil(7 / 3)
+        assert tr.parts.schedule.total_iters == 9
+        row = tr.fit()
+    finally:
+        tr.close()
+    assert row["epoch"] == 3 and 0.0 <= row["train_map_voc07"] <= 1.0
+    # the run folder's config holds the epochs it ran, so --resume continues the same schedule
+    assert load_config(tmp_path / "run" / "args.yaml").train.epochs == 3

@@ -130,6 +130,13 @@ class Trainer:
                 persistent_workers=False,
             )
 
+        if tc.iterations > 0:  # the schedule is set by the number of batches, whatever the dataset's size
+            epochs = max(1, -(-tc.iterations // self._iters_per_epoch()))
+            if epochs != tc.epochs:
+                log.info("train.iterations=%d at %d batches per epoch: %d epochs (train.epochs)", tc.iterations,
+                         self._iters_per_epoch(), epochs)
+            tc.epochs = epochs
+
         # Model, loss, optimiser, FPTT, step
         self.parts = build_training(cfg, len(self.class_names), self.runtime, self.dist, self._iters_per_epoch(),
                                     resume=resume, class_names=self.class_names)
