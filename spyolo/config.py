@@ -621,28 +621,71 @@ def apply_overrides(cfg: Config, overrides: list[str] | None) -> Config:
     return cfg
 
 
+MAX_BASE_DEPTH = 8
+"""How many ``base:`` files a config may chain."""
+
+
+def _read_config_file(p: Path) -> Any:
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        size = p.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{p}: {size / 2**20:.1f} MiB is too large for a config file (at most "
+                              f"{MAX_CONFIG_BYTES // 2**20} MiB; a full config is about 3 KB)")
+        return parse_yaml(p.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not a YAML text file (not UTF-8: byte {e.object[e.start]:#04x} at offset "
+                          f"{e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read config file ({e.strerror or e})") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: invalid YAML: {cut(str(e), 300)}") from None
+
+
+def _config_mapping(p: Path, chain: tuple[Path, ...] = ()) -> Any:
+    """The file's mapping with its ``base:`` chain merged in (the file's own values win, key by key).
+
+    ``base: other.yaml`` (relative to the file) names a config whose values this one starts from: the
+    configs of several datasets can share one recipe file and state only their data.
+    """
+    d = _read_config_file(p)
+    if not isinstance(d, dict) or "base" not in d:
+        return d
+    base = d.pop("base")
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{p}: base: expected the path of another config file, got {cut(repr(base), 100)}")
+    base_path = (p.parent / base).resolve()
+    here = p.resolve()
+    if base_path in (*chain, here):
+        raise ConfigError(f"{p}: base: {base} leads back to {base_path.name} (a cycle of base files)")
+    if len(chain) >= MAX_BASE_DEPTH:
+        raise ConfigError(f"{p}: base: more than {MAX_BASE_DEPTH} base files in a chain")
+    if not base_path.is_file():
+        raise ConfigError(f"{p}: base: {base}: config file not found (looked for {base_path})")
+    merged = _config_mapping(base_path, (*chain, here))
+    if not isinstance(merged, dict):
+        return d  # config_from_dict names the base file's problem when it is used on its own
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in merged.items()}
+    for section, values in d.items():
+        if isinstance(values, dict) and isinstance(out.get(section), dict):
+            out[section].update(values)
+        else:
+            out[section] = values
+    return out
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
-    """Load a YAML config file (or the defaults when ``path`` is None) and apply overrides."""
+    """Load a YAML config file (or the defaults when ``path`` is None) and apply overrides.
+
+    A file may start from another: ``base: recipe.yaml`` (a path relative to the file) loads that
+    file first and the file's own values replace the base's key by key.
+    """
     if path is None:
         cfg = Config()
     else:
         p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"{p}: config file not found")
-        try:
-            size = p.stat().st_size
-            if size > MAX_CONFIG_BYTES:
-                raise ConfigError(f"{p}: {size / 2**20:.1f} MiB is too large for a config file (at most "
-                                  f"{MAX_CONFIG_BYTES // 2**20} MiB; a full config is about 3 KB)")
-            d = parse_yaml(p.read_text(encoding="utf-8-sig"))
-        except UnicodeDecodeError as e:
-            raise ConfigError(f"{p}: not a YAML text file (not UTF-8: byte {e.object[e.start]:#04x} at offset "
-                              f"{e.start})") from None
-        except OSError as e:
-            raise ConfigError(f"{p}: cannot read config file ({e.strerror or e})") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: invalid YAML: {cut(str(e), 300)}") from None
-        cfg = config_from_dict(d, str(p))
+        cfg = config_from_dict(_config_mapping(p), str(p))
     return apply_overrides(cfg, overrides)
 
 

@@ -106,3 +106,27 @@ def test_config_choices_are_the_owners_constants() -> None:
     # and reading them keeps the config light (no torch import)
     code = "import sys, spyolo.config; assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_base_config_files_are_merged_key_by_key_and_checked(tmp_path) -> None:
+    from spyolo.config import ConfigError, load_config
+
+    (tmp_path / "recipe.yaml").write_text("model:\n  timesteps: 4\n  threshold: 0.5\ntrain:\n  lr: 0.002\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "data.yaml").write_text("base: ../recipe.yaml\nmodel:\n  timesteps: 2\ndata:\n  img_size: 256\n")
+    cfg = load_config(tmp_path / "sub" / "data.yaml", ["train.epochs=3"])
+    assert (cfg.model.timesteps, cfg.model.threshold, cfg.train.lr, cfg.data.img_size, cfg.train.epochs) == (
+        2, 0.5, 0.002, 256, 3)
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match="cycle of base files"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(ConfigError, match="missing.yaml: config file not found"):
+        load_config(tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text("base: [1, 2]\n")
+    with pytest.raises(ConfigError, match="base: expected the path"):
+        load_config(tmp_path / "d.yaml")
+    (tmp_path / "e.yaml").write_text("base: recipe.yaml\ntrain:\n  lrr: 1\n")
+    with pytest.raises(ConfigError, match="lrr"):
+        load_config(tmp_path / "e.yaml")
