@@ -113,7 +113,8 @@ def test_base_config_files_are_merged_key_by_key_and_checked(tmp_path) -> None:
 
     (tmp_path / "recipe.yaml").write_text("model:\n  timesteps: 4\n  threshold: 0.5\ntrain:\n  lr: 0.002\n")
     (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "data.yaml").write_text("base: ../recipe.yaml\nmodel:\n  timesteps: 2\ndata:\n  img_size: 256\n")
+    (tmp_path / "sub" / "data.yaml").write_text(
+        "base: ../recipe.yaml\nmodel:\n  timesteps: 2\ndata:\n  img_size: 256\n")
     cfg = load_config(tmp_path / "sub" / "data.yaml", ["train.epochs=3"])
     assert (cfg.model.timesteps, cfg.model.threshold, cfg.train.lr, cfg.data.img_size, cfg.train.epochs) == (
         2, 0.5, 0.002, 256, 3)
