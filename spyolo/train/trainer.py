@@ -360,17 +360,22 @@ class Trainer:
                 f"{', ...' if len(bad) > 3 else ''}); they were not saved; {self._checkpoint_note()}"
             )
 
-    def evaluate(self, progress: bool | None = None, subset: bool = False) -> dict:
+    def evaluate(self, progress: bool | None = None) -> dict:
         """Score the current model on the test split (:func:`spyolo.eval.loop.evaluate_model`):
-        mAP at the last timestep and, for SPYv4, at every timestep; the first images' detections.
-        ``subset``: on the training images of ``eval.train_images`` instead (last timestep only)."""
+        mAP at the last timestep and, for SPYv4, at every timestep; the first images' detections."""
+        return self._score(self.test_loader, self.test_set, self.spiking, PREVIEW_IMAGES, progress)
+
+    def evaluate_training_subset(self, progress: bool | None = None) -> dict:
+        """Score the current model on the training images of ``eval.train_images`` (last timestep)."""
+        return self._score(self.train_eval_loader, self.train_eval_set, False, 0, progress)
+
+    def _score(self, loader, dataset, per_timestep: bool, preview: int, progress: bool | None) -> dict:
         if self.monitor is not None:
             self.monitor.enabled = False
-        loader, dataset = (self.train_eval_loader, self.train_eval_set) if subset else (self.test_loader, self.test_set)
         try:
             return evaluate_model(
                 self.core, loader, dataset, self.parts.spec, EvalSettings.from_config(self.cfg),
-                self.runtime, per_timestep=self.spiking and not subset, preview=0 if subset else PREVIEW_IMAGES,
+                self.runtime, per_timestep=per_timestep, preview=preview,
                 progress=self.progress if progress is None else progress,
             )
         finally:
@@ -409,7 +414,7 @@ class Trainer:
         self._log_evaluation(res, epoch)
         row["map_voc07"], row["map_area"] = res["map_voc07"], res["map_area"]
         if self.train_eval_set is not None:
-            fit = self.evaluate(subset=True)
+            fit = self.evaluate_training_subset()
             row["train_map_voc07"], row["train_map_area"] = fit["map_voc07"], fit["map_area"]
         headline = row["map_voc07"] if self.cfg.eval.metric == "voc07" else row["map_area"]
         if headline > self.best:
