@@ -612,3 +612,53 @@ def test_a_per_layer_model_trains_checkpoints_and_exports(make_tiny_config, tmp_
             heads, states = det.step(images.numpy(), states)
             for got, ref in zip(heads, want):
                 assert np.abs(got - ref.numpy()).max() <= 1e-4
+
+
+# ------------------------------------------------------- counts pinned before the modes became data
+
+PINNED_COUNTS = {
+    # (ACs, MACs, elementwise adds, elementwise muls, ACs of the tau convolutions, MACs of the tau convolutions,
+    # spikes), per image over 3 steps, of the float64 SPYv4 of _pinned_counts: measured with the string-branch
+    # implementation of the modes, before they became the table of spyolo.utils.tau_modes
+    "ltc": (2876722, 23224320, 752492, 219648, 0, 23003136, 17562),
+    "spike": (4623190, 221184, 642668, 219648, 1829552, 0, 17301),
+    "depthwise": (2790629, 1209600, 752492, 219648, 0, 988416, 17536),
+    "coarse": (2721901, 468288, 670124, 219648, 0, 247104, 17126),
+    "affine": (2154322, 331008, 752492, 219648, 0, 109824, 14071),
+    "channel": (2941673, 221184, 423020, 109824, 0, 0, 18165),
+    "hybrid": (2904849, 850176, 712556, 219648, 115584, 628992, 17283),  # depthwise with HYBRID's layers
+}
+
+
+def _pinned_counts(mode: str, layers: dict[str, str] | None = None) -> tuple[int, ...]:
+    """Counts of a tiny float64 SPYv4 (width 0.25, 64 px, threshold 0.5, T = 3) whose BN statistics come
+    from two train-mode steps on a seeded batch: float64, so that no spike sits within rounding of the threshold."""
+    torch.manual_seed(0)
+    model = SPYv4(num_classes=2, width=0.25, tau_mode=mode, tau_mode_layers=layers, threshold=0.5).double()
+    for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
+        bn.momentum = None
+    generator = torch.Generator().manual_seed(1)
+    model.train()
+    with torch.no_grad():
+        reset_states(model)
+        x = torch.rand(2, 3, 64, 64, generator=generator, dtype=torch.float64)
+        for _ in range(2):
+            model(x)
+    model.eval()
+    x = torch.rand(1, 3, 64, 64, generator=generator, dtype=torch.float64)
+    with FiringRateMonitor(model) as monitor, SynOpCounter(model) as counter, torch.no_grad():
+        model.run(x, 3)
+        report = build_spike_report(monitor, counter, 3, 64, 1.0)
+        totals = counter.totals()
+    tau = [t for name, t in totals.items() if name.endswith(".tau_conv")]
+    return (int(report.total_acs), int(report.total_macs), int(report.total_ew_adds), int(report.total_ew_muls),
+            sum(t.acs for t in tau), sum(t.macs for t in tau), int(report.total_spikes))
+
+
+@pytest.mark.parametrize("mode", list(PINNED_COUNTS))
+def test_counts_and_spikes_of_every_mode_are_the_pinned_ones(mode: str) -> None:
+    """Every mode runs and counts as it did before the modes became data (the same spikes, ACs, MACs and
+    elementwise work on the same model), and every mode of the table is pinned here."""
+    assert set(PINNED_COUNTS) == {*TAU_MODES, "hybrid"}
+    got = _pinned_counts("depthwise", HYBRID) if mode == "hybrid" else _pinned_counts(mode)
+    assert got == PINNED_COUNTS[mode]
