@@ -23,6 +23,7 @@ from spyolo.stats.energy import HOROWITZ_45NM, EnergyCosts
 from spyolo.stats.firing import FiringRateMonitor
 from spyolo.stats.sops import NEURON_UPDATE_OPS, READOUT_OPS, SynOpCounter
 from spyolo.utils.io import atomic_save_figure, atomic_write_json, atomic_write_text
+from spyolo.utils.tau_modes import DEFAULT_TAU_MODE
 
 __all__ = [
     "LayerStats",
@@ -335,7 +336,7 @@ def build_spike_report(
         outputs = sum(ops[s.name].outputs for s in counter.sites if s.layer == site.layer)
         if site.layer in firing:
             spikes, neuron_steps, _ = firing[site.layer]
-            mode = counter.tau_modes.get(site.layer, "ltc")
+            mode = counter.tau_modes.get(site.layer, DEFAULT_TAU_MODE)
             update_adds, update_muls = NEURON_UPDATE_OPS[mode]
             rows.append(LayerStats(
                 name=site.layer,
