@@ -828,3 +828,30 @@ def test_the_throwaway_mode_is_gone_after_its_tests() -> None:
     assert THROWAWAY not in TAU_MODES and THROWAWAY not in NEURON_UPDATE_OPS
     with pytest.raises(ConfigError, match="model.tau_mode must be one of"):
         apply_overrides(Config(), [f"model.tau_mode={THROWAWAY}"])
+
+
+@pytest.mark.parametrize("mode", [*TAU_MODES, THROWAWAY])
+def test_neutral_tau_gives_one_half_in_every_mode_and_stays_learnable(mode: str, monkeypatch) -> None:
+    from spyolo.snn.ltc import neutral_tau
+
+    monkeypatch.setitem(TAU_MODE_TABLE, THROWAWAY, THROWAWAY_ENTRY)
+    torch.manual_seed(0)
+    layer = LTCConv2d(2, 3, 3, threshold=0.4, tau_mode=mode).double().eval()
+    neutral_tau(layer)
+    x = torch.rand(1, 2, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    current = layer.bn(layer.conv(x)).detach()
+    u = torch.zeros_like(current)
+    loss = 0.0
+    for _ in range(3):
+        out = layer(x)
+        pre = u + 0.5 * (current - u)  # tau = 0.5 for every neuron, whatever the path computes
+        spikes = (pre > 0.4).double()
+        u = pre * (1.0 - spikes)
+        assert torch.equal(out.detach(), spikes)
+        torch.testing.assert_close(layer.v.detach(), u, rtol=0, atol=1e-12)
+        loss = loss + (out * torch.arange(out.numel(), dtype=torch.float64).view_as(out)).sum() + layer.v.sum()
+    assert 0 < float(u.numel() - (u == 0).sum()) and float(spikes.sum()) > 0
+    loss.backward()
+    neutral = [layer.tau_param] if not layer.tau_spec.has_conv else [layer.tau_bn.weight, layer.tau_bn.bias]
+    assert all(float(p.detach().abs().sum()) == 0 for p in neutral)
+    assert sum(float(p.grad.abs().sum()) for p in neutral) > 0  # the gradient moves tau off 0.5
