@@ -777,6 +777,8 @@ def test_a_throwaway_mode_builds_runs_counts_and_exports(throwaway_mode: str, tm
     assert all(layer.tau_mode == throwaway_mode and "s" in layer.memory_names
                for m in model.modules() if isinstance(layer := m, LTCConv2d))
     assert model.conv2.tau_conv.stride == (2, 2) and model.conv2.tau_conv.weight.shape[1:] == (1, 1, 1)
+    per_layer = apply_overrides(Config(), ["model.width=0.25", f"model.tau_mode_layers={{neck2: {throwaway_mode}}}"])
+    assert build_model(per_layer.model, num_classes=2).neck2.tau_spec is THROWAWAY_ENTRY
     sites = {s.name: s for s in conv_sites(model)}
     assert sites["conv2.tau_conv"].kind == "ac" and sites["conv1.tau_conv"].kind == "ac"
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
