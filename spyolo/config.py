@@ -15,6 +15,7 @@ import difflib
 import math
 import types
 import typing
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Union
@@ -206,11 +207,11 @@ class ModelConfig:
     # How the heads are read over the timesteps: "last" (each step's own heads; the release) or
     # "mean" (their running mean since the reset, a rate-coded read-out; spyolo/models/readout.py).
     readout: str = "last"
-    # Path of every LTC neuron's time constant (spyolo/snn/ltc.py, docs/energy.md): "ltc" (the paper's
-    # sigmoid(BN(Conv3x3(I + u))), dense analog MACs), "spike" (Conv3x3 of the layer's previous spikes,
-    # accumulate-only), "depthwise" (depthwise 3x3 on I + u), "coarse" (the same at stride 2, one tau per 2x2
-    # block), "affine" (per-channel scale and shift of the
-    # neuron's own I + u, 1 MAC per neuron) or "channel" (one learned constant per channel).
+    # Path of every LTC neuron's time constant, a mode of the table spyolo/utils/tau_modes.py (docs/energy.md):
+    # "ltc" (the paper's sigmoid(BN(Conv3x3(I + u))), dense analog MACs), "spike" (Conv3x3 of the layer's
+    # previous spikes, accumulate-only), "depthwise" (depthwise 3x3 on I + u), "coarse" (the same at stride 2,
+    # one tau per 2x2 block), "affine" (per-channel scale and shift of the neuron's own I + u, 1 MAC per
+    # neuron) or "channel" (one learned constant per channel).
     tau_mode: str = "ltc"
     # Another tau_mode for some LTC layers: {layer or CSP block: mode}, e.g. {block1: coarse, conv1: coarse}
     # (names: spyolo.utils.choices.LTC_LAYER_NAMES; a layer's own entry wins over its block's).
@@ -394,7 +395,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported type {tp}")
 
 
-_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+_CHOICES: dict[tuple[str, str], Collection[str]] = {
     # the tuples the owning modules check (spyolo.utils.choices, spyolo.events.frames)
     ("data", "eval_resize"): EVAL_RESIZE_MODES,
     ("data", "eval_interpolation"): EVAL_INTERPOLATION_MODES,

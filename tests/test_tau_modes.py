@@ -1,9 +1,11 @@
 """Tests of the LTC time-constant variants (``model.tau_mode``): dynamics against hand-computed
-values, fused gradients against autograd, operation counts against hand counts, config errors,
-weight transfer, training, the mean read-out and the ONNX export."""
+values, fused gradients against autograd, operation counts against hand counts (and pinned), config
+errors, weight transfer, training, the mean read-out, the ONNX export, and the modes as data (the
+table ``TAU_MODE_TABLE``: a throw-away entry is a whole mode)."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import save_tiny_checkpoint
+from conftest import calibrate_bn, save_tiny_checkpoint
 from spyolo.config import Config, ConfigError, apply_overrides
 from spyolo.models import SPYv4, YOLOv4Tiny, build_model, transfer_weights
 from spyolo.models.spyv4 import ConvBNAct
@@ -26,12 +28,23 @@ from spyolo.stats import (
     conv_sites,
     count_dense_ops,
 )
+from spyolo.utils.tau_modes import DEFAULT_TAU_MODE, TAU_MODE_TABLE, TauMode, tau_mode_entry
 
 THETA = 0.5
 
 
 def _sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-z))
+
+
+def _identity_bns(*bns: nn.BatchNorm2d) -> None:
+    """Make batch norms the identity in evaluation: mean 0, variance 1, eps 0, scale 1, shift 0."""
+    for bn in bns:
+        bn.eps = 0.0
+        bn.running_mean.zero_()
+        bn.running_var.fill_(1.0)
+        bn.weight.fill_(1.0)
+        bn.bias.zero_()
 
 
 def _layer(mode: str) -> LTCConv2d:
@@ -45,12 +58,7 @@ def _layer(mode: str) -> LTCConv2d:
     with torch.no_grad():
         layer.conv.weight.copy_(torch.tensor([1.2, 0.7], dtype=torch.float64).view(2, 1, 1, 1))
         bns = [layer.bn] + ([layer.tau_bn] if mode != "channel" else [])
-        for bn in bns:
-            bn.eps = 0.0
-            bn.running_mean.zero_()
-            bn.running_var.fill_(1.0)
-            bn.weight.fill_(1.0)
-            bn.bias.zero_()
+        _identity_bns(*bns)
         if mode == "channel":
             layer.tau_param.copy_(torch.tensor([0.3, -1.1], dtype=torch.float64))
         else:
@@ -127,12 +135,7 @@ def test_coarse_mode_shares_one_time_constant_per_2x2_block_by_hand() -> None:
     layer = LTCConv2d(1, 2, 1, bias=False, threshold=100.0, tau_mode="coarse").double().eval()
     with torch.no_grad():
         layer.conv.weight.copy_(torch.tensor([1.0, -0.5], dtype=torch.float64).view(2, 1, 1, 1))
-        for bn in (layer.bn, layer.tau_bn):
-            bn.eps = 0.0
-            bn.running_mean.zero_()
-            bn.running_var.fill_(1.0)
-            bn.weight.fill_(1.0)
-            bn.bias.zero_()
+        _identity_bns(layer.bn, layer.tau_bn)
         w = torch.randn(2, 1, 3, 3, dtype=torch.float64)
         layer.tau_conv.weight.copy_(w)
         layer.tau_conv.bias.copy_(torch.tensor([0.2, -0.1], dtype=torch.float64))
@@ -411,24 +414,16 @@ def test_each_mode_trains_with_fptt_and_bptt(make_tiny_config, tmp_path: Path, m
 # ------------------------------------------------------------------------- ONNX export
 
 
-@pytest.mark.parametrize("mode", ["spike", "depthwise", "coarse", "affine", "channel"])
-def test_onnx_export_of_each_mode_matches_pytorch(mode: str, tmp_path: Path) -> None:
-    pytest.importorskip("onnx")
-    pytest.importorskip("onnxruntime")
+def _export_matches_pytorch(ckpt: Path, onnx_path: Path, keeps_spikes: bool) -> float:
+    """Export ``ckpt``; its states are the membranes (and the previous spikes if ``keeps_spikes``), and three
+    steps of the graph match PyTorch's (heads and membranes within 1e-4, spikes equal). Returns the spikes seen."""
     from spyolo.checkpoint import load_model
     from spyolo.export import OnnxDetector, export_onnx, read_sidecar
     from spyolo.snn.ltc import ltc_layers
 
-    cfg = Config()
-    cfg.data.img_size = 64
-    cfg.model.width = 0.25
-    cfg.model.timesteps = 3
-    cfg.model.tau_mode = mode
-    ckpt = save_tiny_checkpoint(tmp_path / "m.pt", cfg, ["a", "b"])
-    onnx_path = export_onnx(ckpt, tmp_path / "m.onnx")
+    export_onnx(ckpt, onnx_path)
     names = [s["input"] for s in read_sidecar(onnx_path)["states"]]
-    expected = [f"v_{i}" for i in range(19)] + ([f"s_{i}" for i in range(19)] if mode == "spike" else [])
-    assert names == expected
+    assert names == [f"v_{i}" for i in range(19)] + ([f"s_{i}" for i in range(19)] if keeps_spikes else [])
     model = load_model(ckpt).model.eval()
     layers = [layer for _n, layer in ltc_layers(model)]
     det = OnnxDetector(onnx_path, threads=1)
@@ -444,9 +439,23 @@ def test_onnx_export_of_each_mode_matches_pytorch(mode: str, tmp_path: Path) -> 
                 assert np.abs(got - ref.numpy()).max() <= 1e-4
             for i, layer in enumerate(layers):
                 assert np.abs(states[f"v_{i}"] - layer.v.numpy()).max() <= 1e-4
-                if mode == "spike":
+                if keeps_spikes:
                     assert np.array_equal(states[f"s_{i}"], layer.s.numpy())
                     fired += float(layer.s.sum())
+    return fired
+
+
+@pytest.mark.parametrize("mode", ["spike", "depthwise", "coarse", "affine", "channel"])
+def test_onnx_export_of_each_mode_matches_pytorch(mode: str, tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    cfg = Config()
+    cfg.data.img_size = 64
+    cfg.model.width = 0.25
+    cfg.model.timesteps = 3
+    cfg.model.tau_mode = mode
+    ckpt = save_tiny_checkpoint(tmp_path / "m.pt", cfg, ["a", "b"])
+    fired = _export_matches_pytorch(ckpt, tmp_path / "m.onnx", keeps_spikes=mode == "spike")
     if mode == "spike":
         assert fired > 0
 
@@ -612,3 +621,239 @@ def test_a_per_layer_model_trains_checkpoints_and_exports(make_tiny_config, tmp_
             heads, states = det.step(images.numpy(), states)
             for got, ref in zip(heads, want):
                 assert np.abs(got - ref.numpy()).max() <= 1e-4
+
+
+# ------------------------------------------------------- counts pinned before the modes became data
+
+PINNED_COUNTS = {
+    # (ACs, MACs, elementwise adds, elementwise muls, ACs of the tau convolutions, MACs of the tau convolutions,
+    # spikes), per image over 3 steps, of the float64 SPYv4 of _pinned_counts: measured with the string-branch
+    # implementation of the modes, before they became the table spyolo.utils.tau_modes.TAU_MODE_TABLE
+    "ltc": (2876722, 23224320, 752492, 219648, 0, 23003136, 17562),
+    "spike": (4623190, 221184, 642668, 219648, 1829552, 0, 17301),
+    "depthwise": (2790629, 1209600, 752492, 219648, 0, 988416, 17536),
+    "coarse": (2721901, 468288, 670124, 219648, 0, 247104, 17126),
+    "affine": (2154322, 331008, 752492, 219648, 0, 109824, 14071),
+    "channel": (2941673, 221184, 423020, 109824, 0, 0, 18165),
+    "hybrid": (2904849, 850176, 712556, 219648, 115584, 628992, 17283),  # depthwise with HYBRID's layers
+}
+
+
+def _pinned_counts(mode: str, layers: dict[str, str] | None = None) -> tuple[int, ...]:
+    """Counts of a tiny float64 SPYv4 (width 0.25, 64 px, threshold 0.5, T = 3) whose BN statistics come
+    from two train-mode steps on a seeded batch: float64, so that no spike sits within rounding of the threshold."""
+    torch.manual_seed(0)
+    model = SPYv4(num_classes=2, width=0.25, tau_mode=mode, tau_mode_layers=layers, threshold=0.5).double()
+    for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
+        bn.momentum = None
+    generator = torch.Generator().manual_seed(1)
+    model.train()
+    with torch.no_grad():
+        reset_states(model)
+        x = torch.rand(2, 3, 64, 64, generator=generator, dtype=torch.float64)
+        for _ in range(2):
+            model(x)
+    model.eval()
+    x = torch.rand(1, 3, 64, 64, generator=generator, dtype=torch.float64)
+    with FiringRateMonitor(model) as monitor, SynOpCounter(model) as counter, torch.no_grad():
+        model.run(x, 3)
+        report = build_spike_report(monitor, counter, 3, 64, 1.0)
+        totals = counter.totals()
+    tau = [t for name, t in totals.items() if name.endswith(".tau_conv")]
+    return (int(report.total_acs), int(report.total_macs), int(report.total_ew_adds), int(report.total_ew_muls),
+            sum(t.acs for t in tau), sum(t.macs for t in tau), int(report.total_spikes))
+
+
+@pytest.mark.parametrize("mode", list(PINNED_COUNTS))
+def test_counts_and_spikes_of_every_mode_are_the_pinned_ones(mode: str) -> None:
+    """Every mode runs and counts as it did before the modes became data (the same spikes, ACs, MACs and
+    elementwise work on the same model), and every mode of the table is pinned here."""
+    assert set(PINNED_COUNTS) == {*TAU_MODES, "hybrid"}
+    got = _pinned_counts("depthwise", HYBRID) if mode == "hybrid" else _pinned_counts(mode)
+    assert got == PINNED_COUNTS[mode]
+
+
+# --------------------------------------------------------------------- the modes as data (TAU_MODE_TABLE)
+
+# A mode no entry has: the previous spikes through a 1x1 depthwise convolution at stride 2 (one time constant
+# per 2x2 block, accumulate-only). Registered only inside the tests below (monkeypatch restores the table).
+THROWAWAY = "spike_coarse_test"
+THROWAWAY_ENTRY = TauMode(input="spikes", adds=4, muls=2, kernel=1, depthwise=True, stride=2)
+
+
+@pytest.fixture
+def throwaway_mode(monkeypatch):
+    monkeypatch.setitem(TAU_MODE_TABLE, THROWAWAY, THROWAWAY_ENTRY)
+    yield THROWAWAY
+    assert THROWAWAY in TAU_MODES  # still registered until monkeypatch's teardown
+
+
+def test_the_table_is_what_the_layers_build_and_the_counters_read() -> None:
+    from spyolo.utils import choices
+
+    assert choices.TAU_MODES is TAU_MODES and list(TAU_MODES) == list(TAU_MODE_TABLE)
+    assert list(TAU_MODES)[0] == DEFAULT_TAU_MODE == "ltc"
+    for mode, entry in TAU_MODE_TABLE.items():
+        layer = LTCConv2d(4, 6, 3, tau_mode=mode)
+        assert layer.tau_spec is entry
+        assert layer.memory_names == ("v", *entry.states)
+        assert NEURON_UPDATE_OPS[mode] == (entry.adds, entry.muls)
+        if entry.has_conv:
+            assert layer.tau_conv.kernel_size == (entry.kernel, entry.kernel)
+            assert layer.tau_conv.stride == (entry.stride, entry.stride)
+            assert layer.tau_conv.groups == (6 if entry.depthwise else 1)
+            assert not hasattr(layer, "tau_param")
+        else:
+            assert not hasattr(layer, "tau_conv") and not hasattr(layer, "tau_bn")
+    assert dict(NEURON_UPDATE_OPS) == {m: (e.adds, e.muls) for m, e in TAU_MODE_TABLE.items()}
+    assert [TAU_MODE_TABLE[m].conv_ops for m in ("ltc", "spike", "channel")] == ["mac", "ac", None]
+
+
+def test_a_table_entry_is_checked_and_an_unknown_name_is_one_line() -> None:
+    for bad, words in (({"input": "image"}, "input must be one of"), ({"kernel": 2}, "positive odd"),
+                       ({"stride": 0}, "stride must be >= 1"), ({"adds": -1}, "adds and muls")):
+        with pytest.raises(ValueError, match=words):
+            TauMode(**{"input": "sum", "adds": 5, "muls": 2, **bad})
+    with pytest.raises(ValueError) as err:
+        tau_mode_entry("dense")
+    assert str(err.value) == ("unknown tau_mode 'dense'; valid values are "
+                              "['ltc', 'spike', 'depthwise', 'coarse', 'affine', 'channel']")
+
+
+def test_a_layer_pickled_without_its_spec_gets_it_from_the_table() -> None:
+    import pickle
+
+    layer = LTCConv2d(2, 3, 3, tau_mode="coarse")
+    state = layer.__getstate__()
+    del state["tau_spec"], state["tau_mode"]  # as pickled before the attributes existed
+    old = LTCConv2d.__new__(LTCConv2d)
+    old.__setstate__(state)
+    assert old.tau_mode == "ltc" and old.tau_spec is TAU_MODE_TABLE["ltc"]
+    again = pickle.loads(pickle.dumps(layer))
+    assert again.tau_spec == TAU_MODE_TABLE["coarse"]
+
+
+def test_a_throwaway_mode_runs_by_hand(throwaway_mode: str) -> None:
+    """The registered entry's dynamics on a 3x3 map: the time constant of neuron (y, x) is the 1x1 depthwise
+    convolution of the previous spikes at (2 (y // 2), 2 (x // 2)), its batch norm the identity."""
+    layer = LTCConv2d(1, 2, 1, bias=False, threshold=THETA, tau_mode=throwaway_mode).double().eval()
+    assert layer.memory_names == ("v", "s") and layer.tau_conv.weight.shape == (2, 1, 1, 1)
+    weights, biases, w_syn = (0.8, -1.5), (0.3, 0.6), (1.2, 0.7)
+    with torch.no_grad():
+        layer.conv.weight.copy_(torch.tensor(w_syn, dtype=torch.float64).view(2, 1, 1, 1))
+        _identity_bns(layer.bn, layer.tau_bn)
+        layer.tau_conv.weight.copy_(torch.tensor(weights, dtype=torch.float64).view(2, 1, 1, 1))
+        layer.tau_conv.bias.copy_(torch.tensor(biases, dtype=torch.float64))
+    x = torch.tensor([[0.9, 0.3, 1.0], [0.05, 0.7, 0.45], [0.6, 0.2, 0.8]], dtype=torch.float64)
+    u = torch.zeros(2, 3, 3, dtype=torch.float64)
+    s = torch.zeros(2, 3, 3, dtype=torch.float64)
+    fired = 0.0
+    with torch.no_grad():
+        for _step in range(4):
+            out = layer(x.view(1, 1, 3, 3))
+            new_s, new_u = torch.zeros_like(s), torch.zeros_like(u)
+            for c in range(2):
+                for y in range(3):
+                    for i in range(3):
+                        tau = _sigmoid(weights[c] * float(s[c, 2 * (y // 2), 2 * (i // 2)]) + biases[c])
+                        current = w_syn[c] * float(x[y, i])
+                        pre = float(u[c, y, i]) + tau * (current - float(u[c, y, i]))
+                        new_s[c, y, i] = 1.0 if pre > THETA else 0.0
+                        new_u[c, y, i] = pre * (1.0 - float(new_s[c, y, i]))
+            s, u = new_s, new_u
+            assert torch.equal(out[0], s) and torch.equal(layer.s[0], s)
+            torch.testing.assert_close(layer.v[0], u, rtol=0, atol=1e-12)
+            fired += float(s.sum())
+    assert 0 < fired < 4 * 18  # some neurons fire, not all: the spikes reach the time constant
+
+
+def test_a_throwaway_mode_builds_runs_counts_and_exports(throwaway_mode: str, tmp_path: Path) -> None:
+    """One table entry is a whole mode: the config accepts it, SPYv4 builds and runs it (both backends, the
+    same spikes), the counters count it as its entry says, and the ONNX export keeps its state."""
+    cfg = apply_overrides(Config(), [f"model.tau_mode={throwaway_mode}", "model.width=0.25", "data.img_size=64",
+                                     "model.timesteps=3"])
+    torch.manual_seed(0)
+    model = calibrate_bn(build_model(cfg.model, num_classes=2), 3, 64).eval()
+    assert all(layer.tau_mode == throwaway_mode and "s" in layer.memory_names
+               for m in model.modules() if isinstance(layer := m, LTCConv2d))
+    assert model.conv2.tau_conv.stride == (2, 2) and model.conv2.tau_conv.weight.shape[1:] == (1, 1, 1)
+    per_layer = apply_overrides(Config(), ["model.width=0.25", f"model.tau_mode_layers={{neck2: {throwaway_mode}}}"])
+    assert build_model(per_layer.model, num_classes=2).neck2.tau_spec is THROWAWAY_ENTRY
+    sites = {s.name: s for s in conv_sites(model)}
+    assert sites["conv2.tau_conv"].kind == "ac" and sites["conv1.tau_conv"].kind == "ac"
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with FiringRateMonitor(model) as monitor, SynOpCounter(model) as counter, torch.no_grad():
+        reset_states(model)
+        outs, spikes_in = [], {}
+        taps = {name: m.register_forward_hook(lambda mod, i, o, name=name: spikes_in.setdefault(name, []).append(
+            i[0].clone())) for name, m in model.named_modules() if name.endswith(".tau_conv")}
+        for _ in range(3):
+            outs.append(model(x))
+        for handle in taps.values():
+            handle.remove()
+        report = build_spike_report(monitor, counter, 3, 64, 1.0)
+        totals = counter.totals()
+    # each tau convolution reads the previous spikes (zeros at the first step) at every other row and column
+    for name, inputs in spikes_in.items():
+        assert torch.equal(inputs[0], torch.zeros_like(inputs[0]))
+        expected = sum(int(s[:, :, ::2, ::2].sum()) for s in inputs)
+        assert totals[name].acs == expected and totals[name].macs == 0, name
+    assert sum(totals[n].acs for n in spikes_in) > 0
+    rows = {r.name: r for r in report.layers}
+    conv2 = rows["conv2"]  # 16 channels at 16x16: tau outputs 16 x 8 x 8 per step
+    outputs = totals["conv2.conv"].outputs + totals["conv2.tau_conv"].outputs
+    assert totals["conv2.tau_conv"].outputs == 3 * 16 * 8 * 8 and conv2.neurons == 16 * 16 * 16
+    assert conv2.ew_adds == outputs + 3 * conv2.neurons * THROWAWAY_ENTRY.adds
+    assert conv2.ew_muls == 3 * conv2.neurons * THROWAWAY_ENTRY.muls
+    assert f"tau_mode {throwaway_mode}" in report.format_table()
+    # the fused update gives the same spikes
+    set_ltc_backend(model, "fused-eager")
+    with torch.no_grad():
+        fused = model.run(x, 3, return_all=True)
+    set_ltc_backend(model, "reference")
+    for (a1, a2), (b1, b2) in zip(outs, fused):
+        torch.testing.assert_close(b1, a1, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(b2, a2, rtol=1e-5, atol=1e-5)
+    test_fused_gradients_match_autograd_in_float64(throwaway_mode)  # and its backward, under BPTT and FPTT
+    # a checkpoint of the mode loads; its export keeps the previous spikes as states and matches PyTorch
+    ckpt = save_tiny_checkpoint(tmp_path / "m.pt", cfg, ["a", "b"])
+    from spyolo.checkpoint import load_model
+
+    loaded = load_model(ckpt).model.eval()
+    assert loaded.conv2.tau_spec is THROWAWAY_ENTRY
+    if importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxruntime") is None:
+        return
+    assert _export_matches_pytorch(ckpt, tmp_path / "m.onnx", keeps_spikes=True) > 0
+
+
+def test_the_throwaway_mode_is_gone_after_its_tests() -> None:
+    assert THROWAWAY not in TAU_MODES and THROWAWAY not in NEURON_UPDATE_OPS
+    with pytest.raises(ConfigError, match="model.tau_mode must be one of"):
+        apply_overrides(Config(), [f"model.tau_mode={THROWAWAY}"])
+
+
+@pytest.mark.parametrize("mode", [*TAU_MODES, THROWAWAY])
+def test_neutral_tau_gives_one_half_in_every_mode_and_stays_learnable(mode: str, monkeypatch) -> None:
+    from spyolo.snn.ltc import neutral_tau
+
+    monkeypatch.setitem(TAU_MODE_TABLE, THROWAWAY, THROWAWAY_ENTRY)
+    torch.manual_seed(0)
+    layer = LTCConv2d(2, 3, 3, threshold=0.4, tau_mode=mode).double().eval()
+    neutral_tau(layer)
+    x = torch.rand(1, 2, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    current = layer.bn(layer.conv(x)).detach()
+    u = torch.zeros_like(current)
+    loss = 0.0
+    for _ in range(3):
+        out = layer(x)
+        pre = u + 0.5 * (current - u)  # tau = 0.5 for every neuron, whatever the path computes
+        spikes = (pre > 0.4).double()
+        u = pre * (1.0 - spikes)
+        assert torch.equal(out.detach(), spikes)
+        torch.testing.assert_close(layer.v.detach(), u, rtol=0, atol=1e-12)
+        loss = loss + (out * torch.arange(out.numel(), dtype=torch.float64).view_as(out)).sum() + layer.v.sum()
+    assert 0 < float(u.numel() - (u == 0).sum()) and float(spikes.sum()) > 0
+    loss.backward()
+    neutral = [layer.tau_param] if not layer.tau_spec.has_conv else [layer.tau_bn.weight, layer.tau_bn.bias]
+    assert all(float(p.detach().abs().sum()) == 0 for p in neutral)
+    assert sum(float(p.grad.abs().sum()) for p in neutral) > 0  # the gradient moves tau off 0.5

@@ -3,7 +3,7 @@
 Checkpoint mode: run a trained model on the test split of its config::
 
     spyolo eval --weights runs/synthetic/weights/best.pt [section.key=value ...] \\
-        [--split test] [--coco] [--spikes] [--per-timestep] [--out DIR] [--json PATH] [--plots DIR]
+        [--split test] [--coco] [--spikes [--twin ANN.pt]] [--per-timestep] [--out DIR] [--json PATH] [--plots DIR]
 
 Text mode: ground truth and detections as one text file per image::
 
@@ -16,7 +16,11 @@ Checkpoint mode: ``section.key=value`` overrides change the checkpoint's config 
 ``--batch-size``, ``--workers`` and ``--max-images`` are short forms of such overrides;
 ``--split val`` evaluates the ``val`` split of the same year folders. ``--spikes`` adds the
 per-layer spike table (neurons, firing rate, ACs, MACs, energy beside the ANN twin) and writes
-``spike_stats.json`` / ``spike_stats.csv`` and ``firing_rates.png``; ``--per-timestep`` reads
+``spike_stats.json`` / ``spike_stats.csv`` and ``firing_rates.png``; the table ends with the line
+``SPYv4 X% of the twin's mAP at Y x its energy``, the ANN twin's mAP measured on the same split with
+the same settings: the twin is ``--twin PATH`` (a trained ANN twin checkpoint of the same classes and
+width), else the checkpoint's ``train.distill_from`` when that is one (without a twin: the energy
+ratio alone; :mod:`spyolo.eval.twin`). ``--per-timestep`` reads
 the mAP at every timestep t = 1..T in the same pass (anytime accuracy) and writes
 ``map_per_timestep.json`` and ``map_per_timestep.png``. Those files go to ``--out`` (default:
 ``eval/`` next to the run's ``weights/`` folder). See docs/spike_stats.md.
@@ -68,6 +72,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ck.add_argument("--max-images", type=int, default=None, help="= eval.max_images=N (0: all)")
     ck.add_argument("--spikes", action="store_true",
                     help="per-layer firing rates, synaptic operations and energy (spiking models)")
+    ck.add_argument("--twin", type=Path, default=None, metavar="ANN.pt",
+                    help="with --spikes: the ANN twin's checkpoint (model.kind=ann, the same classes and width), "
+                         "evaluated on the same split with the same settings for the line 'SPYv4 X%% of the twin's "
+                         "mAP at Y x its energy' (default: the checkpoint's train.distill_from when that is one)")
     ck.add_argument("--per-timestep", action="store_true", help="mAP at every timestep t = 1..T in one pass")
     ck.add_argument("--recalibrate-bn", type=int, default=0, metavar="N",
                     help="diagnostic: re-estimate the BatchNorm statistics with the final weights over N batches "
@@ -153,6 +161,13 @@ def run_checkpoint_mode(args: argparse.Namespace) -> int:
     overrides += [f"{key}={getattr(args, opt)}" for opt, key in OPTION_KEYS.items() if getattr(args, opt) is not None]
     if args.iou is not None:
         overrides.append(f"eval.iou_threshold={args.iou}")
+    twin = None
+    if args.spikes:
+        from spyolo.eval.twin import find_twin
+
+        twin = find_twin(args.weights, args.twin)  # a --twin that is not an ANN twin fails before the evaluation
+    elif args.twin is not None:
+        raise ConfigError("--twin needs --spikes (the energy report that compares with the twin)")
     ev = evaluate_checkpoint(
         args.weights, overrides, split=args.split, device=args.device, amp=args.amp, coco=args.coco,
         per_timestep=args.per_timestep, spikes=args.spikes, recalibrate_bn=args.recalibrate_bn,
@@ -186,10 +201,15 @@ def run_checkpoint_mode(args: argparse.Namespace) -> int:
                                     title=f"{args.weights.name}: mAP against timestep (T={ev.timesteps})")
         print(f"wrote {js} and {png}")
     if args.spikes:
+        from spyolo.eval.twin import compare_with_twin
+
         report = ev.spikes
         print()
         print(report.format_table())
-        js, csv_path = report.write_json(out_dir / "spike_stats.json"), report.write_csv(out_dir / "spike_stats.csv")
+        comparison = compare_with_twin(ev, twin, device=args.device, amp=args.amp, progress=not args.no_progress)
+        print(comparison.format_line())
+        js = report.write_json(out_dir / "spike_stats.json", extra=comparison.to_dict())
+        csv_path = report.write_csv(out_dir / "spike_stats.csv")
         png = report.plot_firing_rates(out_dir / "firing_rates.png",
                                        title=f"{args.weights.name}: firing rate per layer")
         print(f"wrote {js}, {csv_path} and {png}")
@@ -204,6 +224,8 @@ def run(args: argparse.Namespace) -> int:
         return run_checkpoint_mode(args)
     if args.overrides:
         raise ConfigError(f"config overrides {args.overrides} need --weights (checkpoint mode)")
+    if args.twin is not None:
+        raise ConfigError("--twin needs --weights and --spikes (checkpoint mode)")
     if args.gt_dir is None or args.det_dir is None:
         raise ConfigError("text mode needs both --gt-dir and --det-dir (or use --weights for checkpoint mode)")
     return run_text_mode(args)

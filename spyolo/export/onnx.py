@@ -7,7 +7,8 @@ timestep and returns the heads and the new states. The exported graph therefore 
     head1, head2, v_0_next .. v_18_next = step(images, v_0 .. v_18)
 
 ``v_i`` is the membrane of the i-th LTC layer in :func:`~spyolo.snn.ltc.ltc_layers` order,
-``(B, C_i, H_i, W_i)``. A layer with ``model.tau_mode=spike`` also keeps its previous spikes:
+``(B, C_i, H_i, W_i)``. A layer whose time constant reads its previous spikes (``model.tau_mode=spike``:
+an entry of :data:`~spyolo.utils.tau_modes.TAU_MODE_TABLE` with ``input="spikes"``) also keeps them:
 those states ``s_i`` (``i`` the layer's index, the membrane's shape) follow the membranes,
 in layer order, zeros at the first step too. With ``model.readout=mean`` three more states follow: the heads' running
 sums ``readout_sum_s32`` and ``readout_sum_s16`` and the step count ``readout_steps`` ``(B, 1)``, and
@@ -59,7 +60,7 @@ class OneStep(nn.Module):
     """One timestep of a SPYv4 model with its states passed in and returned.
 
     ``forward(images, *states)`` takes the membranes in :func:`ltc_layers` order (then the
-    previous spikes of the ``tau_mode="spike"`` layers, in the same order, then the mean
+    previous spikes of the layers that keep them (``tau_mode="spike"``), in the same order, then the mean
     read-out's ``sum_s32``, ``sum_s16`` and ``steps`` ``(B, 1)`` if the model has one) and
     returns ``(head1, head2, *new_states)`` in the same order. The model itself is unchanged;
     its layers hold the given states during the call and the new ones after it.

@@ -48,6 +48,7 @@ from spyolo.errors import TransferError
 from spyolo.models.darknet import is_darknet_weights, read_darknet_weights
 from spyolo.snn import ltc_layers
 from spyolo.utils.choices import MODEL_INIT_HEADS
+from spyolo.utils.tau_modes import DEFAULT_TAU_MODE
 from spyolo.utils.torchfile import read_torch_file
 
 __all__ = ["TransferReport", "read_state_source", "transfer_weights", "yolov4_tiny_key"]
@@ -281,7 +282,7 @@ def transfer_weights(
                             f"{model_scale:g} (model.scale_xy)")
     done = set(report.loaded) | {k for k, _ in report.skipped}
     report.left_at_init = [k for k in target if k not in done]
-    other_modes = sorted({layer.tau_mode for _n, layer in ltc_layers(model)} - {"ltc"})
+    other_modes = sorted({layer.tau_mode for _n, layer in ltc_layers(model)} - {DEFAULT_TAU_MODE})
     tau_mode = ", ".join(other_modes)
     if other_modes:
         kept = [k for k in target if _is_tau_key(k) and k not in report.loaded]

@@ -11,7 +11,9 @@ One :class:`LTCConv2d` call advances one timestep (reference section 1)::
 The membrane ``u`` is the layer's state ``v`` (see :mod:`spyolo.snn.state`).
 
 The time constant's path is chosen per layer with ``tau_mode`` (:data:`TAU_MODES`); the rest
-of the step is the same in every mode:
+of the step is the same in every mode. Each mode is an entry of the table
+:data:`~spyolo.utils.tau_modes.TAU_MODE_TABLE` (what its path reads, its convolution, its stride,
+its operation counts), which the layer reads; the modes of the table today:
 
 ``"ltc"`` (the paper's, the default)
     ``tau = sigmoid(BN_tau(Conv3x3_tau(I + u_prev)))``: a dense 3x3 convolution over analog
@@ -70,6 +72,7 @@ from spyolo.snn.state import StatefulModule, reset_states
 from spyolo.snn.surrogate import DEFAULT_SURROGATE, SurrogateParams, spike_fn
 from spyolo.utils.choices import LTC_BACKENDS, TAU_MODES
 from spyolo.utils.runtime import is_channels_last
+from spyolo.utils.tau_modes import DEFAULT_TAU_MODE, TauMode, tau_mode_entry
 
 __all__ = [
     "LTC_BACKENDS",
@@ -150,9 +153,10 @@ class LTCConv2d(StatefulModule):
         threshold: Firing threshold ``theta``.
         surrogate: Constants of the multi-Gaussian surrogate gradient (default: the paper's).
         tau_mode: Path of the time constant, one of :data:`TAU_MODES` (default ``"ltc"``,
-            the paper's). ``"spike"`` adds the state ``s`` (the previous step's spikes, in the
-            membrane's dtype); ``"channel"`` has the parameter ``tau_param`` instead of
-            ``tau_conv`` / ``tau_bn``.
+            the paper's), built from its entry of :data:`~spyolo.utils.tau_modes.TAU_MODE_TABLE`
+            (``tau_spec``). A path that reads the previous spikes (``"spike"``) adds the state ``s``
+            (the previous step's spikes, in the membrane's dtype); one without input
+            (``"channel"``) has the parameter ``tau_param`` instead of ``tau_conv`` / ``tau_bn``.
 
     Every mode works with both elementwise backends: the fused update only sees the
     pre-activation ``z`` of the time constant, whose own path runs in plain autograd.
@@ -188,8 +192,10 @@ class LTCConv2d(StatefulModule):
         tau_mode: str = "ltc",
     ) -> None:
         super().__init__()
-        if tau_mode not in TAU_MODES:
-            raise ValueError(f"LTCConv2d: unknown tau_mode {tau_mode!r}; valid values are {list(TAU_MODES)}")
+        try:
+            spec = tau_mode_entry(tau_mode)
+        except ValueError as exc:
+            raise ValueError(f"LTCConv2d: {exc}") from None
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"LTCConv2d: kernel_size must be a positive odd integer, got {kernel_size}")
         self.in_channels = in_channels
@@ -202,22 +208,20 @@ class LTCConv2d(StatefulModule):
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2, bias=bias)
         self.bn = nn.BatchNorm2d(out_channels)
         self.tau_mode = tau_mode
-        if tau_mode == "channel":
-            self.tau_param = nn.Parameter(torch.zeros(out_channels))
-        else:
-            groups = out_channels if tau_mode in ("depthwise", "coarse", "affine") else 1
-            tau_kernel = 1 if tau_mode == "affine" else 3
-            tau_stride = 2 if tau_mode == "coarse" else 1
-            self.tau_conv = nn.Conv2d(out_channels, out_channels, tau_kernel, tau_stride, tau_kernel // 2,
-                                      groups=groups, bias=True)
+        self.tau_spec: TauMode = spec
+        if spec.has_conv:
+            self.tau_conv = nn.Conv2d(out_channels, out_channels, spec.kernel, spec.stride, spec.kernel // 2,
+                                      groups=out_channels if spec.depthwise else 1, bias=True)
             self.tau_bn = nn.BatchNorm2d(out_channels)
+        else:
+            self.tau_param = nn.Parameter(torch.zeros(out_channels))
         self.ltc_backend: str = "reference"
         self.detach_state: bool = False
         self.hold_current: bool = False
         self._held: tuple[tuple[tuple[Tensor, int], ...], Tensor] | None = None
         self.register_memory("v", None)
-        if tau_mode == "spike":
-            self.register_memory("s", None)
+        for name in spec.states:
+            self.register_memory(name, None)
         self.reset_parameters()
 
     def __setstate__(self, state: dict) -> None:
@@ -225,7 +229,8 @@ class LTCConv2d(StatefulModule):
         state.setdefault("ltc_backend", "reference")
         state.setdefault("detach_state", False)
         state.setdefault("surrogate", DEFAULT_SURROGATE)
-        state.setdefault("tau_mode", "ltc")
+        state.setdefault("tau_mode", DEFAULT_TAU_MODE)
+        state.setdefault("tau_spec", tau_mode_entry(state["tau_mode"]))
         state.setdefault("hold_current", False)
         state["_held"] = None
         super().__setstate__(state)
@@ -244,32 +249,34 @@ class LTCConv2d(StatefulModule):
     def reset_parameters(self) -> None:
         """Xavier-normal weights and zero biases for both convolutions (as the release).
 
-        ``tau_mode="channel"`` has one convolution; its ``tau_param`` starts at 0 (``tau = 0.5``).
+        A layer whose tau path has no convolution (``tau_mode="channel"``) has only the synaptic one;
+        its ``tau_param`` starts at 0 (``tau = 0.5``).
         """
-        convs = (self.conv,) if self.tau_mode == "channel" else (self.conv, self.tau_conv)
-        for conv in convs:
+        has_conv = self.tau_spec.has_conv
+        for conv in (self.conv, self.tau_conv) if has_conv else (self.conv,):
             nn.init.xavier_normal_(conv.weight)
             if conv.bias is not None:
                 nn.init.zeros_(conv.bias)
-        if self.tau_mode == "channel":
+        if not has_conv:
             nn.init.zeros_(self.tau_param)
 
     def _tau_preactivation(self, current: Tensor, u_prev: Tensor, state_dtype: torch.dtype) -> Tensor:
-        """``z`` of this step for the layer's ``tau_mode`` (the shape of ``current``)."""
-        mode = self.tau_mode
-        if mode == "ltc" or mode == "depthwise" or mode == "affine":
-            return self.tau_bn(self.tau_conv(current + u_prev))
-        if mode == "coarse":
-            height, width = current.shape[-2:]
-            z = self.tau_bn(self.tau_conv(current + u_prev))
-            return F.interpolate(z, scale_factor=2.0, mode="nearest")[:, :, :height, :width]
-        if mode == "spike":
-            s_prev = self.s
-            if s_prev is None:
+        """``z`` of this step for the layer's ``tau_mode`` (the shape of ``current``), as its ``tau_spec`` says."""
+        spec = self.tau_spec
+        if spec.input == "none":
+            return self.tau_param.view(1, -1, 1, 1).expand_as(current)
+        if spec.input == "spikes":
+            source = self.s
+            if source is None:
                 # s_{-1} = 0, whatever the membrane's init; zeros_like keeps the layout
-                s_prev = torch.zeros_like(current, dtype=state_dtype)
-            return self.tau_bn(self.tau_conv(s_prev))
-        return self.tau_param.view(1, -1, 1, 1).expand_as(current)
+                source = torch.zeros_like(current, dtype=state_dtype)
+        else:
+            source = current + u_prev
+        z = self.tau_bn(self.tau_conv(source))
+        if spec.stride > 1:  # one time constant per stride x stride block of neurons, cropped to the map
+            height, width = current.shape[-2:]
+            z = F.interpolate(z, scale_factor=float(spec.stride), mode="nearest")[:, :, :height, :width]
+        return z
 
     def _can_hold(self, x: Tensor) -> bool:
         """Whether this step may reuse (and keep) the current of ``x`` (see ``hold_current``)."""
@@ -321,15 +328,13 @@ class LTCConv2d(StatefulModule):
                 f"LTCConv2d: stored membrane has shape {tuple(u_prev.shape)} but this step's current has shape "
                 f"{tuple(current.shape)}; call spyolo.snn.reset_states(model) before changing batch size or resolution"
             )
-        if self.tau_mode == "ltc":
-            z = self.tau_bn(self.tau_conv(current + u_prev))
-        else:
-            z = self._tau_preactivation(current, u_prev, state_dtype)
+        z = self._tau_preactivation(current, u_prev, state_dtype)
+        keeps_spikes = "s" in self.tau_spec.states
         if self.ltc_backend == "reference":
             spikes, u_new = ltc_update(
                 z.to(state_dtype), current.to(state_dtype), u_prev, self.threshold, self.surrogate
             )
-            if self.tau_mode == "spike":
+            if keeps_spikes:
                 self.s = spikes.detach() if self.detach_state else spikes
             spikes = spikes.to(current.dtype)
         else:
@@ -341,7 +346,7 @@ class LTCConv2d(StatefulModule):
             spikes, u_new = fused_ltc_update(
                 z, current, u_prev, self.threshold, kernels=kernels, surrogate=self.surrogate
             )
-            if self.tau_mode == "spike":
+            if keeps_spikes:
                 s_new = spikes.to(state_dtype)
                 self.s = s_new.detach() if self.detach_state else s_new
         self.v = u_new.detach() if self.detach_state else u_new
@@ -352,7 +357,7 @@ class LTCConv2d(StatefulModule):
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
             f"upsample={self.upsample}, threshold={self.threshold}, {self.surrogate}, backend={self.ltc_backend}, "
-            + (f"tau_mode={self.tau_mode}, " if self.tau_mode != "ltc" else "")
+            + (f"tau_mode={self.tau_mode}, " if self.tau_mode != DEFAULT_TAU_MODE else "")
             + f"v={state}"
         )
 
@@ -372,9 +377,10 @@ def neutral_tau(layer: LTCConv2d) -> None:
 
     The tau path's batch norm gets scale 0 and shift 0, so ``z = 0`` and ``tau = sigmoid(0) = 0.5``
     whatever its convolution computes; the scale's gradient is not zero, so training grows the path
-    from there (the zero-scale start of a residual branch). ``tau_mode="channel"``: ``tau_param = 0``.
+    from there (the zero-scale start of a residual branch). A path without convolution
+    (``tau_mode="channel"``): ``tau_param = 0``.
     """
-    if layer.tau_mode == "channel":
+    if not layer.tau_spec.has_conv:
         layer.tau_param.zero_()
         return
     layer.tau_bn.weight.zero_()
@@ -487,6 +493,6 @@ def init_states(
     reset_states(model, init=init, generator=generator)
     for (_name, layer), layout in zip(layers, layouts):
         layer.v = layer.new_memory(layout.shape, device, layout.dtype, layout.memory_format)
-        if "s" in layer.memory_names:  # tau_mode="spike": no spikes before the first step
-            layer.s = torch.zeros(layout.shape, device=device, dtype=layout.dtype).contiguous(
-                memory_format=layout.memory_format)
+        for name in layer.tau_spec.states:  # the previous spikes (tau_mode="spike"): none before the first step
+            setattr(layer, name, torch.zeros(layout.shape, device=device, dtype=layout.dtype).contiguous(
+                memory_format=layout.memory_format))

@@ -5,6 +5,7 @@ from spyolo.stats.firing import FiringRateMonitor
 from spyolo.stats.report import (
     LayerStats,
     SpikeReport,
+    TwinComparison,
     build_spike_report,
     format_per_timestep_table,
     plot_map_per_timestep,
@@ -33,6 +34,7 @@ __all__ = [
     "OpTotals",
     "SpikeReport",
     "SynOpCounter",
+    "TwinComparison",
     "ann_twin",
     "axis_taps",
     "build_spike_report",

@@ -6,6 +6,9 @@
 T timesteps* (neurons are per timestep), totals, and the energy of the spiking network
 beside its ANN twin. It prints as a table and writes JSON and CSV.
 
+:class:`TwinComparison` is the report's last line, SPYv4's mAP and energy against its ANN twin's:
+``SPYv4 X% of the twin's mAP at Y x its energy``.
+
 :func:`format_per_timestep_table` and :func:`plot_map_per_timestep` present the mAP read
 at every timestep ``t = 1..T`` of one evaluation pass (anytime accuracy).
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,10 +27,12 @@ from spyolo.stats.energy import HOROWITZ_45NM, EnergyCosts
 from spyolo.stats.firing import FiringRateMonitor
 from spyolo.stats.sops import NEURON_UPDATE_OPS, READOUT_OPS, SynOpCounter
 from spyolo.utils.io import atomic_save_figure, atomic_write_json, atomic_write_text
+from spyolo.utils.tau_modes import DEFAULT_TAU_MODE
 
 __all__ = [
     "LayerStats",
     "SpikeReport",
+    "TwinComparison",
     "build_spike_report",
     "format_per_timestep_table",
     "plot_map_per_timestep",
@@ -232,9 +238,9 @@ class SpikeReport:
                       "mul_pj": self.costs.mul_pj, "source": self.costs.source},
         }
 
-    def write_json(self, path: str | Path) -> Path:
-        """:meth:`to_dict` as JSON (atomically)."""
-        return atomic_write_json(path, self.to_dict())
+    def write_json(self, path: str | Path, extra: Mapping[str, Any] | None = None) -> Path:
+        """:meth:`to_dict` as JSON (atomically), with the fields of ``extra`` (e.g. :meth:`TwinComparison.to_dict`)."""
+        return atomic_write_json(path, self.to_dict() | dict(extra or {}))
 
     def write_csv(self, path: str | Path) -> Path:
         """One row per layer and a ``total`` row; columns :data:`CSV_COLUMNS` (atomically)."""
@@ -274,6 +280,59 @@ class SpikeReport:
         ax.set_title(title or f"firing rate per layer (T={self.timesteps}, {self.num_images} images)")
         fig.tight_layout()
         return atomic_save_figure(fig, path)
+
+
+@dataclass(frozen=True)
+class TwinComparison:
+    """SPYv4's VOC2007 mAP and energy per image against its ANN twin's, on the same split.
+
+    Attributes:
+        map_voc07: SPYv4's VOC2007 11-point mAP (a fraction).
+        energy_ratio: SPYv4's energy per image over the twin's (:attr:`SpikeReport.energy_ratio`).
+        twin_map_voc07: the twin's mAP on the same split with the same settings, ``None`` without a twin.
+        twin_weights: the twin's checkpoint.
+        twin_source: where it came from (``"--twin"``, ``"train.distill_from"``).
+        note: why there is no twin (printed in the line), e.g. that ``train.distill_from`` is not one.
+    """
+
+    map_voc07: float
+    energy_ratio: float
+    twin_map_voc07: float | None = None
+    twin_weights: str | None = None
+    twin_source: str | None = None
+    note: str = ""
+
+    @property
+    def map_ratio(self) -> float | None:
+        """SPYv4's mAP over the twin's (``None`` without a twin, or when the twin's mAP is 0)."""
+        if self.twin_map_voc07 is None or self.twin_map_voc07 <= 0:
+            return None
+        return self.map_voc07 / self.twin_map_voc07
+
+    def format_line(self) -> str:
+        """``SPYv4 X% of the twin's mAP at Y x its energy (...)``; without a twin, the energy ratio and how to get
+        the other."""
+        energy = f"{self.energy_ratio:.3f} x"
+        if self.twin_map_voc07 is None:
+            why = f" ({self.note})" if self.note else ""
+            return (f"SPYv4 at {energy} the twin's energy; for its mAP against the twin's, give the twin's "
+                    f"checkpoint (a trained ANN twin of the same classes) with --twin PATH{why}")
+        ratio = self.map_ratio
+        share = "n/a" if ratio is None else f"{100 * ratio:.1f}%"
+        return (f"SPYv4 {share} of the twin's mAP at {energy} its energy (mAP {100 * self.map_voc07:.2f}% against "
+                f"{100 * self.twin_map_voc07:.2f}%; twin {self.twin_weights}, from {self.twin_source})")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields that ``spike_stats.json`` carries (mAPs and ratios as fractions), and the line itself."""
+        return {
+            "map_voc07": self.map_voc07,
+            "twin_map_voc07": self.twin_map_voc07,
+            "map_ratio_to_twin": self.map_ratio,
+            "energy_ratio_to_twin": self.energy_ratio if math.isfinite(self.energy_ratio) else None,
+            "twin_weights": self.twin_weights,
+            "twin_source": self.twin_source,
+            "twin_comparison": self.format_line(),
+        }
 
 
 def _si(value: float) -> str:
@@ -335,7 +394,7 @@ def build_spike_report(
         outputs = sum(ops[s.name].outputs for s in counter.sites if s.layer == site.layer)
         if site.layer in firing:
             spikes, neuron_steps, _ = firing[site.layer]
-            mode = counter.tau_modes.get(site.layer, "ltc")
+            mode = counter.tau_modes.get(site.layer, DEFAULT_TAU_MODE)
             update_adds, update_muls = NEURON_UPDATE_OPS[mode]
             rows.append(LayerStats(
                 name=site.layer,

@@ -21,20 +21,20 @@ Which input is analog in SPYv4 (the decision, per LTC layer, see section 1 of th
 reference): the synaptic convolution of the *first* LTC layer (``conv1``) reads the image
 pixels: MACs. Every other synaptic convolution reads spikes (directly, through max-pool,
 channel slices, concatenation or the nearest upsampling of ``conv_up``'s current, none of
-which makes values non-binary): ACs. A ``tau_conv`` of ``tau_mode`` ``"ltc"`` or
-``"depthwise"``, ``"coarse"`` (at stride 2) or ``"affine"`` reads ``I + u``, an analog sum: MACs (``9 C``,
-9 or 1 per output of the tau convolution); one of
-``tau_mode="spike"`` reads the layer's previous spikes: ACs; ``"channel"`` has none. The two
-heads are 1x1 convolutions of the neck spikes: ACs. In a non-spiking model (the ANN twin)
-every convolution is MACs.
+which makes values non-binary): ACs. A ``tau_conv`` counts as its ``tau_mode``'s entry of
+:data:`~spyolo.utils.tau_modes.TAU_MODE_TABLE` says (``TauMode.conv_ops``): one that reads
+``I + u``, an analog sum (``"ltc"``, ``"depthwise"``, ``"coarse"`` at stride 2, ``"affine"``): MACs
+(``9 C``, 9 or 1 per output of the tau convolution); one that reads the layer's previous spikes
+(``"spike"``): ACs; ``"channel"`` has none. The two heads are 1x1 convolutions of the neck spikes:
+ACs. In a non-spiking model (the ANN twin) every convolution is MACs.
 
 **Elementwise work** (additions and multiplications that are not part of a convolution),
 counted the same way in both networks:
 
 * one addition per output of every convolution: its bias, or the shift of the batch norm
   folded into it (the scale goes into the weights);
-* per LTC neuron and step, the membrane update of its ``tau_mode``
-  (:data:`NEURON_UPDATE_OPS`);
+* per LTC neuron and step, the membrane update of its ``tau_mode`` (its table entry's ``adds``
+  and ``muls``; :data:`NEURON_UPDATE_OPS`);
 * per output of a Conv-BN-LeakyReLU of the ANN twin, the activation ``max(y, 0.1 y)``: one
   multiplication and one comparison (counted as an addition);
 * with the mean read-out, per head output and step, the running sum (one addition) and the
@@ -54,12 +54,13 @@ reads everything back once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 
 import torch
 from torch import nn
+
+from spyolo.utils.tau_modes import DEFAULT_TAU_MODE, TAU_MODE_TABLE, tau_mode_entry
 
 __all__ = [
     "NEURON_UPDATE_OPS",
@@ -74,19 +75,27 @@ __all__ = [
     "count_macs",
 ]
 
-NEURON_UPDATE_OPS: MappingProxyType[str, tuple[int, int]] = MappingProxyType({
-    # (additions, multiplications) per neuron and step, besides the convolutions' bias additions.
-    # Common to all modes: I - u (1 add), tau * (I - u) (1 mul), u + ... (1 add), the threshold
-    # comparison u' - theta (1 add); the reset is a select. The sigmoid counts as 1 add + 1 mul
-    # (one segment of a piecewise-linear evaluation).
-    "ltc": (5, 2),        # + I + u (1 add) + sigmoid
-    "depthwise": (5, 2),  # + I + u (1 add) + sigmoid
-    "coarse": (5, 2),     # + I + u (1 add) + sigmoid, per neuron (the tau convolution runs on a quarter of them)
-    "affine": (5, 2),     # + I + u (1 add) + sigmoid; its 1 MAC per neuron is the tau convolution's
-    "spike": (4, 2),      # + sigmoid (the tau convolution reads the spikes, not a sum)
-    "channel": (3, 1),    # sigmoid(a_c) is one constant per channel, computed once
-})
-"""Elementwise operations of one LTC neuron's update per step, per ``tau_mode`` (spyolo/snn/ltc.py)."""
+class _NeuronUpdateOps(Mapping[str, tuple[int, int]]):
+    """``{tau_mode: (adds, muls)}`` read from :data:`~spyolo.utils.tau_modes.TAU_MODE_TABLE` (a live view)."""
+
+    def __getitem__(self, mode: str) -> tuple[int, int]:
+        entry = TAU_MODE_TABLE[mode]
+        return entry.adds, entry.muls
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(TAU_MODE_TABLE)
+
+    def __len__(self) -> int:
+        return len(TAU_MODE_TABLE)
+
+    def __repr__(self) -> str:
+        return f"NEURON_UPDATE_OPS({dict(self)})"
+
+
+NEURON_UPDATE_OPS: Mapping[str, tuple[int, int]] = _NeuronUpdateOps()
+"""Elementwise operations (additions, multiplications) of one LTC neuron's update per step, per ``tau_mode``,
+besides the convolutions' bias additions: the ``adds`` and ``muls`` of its entry of
+:data:`~spyolo.utils.tau_modes.TAU_MODE_TABLE` (whose docstring counts them)."""
 
 ACTIVATION_OPS: tuple[int, int] = (1, 1)
 """(additions, multiplications) of one LeakyReLU output of the ANN twin: a comparison and ``0.1 y``."""
@@ -118,7 +127,8 @@ def conv_sites(model: nn.Module, analog_inputs: Iterable[str] | None = None) -> 
     """The counted convolutions of ``model``, in ``named_modules`` order.
 
     For a spiking model (``is_spiking`` true) the rules of the module docstring apply:
-    ``tau_conv`` -> MAC (AC for ``tau_mode="spike"``, which reads spikes); the synaptic
+    ``tau_conv`` -> as its mode's ``TauMode.conv_ops`` (MAC on ``I + u``; AC for ``tau_mode="spike"``,
+    which reads spikes); the synaptic
     convolution of the layers in ``analog_inputs``
     (default: the first LTC layer, which reads the image) -> MAC; every other convolution
     -> AC. For any other model every ``nn.Conv2d`` is a MAC site.
@@ -137,7 +147,7 @@ def conv_sites(model: nn.Module, analog_inputs: Iterable[str] | None = None) -> 
         ]
     layers = ltc_layers(core)
     layer_names = [n for n, _ in layers]
-    modes = {n: getattr(layer, "tau_mode", "ltc") for n, layer in layers}
+    conv_ops = {n: tau_mode_entry(getattr(layer, "tau_mode", DEFAULT_TAU_MODE)).conv_ops for n, layer in layers}
     analog = set(layer_names[:1] if analog_inputs is None else analog_inputs)
     unknown = analog - set(layer_names)
     if unknown:
@@ -145,8 +155,8 @@ def conv_sites(model: nn.Module, analog_inputs: Iterable[str] | None = None) -> 
     owned: dict[str, ConvSite] = {}
     for lname, _layer in layers:
         owned[f"{lname}.conv"] = ConvSite(f"{lname}.conv", lname, "synaptic", "mac" if lname in analog else "ac")
-        owned[f"{lname}.tau_conv"] = ConvSite(f"{lname}.tau_conv", lname, "tau",
-                                              "ac" if modes[lname] == "spike" else "mac")
+        if conv_ops[lname] is not None:
+            owned[f"{lname}.tau_conv"] = ConvSite(f"{lname}.tau_conv", lname, "tau", conv_ops[lname])
     sites = []
     for name, m in core.named_modules():
         if not isinstance(m, nn.Conv2d):
@@ -214,7 +224,7 @@ class SynOpCounter:
         from spyolo.snn import ltc_layers
 
         layers = ltc_layers(core) if getattr(core, "is_spiking", False) else []
-        self.tau_modes: dict[str, str] = {n: getattr(layer, "tau_mode", "ltc") for n, layer in layers}
+        self.tau_modes: dict[str, str] = {n: getattr(layer, "tau_mode", DEFAULT_TAU_MODE) for n, layer in layers}
         """``tau_mode`` of every LTC layer (which membrane update its neurons run)."""
         self.mean_readout: bool = getattr(core, "mean_readout", None) is not None
         """Whether the heads are read as a running mean (its elementwise work per head output)."""

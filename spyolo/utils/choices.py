@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from spyolo.utils.tau_modes import TAU_MODES
+
 __all__ = [
     "AMP_MODES", "CHANNELS_LAST_MODES", "EVAL_INTERPOLATION_MODES", "EVAL_METRICS", "EVAL_RESIZE_MODES",
     "LTC_BACKENDS", "LTC_LAYER_GROUPS", "LTC_LAYER_NAMES", "MODEL_INIT_HEADS", "MODEL_INIT_TAU", "MODEL_INPUT_CHANNELS",
@@ -34,8 +36,8 @@ MODEL_INIT_TAU: tuple[str, ...] = ("keep", "neutral")
 """``model.init_tau``: what an LTC layer's time constant starts from when ``model.init_from`` brings no
 tau path (an ANN source): ``keep`` its initial (random) path, or ``neutral``: tau = 0.5 everywhere."""
 LTC_BACKENDS: tuple[str, ...] = ("reference", "fused", "fused-eager")
-# the LTC time constant's path (spyolo/snn/ltc.py)
-TAU_MODES: tuple[str, ...] = ("ltc", "spike", "depthwise", "coarse", "affine", "channel")
+# the LTC time constant's path: TAU_MODES, the names of the table spyolo.utils.tau_modes.TAU_MODE_TABLE (imported
+# above; a live view of its keys)
 # SPYv4's 19 LTC layers in forward order (spyolo/models/spyv4.py), and the CSP blocks that group four
 # of them: the names model.tau_mode_layers may set
 LTC_LAYER_GROUPS: tuple[str, ...] = ("block1", "block2", "block3")
