@@ -253,6 +253,9 @@ class TrainConfig:
     lr: float = 1e-3
     momentum: float = 0.937  # SGD momentum / Adam beta1
     weight_decay: float = 0.0
+    # Step size of the LTC time constants' path (tau_conv, tau_bn, tau_param) as a multiple of lr: a path
+    # that model.init_from does not bring starts from its init while the rest starts trained.
+    tau_lr_scale: float = 1.0
     scheduler: str = "cosine"  # "cosine" | "step" | "constant"
     warmup_epochs: float = 1.0
     min_lr_ratio: float = 0.01
@@ -485,6 +488,7 @@ _RANGES: dict[tuple[str, str], str] = {
     ("train", "weight_decay"): ">= 0",
     ("train", "warmup_epochs"): ">= 0",
     ("train", "iterations"): ">= 0",
+    ("train", "tau_lr_scale"): "> 0",
     ("train", "min_lr_ratio"): "[0, 1]",
     ("train", "step_gamma"): "> 0",
     ("train", "clip_norm"): ">= 0",

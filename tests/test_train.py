@@ -183,3 +183,19 @@ def test_iterations_set_the_epochs_by_the_number_of_batches(make_tiny_config, tm
     assert row["epoch"] == 3 and 0.0 <= row["train_map_voc07"] <= 1.0
     # the run folder's config holds the epochs it ran, so --resume continues the same schedule
     assert load_config(tmp_path / "run" / "args.yaml").train.epochs == 3
+
+
+def test_tau_lr_scale_gives_the_time_constants_path_its_own_step_size() -> None:
+    from spyolo.models import SPYv4
+    from spyolo.train.optim import build_optimizer
+
+    model = SPYv4(num_classes=3, width=0.25)
+    plain = build_optimizer(model, "adam", 1e-3, 0.9, 0.0)
+    assert len(plain.param_groups) == 2  # unchanged layout (checkpoints' optimiser states load as before)
+    opt = build_optimizer(model, "adam", 1e-3, 0.9, 0.0, tau_lr_scale=5.0)
+    tau_ids = {id(p) for n, p in model.named_parameters() if ".tau_" in n}
+    for group in opt.param_groups:
+        ids = {id(p) for p in group["params"]}
+        assert ids <= tau_ids or not ids & tau_ids
+        assert group["lr"] == pytest.approx(5e-3 if ids and ids <= tau_ids else 1e-3)
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))

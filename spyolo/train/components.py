@@ -106,7 +106,7 @@ def build_training(
     method = tc.method if spiking else "ann"
     spec = head_spec_for(core, cfg.data.img_size)
     loss_fn = YOLOLoss.from_spec(spec, tc.ignore_thresh, tc.label_smoothing).to(runtime.device)
-    optimizer = build_optimizer(core, tc.optimizer, tc.lr, tc.momentum, tc.weight_decay)
+    optimizer = build_optimizer(core, tc.optimizer, tc.lr, tc.momentum, tc.weight_decay, tc.tau_lr_scale)
     schedule = LRSchedule(
         total_iters=iters_per_epoch * tc.epochs, warmup_iters=int(round(tc.warmup_epochs * iters_per_epoch)),
         kind=tc.scheduler, min_ratio=tc.min_lr_ratio, milestones=tuple(tc.step_milestones), gamma=tc.step_gamma,

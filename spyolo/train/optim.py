@@ -13,24 +13,39 @@ from spyolo.utils.choices import OPTIMIZERS, SCHEDULERS
 __all__ = ["OPTIMIZERS", "SCHEDULERS", "build_optimizer", "build_scheduler", "LRSchedule"]
 
 
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    decay, no_decay = [], []
-    for _name, p in model.named_parameters():
+def _param_groups(model: nn.Module, weight_decay: float, lr: float, tau_lr_scale: float = 1.0) -> list[dict]:
+    decay, no_decay, tau_decay, tau_no_decay = [], [], [], []
+    split = tau_lr_scale != 1.0
+    for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
+        tau = split and (".tau_" in name or name.startswith("tau_"))
         # Conv/linear weights decay; BN affine parameters and biases (1-D) do not.
-        (decay if p.ndim > 1 else no_decay).append(p)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        if p.ndim > 1:
+            (tau_decay if tau else decay).append(p)
+        else:
+            (tau_no_decay if tau else no_decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": weight_decay, "lr": lr},
+        {"params": no_decay, "weight_decay": 0.0, "lr": lr},
     ]
+    if split:  # the LTC time constants' path (tau_conv, tau_bn, tau_param) at its own step size
+        groups += [
+            {"params": tau_decay, "weight_decay": weight_decay, "lr": lr * tau_lr_scale},
+            {"params": tau_no_decay, "weight_decay": 0.0, "lr": lr * tau_lr_scale},
+        ]
+    return groups
 
 
 def build_optimizer(
-    model: nn.Module, name: str, lr: float, momentum: float, weight_decay: float
+    model: nn.Module, name: str, lr: float, momentum: float, weight_decay: float, tau_lr_scale: float = 1.0
 ) -> torch.optim.Optimizer:
-    """``name`` in adam | adamw | sgd. Uses the fused CUDA kernels when the model is on CUDA."""
-    groups = _param_groups(model, weight_decay)
+    """``name`` in adam | adamw | sgd. Uses the fused CUDA kernels when the model is on CUDA.
+
+    ``tau_lr_scale`` != 1 gives the parameters of the LTC time constants' path (``*.tau_conv``,
+    ``*.tau_bn``, ``*.tau_param``) that multiple of ``lr`` (the schedule scales both alike).
+    """
+    groups = _param_groups(model, weight_decay, lr, tau_lr_scale)
     on_cuda = next(model.parameters()).is_cuda
     impl = {"fused": True} if on_cuda else {"foreach": True}
     if name == "adam":
