@@ -63,6 +63,7 @@ __all__ = [
     "MAX_CONFIG_BYTES",
     "MAX_YAML_NODES",
     "parse_yaml",
+    "read_yaml_file",
 ]
 
 MAX_CONFIG_BYTES = 1 << 20
@@ -223,10 +224,13 @@ class ModelConfig:
     # Start training from these weights (spyolo.models.transfer_weights): a trained ANN twin or
     # SPYv4 checkpoint, or a YOLOv4-tiny state dict in the widely shared naming. Not on --resume.
     init_from: str | None = None
-    # What init_from copies of heads trained on other classes than the dataset's: "boxes" (each anchor
-    # slot's box and objectness channels; the class channels keep their init) or "matching" (nothing:
-    # heads are copied only for the same classes, remapped by name). Same classes: the whole heads.
-    init_heads: str = "boxes"
+    # What init_from copies of heads trained on other classes than the dataset's: "names" (each anchor
+    # slot's box and objectness channels, and the class channels of the classes both name, matched by
+    # name: spyolo/utils/classnames.py; the others keep their init), "boxes" (the box and objectness
+    # channels only), "matching" (nothing: heads are copied only for the same classes, remapped by
+    # name) or "auto": "names" when the source names its classes and shares one with the dataset,
+    # else "boxes". Same classes: the whole heads.
+    init_heads: str = "auto"
     # The time constant of LTC layers whose tau path init_from does not bring (an ANN source): "keep"
     # its random initial path (tau = sigmoid(BN(Conv(I + u))) with fresh weights: a different tau per
     # neuron and input), or "neutral": tau_bn's scale set to 0, so tau = sigmoid(0) = 0.5 for every
@@ -306,6 +310,11 @@ class EvalConfig:
     # results.csv's train_map_voc07 / train_map_area. Test mAP far below it is over-fitting, both
     # low under-fitting. 0: not scored.
     train_images: int = 64
+    # A dataset whose classes differ from the model's is scored with the classes matched by name
+    # (spyolo/utils/classnames.py: case and spaces ignored, COCO's spellings of VOC's classes aliased);
+    # class_map: a YAML file of "model class: dataset class" lines that replaces that matching
+    # (null drops a class; docs/configuration.md).
+    class_map: str | None = None
     demo_conf: float = 0.25
     demo_nms: float = 0.45
     # The Gen1 protocol (event sets): boxes with a diagonal under gen1_min_box_diag or a side under
@@ -621,28 +630,41 @@ def apply_overrides(cfg: Config, overrides: list[str] | None) -> Config:
     return cfg
 
 
+def read_yaml_file(path: str | Path, what: str = "config file", hint: str = "a full config is about 3 KB",
+                   error: type[Exception] = ConfigError, where: str | None = None) -> Any:
+    """The YAML document of a user's file, read with :func:`parse_yaml`'s bounds.
+
+    ``what`` names the file in the messages, ``hint`` says what size is usual, ``where`` (default: the
+    path) starts every message.
+
+    Raises:
+        error: missing, unreadable, over 1 MiB (refused unread), not UTF-8, or not YAML.
+    """
+    p = Path(path)
+    where = str(p) if where is None else where
+    if not p.is_file():
+        raise error(f"{where}: {what} not found")
+    try:
+        size = p.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise error(f"{where}: {size / 2**20:.1f} MiB is too large for a {what} (at most "
+                        f"{MAX_CONFIG_BYTES // 2**20} MiB; {hint})")
+        return parse_yaml(p.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as e:
+        raise error(f"{where}: not a YAML text file (not UTF-8: byte {e.object[e.start]:#04x} at offset "
+                    f"{e.start})") from None
+    except OSError as e:
+        raise error(f"{where}: cannot read {what} ({e.strerror or e})") from None
+    except yaml.YAMLError as e:
+        raise error(f"{where}: invalid YAML: {cut(str(e), 300)}") from None
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
     """Load a YAML config file (or the defaults when ``path`` is None) and apply overrides."""
     if path is None:
         cfg = Config()
     else:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"{p}: config file not found")
-        try:
-            size = p.stat().st_size
-            if size > MAX_CONFIG_BYTES:
-                raise ConfigError(f"{p}: {size / 2**20:.1f} MiB is too large for a config file (at most "
-                                  f"{MAX_CONFIG_BYTES // 2**20} MiB; a full config is about 3 KB)")
-            d = parse_yaml(p.read_text(encoding="utf-8-sig"))
-        except UnicodeDecodeError as e:
-            raise ConfigError(f"{p}: not a YAML text file (not UTF-8: byte {e.object[e.start]:#04x} at offset "
-                              f"{e.start})") from None
-        except OSError as e:
-            raise ConfigError(f"{p}: cannot read config file ({e.strerror or e})") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: invalid YAML: {cut(str(e), 300)}") from None
-        cfg = config_from_dict(d, str(p))
+        cfg = config_from_dict(read_yaml_file(path), str(Path(path)))
     return apply_overrides(cfg, overrides)
 
 
