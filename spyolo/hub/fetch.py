@@ -5,15 +5,17 @@ The cache is ``$SPYOLO_CACHE`` if set, else ``$XDG_CACHE_HOME/spyolo``, else ``~
 (:func:`download_path`); the spyolo checkpoint converted from it at ``checkpoints/<name>.pt``.
 
 :func:`ensure_file` returns the verified file, downloading it first when it is absent. A download
-goes through :func:`torch.hub.download_url_to_file` (part of torch, which spyolo requires; it follows
-redirects, honours the usual proxy variables through ``urllib``, shows a ``tqdm`` progress bar on
-standard error and writes into a ``.partial`` file that it removes when the transfer fails): its
-result lands in a hidden temporary file beside the destination (``.<filename>.<random>.download``),
-is checked against the entry's size and checksum (git blob SHA-1, MD5 or SHA-256: the checksums the
-files' publishers state; torch.hub itself checks SHA-256 prefixes only), flushed to disk and only then
-renamed to its place. A failed, cut or refused download, or one that does not verify, leaves nothing
-in the cache and raises :class:`~spyolo.errors.DownloadError` with one line naming the URL, the
-expected checksum and where to put the file by hand. A file already at its place (one the user
+goes through :mod:`urllib.request`, Python's own HTTP client (it follows redirects, as GitHub's
+``/raw/`` URLs need, honours the usual proxy variables and checks HTTPS certificates), with a
+timeout of :data:`TIMEOUT_S` per read and a ``tqdm`` progress bar on standard error. It streams into
+a hidden temporary file beside the destination (``.<filename>.<random>.download``), which must hold
+as many bytes as the server announced and then match the entry's size and checksum (git blob
+SHA-1, MD5 or SHA-256: the checksums the files' publishers state); only then is it flushed to disk
+and renamed to its place. (``torch.hub.download_url_to_file`` would do the transfer too, but it has
+no timeout and keeps a transfer that the server cuts short as if it were complete; only the checksum
+would catch it.) A failed, cut or refused download, or one that does not verify, leaves nothing in
+the cache and raises :class:`~spyolo.errors.DownloadError` with one line naming the URL, the reason,
+the expected checksum and where to put the file by hand. A file already at its place (one the user
 put there, say) is verified before every use and never deleted: one that does not verify is an
 error that says so.
 """
@@ -32,7 +34,7 @@ from spyolo.errors import DownloadError
 from spyolo.hub.registry import NamedWeights, RemoteFile
 from spyolo.utils.io import file_mode
 
-__all__ = ["CACHE_ENV", "cache_dir", "checkpoint_path", "download_path", "ensure_file", "file_checksum",
+__all__ = ["CACHE_ENV", "TIMEOUT_S", "cache_dir", "checkpoint_path", "download_path", "ensure_file", "file_checksum",
            "verify_file"]
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,8 @@ CACHE_ENV = "SPYOLO_CACHE"
 """The environment variable that moves the cache."""
 
 _CHUNK = 1 << 20
+TIMEOUT_S = 60.0
+"""Seconds a download waits for the server to answer or to send more (then it stops with an error)."""
 
 
 def cache_dir() -> Path:
@@ -100,33 +104,63 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, urllib.error.URLError):
         return f"no connection: {exc.reason}"
     if isinstance(exc, http.client.IncompleteRead):
-        return f"the connection closed after {len(exc.partial):,} bytes of the last block, before the end of the file"
+        return "the connection closed before the end of the file"
+    if isinstance(exc, _CutShort):
+        return str(exc)
+    if isinstance(exc, TimeoutError):
+        return f"no data for {TIMEOUT_S:g} s"
     if isinstance(exc, OSError):
         return exc.strerror or str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
+class _CutShort(Exception):
+    def __init__(self, got: int, total: int) -> None:
+        super().__init__(f"the connection closed after {got:,} of {total:,} bytes")
+
+
+def _stream(url: str, f, label: str, progress: bool) -> None:
+    """Write the body of ``url`` into the binary file ``f``; a body shorter than announced is an error."""
+    import urllib.request
+
+    from tqdm import tqdm
+
+    from spyolo import __version__
+
+    request = urllib.request.Request(url, headers={"User-Agent": f"spyolo/{__version__}"})
+    with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310 - the registry's https URLs
+        length = response.headers.get("Content-Length", "")
+        total = int(length) if length.strip().isdigit() else None
+        got = 0
+        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label, disable=not progress,
+                  leave=False) as bar:
+            while chunk := response.read(_CHUNK):
+                f.write(chunk)
+                got += len(chunk)
+                bar.update(len(chunk))
+    if total is not None and got != total:
+        raise _CutShort(got, total)
+
+
 def _download(entry: NamedWeights, remote: RemoteFile, dest: Path, progress: bool) -> None:
     """Download ``remote`` to ``dest`` through a verified temporary file (see the module doc)."""
-    from torch.hub import download_url_to_file
-
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".download", dir=dest.parent)
-    os.close(fd)
     tmp = Path(tmp_name)
     try:
         log.info("%s: downloading %s", entry.name, remote.url)
-        try:
-            download_url_to_file(remote.url, str(tmp), progress=progress)
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            raise DownloadError(f"{entry.name}: cannot download {remote.url} ({_reason(exc)}); "
-                                f"{_by_hand(entry, remote)}") from None
+        with os.fdopen(fd, "wb") as f:
+            try:
+                _stream(remote.url, f, remote.filename, progress)
+            except (OSError, http.client.HTTPException, ValueError, _CutShort) as exc:
+                raise DownloadError(f"{entry.name}: cannot download {remote.url} ({_reason(exc)}); nothing was "
+                                    f"kept; {_by_hand(entry, remote)}") from None
+            f.flush()
+            os.fsync(f.fileno())
         problem = verify_file(tmp, remote)
         if problem is not None:
             raise DownloadError(f"{entry.name}: the download of {remote.url} does not verify ({problem}); nothing "
                                 f"was kept; {_by_hand(entry, remote)}")
-        with tmp.open("rb+") as f:
-            os.fsync(f.fileno())
         os.chmod(tmp, file_mode())
         os.replace(tmp, dest)
     finally:
