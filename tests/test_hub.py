@@ -21,6 +21,7 @@ import spyolo.hub
 from spyolo.checkpoint import load_checkpoint
 from spyolo.cli import demo as demo_cli
 from spyolo.cli import eval as eval_cli
+from spyolo.cli import export as export_cli
 from spyolo.cli import train as train_cli
 from spyolo.cli import weights as weights_cli
 from spyolo.config import save_config
@@ -164,6 +165,14 @@ def test_named_release_downloads_verifies_converts_and_caches(server, cache, mon
     assert len(server.hits) == 2
     code, out, _ = run_cli(weights_cli, capsys)
     assert f"cached: {converted}" in out and f"cache: {cache}" in out
+    monkeypatch.chdir(tmp_path)  # an export by name lands here, not in the cache
+    code, out, err = run_cli(export_cli, capsys, "--weights", "test-sfptt")
+    assert code == 0, err
+    assert (tmp_path / "test-sfptt_export.pt").is_file() and files_in(cache) == [
+        "checkpoints/test-sfptt.pt", "downloads/test-sfptt/trained_weight_8step.pth"]
+    # the release's file itself where a checkpoint is expected: convert it first, or use the name
+    code, _, err = run_cli(eval_cli, capsys, "--weights", str(download_path(entry, entry.files[0])))
+    assert code == 2 and "the sFPTT release's SPYv4 state dict, not a spyolo checkpoint; convert it first" in err
     # an entry whose file changed: the converted checkpoint is stale, and the cached download is not the
     # new file, which spyolo says and leaves to the user
     newer = dataclasses.replace(entry, files=(dataclasses.replace(entry.files[0], checksum="git-sha1:" + "0" * 40),))
