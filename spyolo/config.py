@@ -222,7 +222,9 @@ class ModelConfig:
     # + cell. 1 for SPYv4 (the release); 1.05 in the original yolov4-tiny.cfg (spyolo convert keeps it).
     scale_xy: float = 1.0
     # Start training from these weights (spyolo.models.transfer_weights): a trained ANN twin or
-    # SPYv4 checkpoint, or a YOLOv4-tiny state dict in the widely shared naming. Not on --resume.
+    # SPYv4 checkpoint, a YOLOv4-tiny state dict in the widely shared naming, a Darknet .weights file,
+    # the sFPTT release's state dict, or the name of pretrained weights (spyolo weights lists them:
+    # yolov4-tiny-coco, sfptt-voc, ...). Not on --resume.
     init_from: str | None = None
     # What init_from copies of heads trained on other classes than the dataset's: "names" (each anchor
     # slot's box and objectness channels, and the class channels of the classes both name, matched by
@@ -274,7 +276,8 @@ class TrainConfig:
     # Distillation from a trained, frozen ANN twin (spyolo/train/distill.py): its head outputs,
     # computed once per batch, pull SPYv4's at every timestep; distill_weight scales the term,
     # distill_box_weight its box part; distill_feature_weight > 0 also pulls every LTC layer's synaptic
-    # current towards the teacher's pre-activation of the same layer (feature distillation).
+    # current towards the teacher's pre-activation of the same layer (feature distillation). A file or
+    # the name of pretrained weights (an ANN twin: a SPYv4 teacher is refused).
     distill_from: str | None = None
     distill_weight: float = 1.0
     distill_box_weight: float = 1.0
