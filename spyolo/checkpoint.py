@@ -26,6 +26,7 @@ from torch import nn
 from spyolo.config import Config, config_from_dict
 from spyolo.errors import CheckpointError, ConfigError
 from spyolo.models import build_model
+from spyolo.models.sfptt import is_sfptt_state
 from spyolo.utils.io import atomic_torch_save
 from spyolo.utils.torchfile import read_torch_file
 
@@ -54,7 +55,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             or lacks ``model`` and ``config``.
     """
     path = Path(path)
+    if path.suffix.lower() == ".weights" and path.is_file():
+        raise CheckpointError(f"{path}: a Darknet weights file, not a spyolo checkpoint; convert it first "
+                              f"(spyolo convert {path} --out {path.with_suffix('.pt').name}), or use --weights "
+                              f"yolov4-tiny-coco for the original COCO model")
     ckpt = read_torch_file(path, CheckpointError, "checkpoint", map_location=map_location)
+    if isinstance(ckpt, dict) and is_sfptt_state(ckpt.get("state_dict", ckpt)):
+        raise CheckpointError(f"{path}: the sFPTT release's SPYv4 state dict, not a spyolo checkpoint; convert it "
+                              f"first (spyolo convert {path} --out sfptt_voc.pt), or use --weights sfptt-voc")
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         raise CheckpointError(f"{path}: not a spyolo checkpoint (expected keys 'model' and 'config')")
     return ckpt

@@ -64,6 +64,7 @@ __all__ = [
     "MAX_CONFIG_BYTES",
     "MAX_YAML_NODES",
     "parse_yaml",
+    "read_yaml_file",
 ]
 
 MAX_CONFIG_BYTES = 1 << 20
@@ -222,12 +223,17 @@ class ModelConfig:
     # + cell. 1 for SPYv4 (the release); 1.05 in the original yolov4-tiny.cfg (spyolo convert keeps it).
     scale_xy: float = 1.0
     # Start training from these weights (spyolo.models.transfer_weights): a trained ANN twin or
-    # SPYv4 checkpoint, or a YOLOv4-tiny state dict in the widely shared naming. Not on --resume.
+    # SPYv4 checkpoint, a YOLOv4-tiny state dict in the widely shared naming, a Darknet .weights file,
+    # the sFPTT release's state dict, or the name of pretrained weights (spyolo weights lists them:
+    # yolov4-tiny-coco, sfptt-voc, ...). Not on --resume.
     init_from: str | None = None
-    # What init_from copies of heads trained on other classes than the dataset's: "boxes" (each anchor
-    # slot's box and objectness channels; the class channels keep their init) or "matching" (nothing:
-    # heads are copied only for the same classes, remapped by name). Same classes: the whole heads.
-    init_heads: str = "boxes"
+    # What init_from copies of heads trained on other classes than the dataset's: "names" (each anchor
+    # slot's box and objectness channels, and the class channels of the classes both name, matched by
+    # name: spyolo/utils/classnames.py; the others keep their init), "boxes" (the box and objectness
+    # channels only), "matching" (nothing: heads are copied only for the same classes, remapped by
+    # name) or "auto": "names" when the source names its classes and shares one with the dataset,
+    # else "boxes". Same classes: the whole heads.
+    init_heads: str = "auto"
     # The time constant of LTC layers whose tau path init_from does not bring (an ANN source): "keep"
     # its random initial path (tau = sigmoid(BN(Conv(I + u))) with fresh weights: a different tau per
     # neuron and input), or "neutral": tau_bn's scale set to 0, so tau = sigmoid(0) = 0.5 for every
@@ -274,7 +280,8 @@ class TrainConfig:
     # Distillation from a trained, frozen ANN twin (spyolo/train/distill.py): its head outputs,
     # computed once per batch, pull SPYv4's at every timestep; distill_weight scales the term,
     # distill_box_weight its box part; distill_feature_weight > 0 also pulls every LTC layer's synaptic
-    # current towards the teacher's pre-activation of the same layer (feature distillation).
+    # current towards the teacher's pre-activation of the same layer (feature distillation). A file or
+    # the name of pretrained weights (an ANN twin: a SPYv4 teacher is refused).
     distill_from: str | None = None
     distill_weight: float = 1.0
     distill_box_weight: float = 1.0
@@ -310,6 +317,11 @@ class EvalConfig:
     # results.csv's train_map_voc07 / train_map_area. Test mAP far below it is over-fitting, both
     # low under-fitting. 0: not scored.
     train_images: int = 64
+    # A dataset whose classes differ from the model's is scored with the classes matched by name
+    # (spyolo/utils/classnames.py: case and spaces ignored, COCO's spellings of VOC's classes aliased);
+    # class_map: a YAML file of "model class: dataset class" lines that replaces that matching
+    # (null drops a class; docs/configuration.md).
+    class_map: str | None = None
     demo_conf: float = 0.25
     demo_nms: float = 0.45
     # The Gen1 protocol (event sets): boxes with a diagonal under gen1_min_box_diag or a side under
@@ -626,26 +638,37 @@ def apply_overrides(cfg: Config, overrides: list[str] | None) -> Config:
     return cfg
 
 
-MAX_BASE_DEPTH = 8
-"""How many ``base:`` files a config may chain."""
+def read_yaml_file(path: str | Path, what: str = "config file", hint: str = "a full config is about 3 KB",
+                   error: type[Exception] = ConfigError, where: str | None = None) -> Any:
+    """The YAML document of a user's file, read with :func:`parse_yaml`'s bounds.
 
+    ``what`` names the file in the messages, ``hint`` says what size is usual, ``where`` (default: the
+    path) starts every message.
 
-def _read_config_file(p: Path) -> Any:
+    Raises:
+        error: missing, unreadable, over 1 MiB (refused unread), not UTF-8, or not YAML.
+    """
+    p = Path(path)
+    where = str(p) if where is None else where
     if not p.is_file():
-        raise ConfigError(f"{p}: config file not found")
+        raise error(f"{where}: {what} not found")
     try:
         size = p.stat().st_size
         if size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{p}: {size / 2**20:.1f} MiB is too large for a config file (at most "
-                              f"{MAX_CONFIG_BYTES // 2**20} MiB; a full config is about 3 KB)")
+            raise error(f"{where}: {size / 2**20:.1f} MiB is too large for a {what} (at most "
+                        f"{MAX_CONFIG_BYTES // 2**20} MiB; {hint})")
         return parse_yaml(p.read_text(encoding="utf-8-sig"))
     except UnicodeDecodeError as e:
-        raise ConfigError(f"{p}: not a YAML text file (not UTF-8: byte {e.object[e.start]:#04x} at offset "
-                          f"{e.start})") from None
+        raise error(f"{where}: not a YAML text file (not UTF-8: byte {e.object[e.start]:#04x} at offset "
+                    f"{e.start})") from None
     except OSError as e:
-        raise ConfigError(f"{p}: cannot read config file ({e.strerror or e})") from None
+        raise error(f"{where}: cannot read {what} ({e.strerror or e})") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: invalid YAML: {cut(str(e), 300)}") from None
+        raise error(f"{where}: invalid YAML: {cut(str(e), 300)}") from None
+
+
+MAX_BASE_DEPTH = 8
+"""How many ``base:`` files a config may chain."""
 
 
 def _config_mapping(p: Path, chain: tuple[Path, ...] = ()) -> Any:
@@ -654,7 +677,7 @@ def _config_mapping(p: Path, chain: tuple[Path, ...] = ()) -> Any:
     ``base: other.yaml`` (relative to the file) names a config whose values this one starts from: the
     configs of several datasets can share one recipe file and state only their data.
     """
-    d = _read_config_file(p)
+    d = read_yaml_file(p)
     if not isinstance(d, dict) or "base" not in d:
         return d
     base = d.pop("base")

@@ -17,6 +17,7 @@ __all__ = [
     "ImageReadError",
     "CheckpointError",
     "TransferError",
+    "DownloadError",
     "TextFormatError",
     "VideoError",
     "EventFileError",
@@ -48,6 +49,11 @@ class CheckpointError(SpyoloError, RuntimeError):
 
 class TransferError(SpyoloError, ValueError):
     """Weights cannot be transferred from a source into a model (names the key and both shapes)."""
+
+
+class DownloadError(SpyoloError, RuntimeError):
+    """Named weights cannot be fetched: the download failed or was cut short, or a file does not match
+    its checksum (names the URL, the expected checksum and where to put the file by hand)."""
 
 
 class TextFormatError(SpyoloError, ValueError):

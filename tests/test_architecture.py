@@ -9,8 +9,8 @@ from pathlib import Path
 SPYOLO = Path(__file__).resolve().parents[1] / "spyolo"
 
 # docs/architecture.md, bottom to top: a package may import only packages listed before it.
-LAYERS = ["errors", "utils", "snn", "models", "loss", "data", "events", "config", "checkpoint", "inference", "stats",
-          "eval", "export", "train", "cli"]
+LAYERS = ["errors", "utils", "snn", "models", "loss", "data", "events", "config", "checkpoint", "hub", "inference",
+          "stats", "eval", "export", "train", "cli"]
 
 
 def _imports() -> dict[str, set[str]]:

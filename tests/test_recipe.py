@@ -118,10 +118,52 @@ def test_init_heads_boxes_copies_each_slots_box_and_objectness_channels_only() -
     report = transfer_weights(snn, named, class_names=["cat", "bird"], heads="boxes")
     assert sorted(report.partial) == sorted(before) and not report.skipped
     assert torch.equal(snn.head1.bias[7:12], named["model"]["head1.bias"][7:12])
-    with pytest.raises(ValueError, match="heads must be one of matching, boxes"):
+    with pytest.raises(ValueError, match="heads must be one of auto, names, boxes, matching"):
         transfer_weights(snn, coco, heads="all")
     with pytest.raises(ConfigError, match="model.init_heads"):
         apply_overrides(Config(), ["model.init_heads=all"])
+
+
+def test_init_heads_names_copies_the_class_channels_of_the_classes_both_name() -> None:
+    """COCO spellings meet VOC's: the class channels of the shared classes carry over (the default when
+    the source names its classes and shares one); the others keep their init; boxes copies none."""
+    source_names = ["person", "Dining Table", "airplane", "truck", "tv", "dog"]
+    ann = _ann(num_classes=6)
+    source = {"model": ann.state_dict(), "class_names": source_names, "config": {}}
+    target_names = ["aeroplane", "diningtable", "tvmonitor", "cat", "person"]
+    expected = {0: 2, 1: 1, 2: 4, 4: 0}  # target class -> source class; "cat" has none
+    torch.manual_seed(11)
+    snn = SPYv4(num_classes=5, width=0.25)
+    before = {k: v.clone() for k, v in snn.state_dict().items() if k.startswith(("head1.", "head2."))}
+    report = transfer_weights(snn, source, class_names=target_names)  # heads="auto" -> names
+    assert sorted(report.partial) == sorted(before) and not report.skipped
+    text = report.summary()
+    assert "matched by name (model.init_heads=names)" in text and "aeroplane <- airplane" in text
+    assert "the class channels of 1 class keep their init (cat)" in text
+    after = snn.state_dict()
+    for key, old in before.items():
+        src = ann.state_dict()[key]
+        for slot in range(3):  # 11 channels per slot in the source, 10 in the model
+            s0, d0 = slot * 11, slot * 10
+            assert torch.equal(after[key][d0: d0 + 5], src[s0: s0 + 5])
+            for t in range(5):
+                want = src[s0 + 5 + expected[t]] if t in expected else old[d0 + 5 + t]
+                assert torch.equal(after[key][d0 + 5 + t], want), (key, slot, t)
+    # boxes: the class channels all keep their init
+    torch.manual_seed(11)
+    boxed = SPYv4(num_classes=5, width=0.25)
+    transfer_weights(boxed, source, class_names=target_names, heads="boxes")
+    assert torch.equal(boxed.head1.weight[5:10], before["head1.weight"][5:10])
+    # no shared name: auto is boxes; a source without names: auto is boxes, names says so
+    report = transfer_weights(SPYv4(num_classes=2, width=0.25), source, class_names=["cell", "nucleus"])
+    assert "model.init_heads=boxes" in report.summary()
+    report = transfer_weights(SPYv4(num_classes=2, width=0.25), ann.state_dict(), heads="names")
+    assert "the source names no classes" in report.summary() and len(report.partial) == 4
+    # every class matched under another spelling: the whole heads, nothing left at init
+    spelled = SPYv4(num_classes=6, width=0.25)
+    report = transfer_weights(spelled, source, class_names=["Person", "diningtable", "aeroplane", "truck",
+                                                            "tvmonitor", "dog"])
+    assert not report.partial and torch.equal(spelled.head2.weight, ann.head2.weight)
 
 
 def test_transfer_from_spyv4_brings_the_tau_path(tmp_path: Path) -> None:

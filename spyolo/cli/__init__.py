@@ -1,4 +1,5 @@
-"""The ``spyolo`` command: ``spyolo train | eval | demo | synth | export | convert`` (``spyolo <cmd> --help``).
+"""The ``spyolo`` command: ``spyolo train | eval | demo | synth | export | convert | weights``
+(``spyolo <cmd> --help``).
 
 Each subcommand is a module here with ``add_arguments(parser)`` and ``run(args)``; the scripts
 in ``tools/`` run the same modules (``python tools/train.py`` is ``spyolo train``).
@@ -25,7 +26,8 @@ COMMANDS = {
     "demo": "detect objects in images, a folder, a video or a camera; write annotated results",
     "synth": "generate the synthetic VOC-format shapes dataset",
     "export": "export a checkpoint for inference",
-    "convert": "convert a Darknet YOLOv4-tiny (.weights + .cfg) into a spyolo checkpoint",
+    "convert": "convert a Darknet YOLOv4-tiny (.weights + .cfg) or the sFPTT release's SPYv4 into a spyolo checkpoint",
+    "weights": "list the named pretrained weights (sfptt-voc, yolov4-tiny-coco, ...) and fetch them",
 }
 """Subcommand -> one-line description; each is the module ``spyolo.cli.<name>``."""
 

@@ -60,7 +60,8 @@ class OutputConflict(SpyoloError, ValueError):
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", required=True,
-                   help="checkpoint written by spyolo train (weights/best.pt), or a .onnx from spyolo export")
+                   help="checkpoint written by spyolo train (weights/best.pt), a .onnx from spyolo export, or named "
+                        "pretrained weights (spyolo weights lists them: sfptt-voc, yolov4-tiny-coco, ...)")
     p.add_argument("--source", required=True,
                    help="an image file, a folder of images, a video file, or a camera index (0, 1, ...)")
     p.add_argument("--out", required=True, help="output folder (created)")

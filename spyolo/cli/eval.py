@@ -23,7 +23,12 @@ width), else the checkpoint's ``train.distill_from`` when that is one (without a
 ratio alone; :mod:`spyolo.eval.twin`). ``--per-timestep`` reads
 the mAP at every timestep t = 1..T in the same pass (anytime accuracy) and writes
 ``map_per_timestep.json`` and ``map_per_timestep.png``. Those files go to ``--out`` (default:
-``eval/`` next to the run's ``weights/`` folder). See docs/spike_stats.md.
+``eval/`` next to the run's ``weights/`` folder). See docs/spike_stats.md. ``--weights`` also takes
+the name of pretrained weights (``spyolo weights`` lists them; fetched on first use). A dataset whose
+classes differ from the model's is scored with the classes matched by name (case and spaces ignored,
+COCO's spellings of VOC's classes aliased; the matching is printed): detections of model classes
+without a dataset class are dropped, dataset classes without a model class score AP 0;
+``eval.class_map=FILE`` (YAML ``model class: dataset class`` lines) pairs them explicitly.
 
 Text mode: GT lines are ``class x1 y1 x2 y2 [difficult]``, detection lines are
 ``class score x1 y1 x2 y2`` (VOC pixels, 1-based inclusive).
@@ -57,7 +62,9 @@ OPTION_KEYS = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     ck = parser.add_argument_group("checkpoint mode (run a trained model on a dataset split)")
-    ck.add_argument("--weights", type=Path, help="checkpoint written by spyolo train (weights/best.pt)")
+    ck.add_argument("--weights", type=Path,
+                    help="checkpoint written by spyolo train (weights/best.pt), or a named pretrained model "
+                         "(spyolo weights lists them: sfptt-voc, yolov4-tiny-coco, ...)")
     ck.add_argument("overrides", nargs="*", metavar="section.key=value",
                     help="overrides of the checkpoint's config, e.g. data.root=/data/VOCdevkit")
     ck.add_argument("--split", default=None,
@@ -180,6 +187,11 @@ def run_checkpoint_mode(args: argparse.Namespace) -> int:
         write_records(res.pop("records"), args.records)
         print(f"wrote {args.records}")
     print(ev.describe())
+    if ev.classes is not None and not ev.classes.identical:
+        from spyolo.eval.classes import describe_matching
+
+        for line in describe_matching(ev.classes):
+            print(line)
     extra = {"coco": res["coco"]} if args.coco else {}
     if args.per_timestep:
         extra["per_timestep"] = res["per_timestep"]

@@ -41,9 +41,11 @@ KEEP = ("model", "config", "class_names", "epoch", "best", "history", "spyolo_ve
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", required=True, type=Path, help="checkpoint written by spyolo train")
+    p.add_argument("--weights", required=True, type=Path,
+                   help="checkpoint written by spyolo train, or named pretrained weights (spyolo weights lists them)")
     p.add_argument("--out", type=Path, default=None,
-                   help="output file (default: next to --weights, <stem>_export.<format>)")
+                   help="output file (default: next to --weights, <stem>_export.<format>; for a name: "
+                        "<name>_export.<format> here)")
     p.add_argument("--format", choices=FORMATS, default="pt",
                    help="pt: inference checkpoint (default); onnx: ONNX graph of one timestep + JSON sidecar")
     p.add_argument("--half", action="store_true", help="pt: store floating-point tensors as float16")
@@ -70,8 +72,13 @@ def export_pt(src: Path, dst: Path, half: bool) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    src = args.weights
-    dst = args.out if args.out is not None else src.with_name(f"{src.stem}_export.{args.format}")
+    from spyolo.hub import is_weights_name, resolve_weights
+
+    named = is_weights_name(args.weights)
+    src = resolve_weights(args.weights)
+    default = Path(f"{args.weights}_export.{args.format}") if named else src.with_name(
+        f"{src.stem}_export.{args.format}")
+    dst = args.out if args.out is not None else default
     if args.half and args.format != "pt":
         raise ConfigError("--half applies to --format pt only")
     if (args.zero_init or args.opset is not None) and args.format != "onnx":

@@ -24,11 +24,14 @@ from typing import Any
 from spyolo.checkpoint import load_model
 from spyolo.config import Config, apply_overrides
 from spyolo.data import build_dataloader
-from spyolo.errors import CheckpointError, ConfigError
+from spyolo.errors import ConfigError
+from spyolo.eval.classes import class_matching, describe_matching
 from spyolo.eval.loop import EvalSettings, evaluate_model
 from spyolo.events.build import build_dataset
 from spyolo.events.sets import GEN1_PREFIX, is_event_set
+from spyolo.hub import resolve_weights
 from spyolo.models import head_spec_for
+from spyolo.utils.classnames import ClassMatching
 from spyolo.utils.runtime import resolve_runtime
 
 __all__ = ["CheckpointEvaluation", "evaluate_checkpoint", "with_split"]
@@ -47,6 +50,9 @@ class CheckpointEvaluation:
         config: the config the evaluation ran with (the checkpoint's, with the overrides).
         weights: the checkpoint file.
         timesteps: timesteps run per image (1 for the ANN twin).
+        device: the device it ran on.
+        classes: which model class was scored as which dataset class (identical when the lists are
+            the same; :mod:`spyolo.eval.classes`).
     """
 
     result: dict[str, Any]
@@ -55,6 +61,7 @@ class CheckpointEvaluation:
     weights: Path
     timesteps: int
     device: str = "cpu"
+    classes: ClassMatching | None = None
 
     def describe(self) -> str:
         """One line: the model, timesteps, input, split, thresholds and device of the evaluation."""
@@ -116,7 +123,8 @@ def evaluate_checkpoint(
     """Evaluate ``weights`` on its config's test split (or ``split`` of the same year folders).
 
     Args:
-        weights: a checkpoint written by training (or exported).
+        weights: a checkpoint written by training (or exported, or converted), or the name of
+            pretrained weights (:mod:`spyolo.hub`: fetched on first use).
         overrides: ``section.key=value`` changes of the stored config, e.g. ``data.root=...``,
             ``model.timesteps=4``, ``eval.conf_thresh=0.01``, ``eval.max_images=100``.
         split: replaces the split of every ``data.test_sets`` entry.
@@ -140,6 +148,7 @@ def evaluate_checkpoint(
         raise ConfigError(f"recalibrate_bn must be >= 0, got {recalibrate_bn}")
     if bn_per_timestep and not recalibrate_bn:
         raise ConfigError("--bn-per-timestep needs --recalibrate-bn N")
+    weights = resolve_weights(weights, progress=progress)
     loaded = load_model(weights, list(overrides))
     cfg = loaded.config
     if split:
@@ -147,10 +156,11 @@ def evaluate_checkpoint(
     apply_overrides(cfg, [])  # re-validate with the split (the config's validation checks every eval.* key)
 
     dataset = build_dataset(cfg, train=False)
-    if list(dataset.class_names) != loaded.class_names:
-        raise CheckpointError(
-            f"{weights}: the model's classes {loaded.class_names} differ from the dataset's {list(dataset.class_names)}"
-        )
+    matching = class_matching(loaded.class_names, list(dataset.class_names), cfg.eval.class_map)
+    label_map = None if matching.identical else matching.target_of_source()
+    if label_map is not None:
+        for line in describe_matching(matching):
+            log.debug("%s", line)
     runtime = resolve_runtime(device, amp, "off")
     model = loaded.model.to(runtime.device).eval()
     spiking = bool(getattr(model, "is_spiking", False))
@@ -167,7 +177,7 @@ def evaluate_checkpoint(
     try:
         res = evaluate_model(
             run_model, loader, dataset, head_spec_for(model, cfg.data.img_size), EvalSettings.from_config(cfg),
-            runtime, per_timestep=per_timestep, coco=coco, progress=progress, records=records,
+            runtime, per_timestep=per_timestep, coco=coco, progress=progress, records=records, label_map=label_map,
         )
         report = None
         if spikes:
@@ -180,4 +190,4 @@ def evaluate_checkpoint(
         for hooks in (monitor, counter):
             if hooks is not None:
                 hooks.close()
-    return CheckpointEvaluation(res, report, cfg, Path(weights), steps, str(runtime.device))
+    return CheckpointEvaluation(res, report, cfg, Path(weights), steps, str(runtime.device), matching)

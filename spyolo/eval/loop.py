@@ -11,6 +11,7 @@ event dataset (bin t at timestep t) always gets ``gen1``, the COCO mAP under the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +71,7 @@ def evaluate_model(
     progress: bool = True,
     desc: str = "eval",
     records: bool = False,
+    label_map: Sequence[int] | None = None,
 ) -> dict:
     """mAP of ``model`` on ``dataset`` (through ``loader``, which must not shuffle).
 
@@ -80,7 +82,12 @@ def evaluate_model(
     boxes in continuous pixels of the original image, for pictures of the predictions) and
     ``records`` (with ``records=True``: the last step's ground truth and detections per image,
     :meth:`VOCEvaluator.records`, for resampling the images: :func:`spyolo.eval.voc.map_of_images`).
+    ``label_map`` scores a model of other classes than the dataset's: model class ``c``'s detections
+    count as dataset class ``label_map[c]``; where it is negative the class is left out (each box
+    takes the best of the other classes, so no detection of it is made; :mod:`spyolo.eval.classes`).
     """
+    to_dataset = np.asarray(label_map, dtype=np.int64) if label_map is not None else None
+    scored = None if to_dataset is None else np.flatnonzero(to_dataset >= 0).tolist()
     was_training = model.training
     model.eval()
     device = runtime.device
@@ -117,7 +124,7 @@ def evaluate_model(
                     outs = model(timestep_input(images, t) if spiking else images)
                 if t in evaluators:
                     per_step_dets[t] = postprocess(
-                        outs, spec, settings.conf_thresh, settings.nms_iou, settings.max_det
+                        outs, spec, settings.conf_thresh, settings.nms_iou, settings.max_det, classes=scored
                     )
             for i, meta in enumerate(metas):
                 ann = dataset.get_annotation(meta["index"])
@@ -127,6 +134,9 @@ def evaluate_model(
                     det = per_step_dets[t][i]
                     boxes = to_original_voc(det.boxes, meta["orig_size"], settings.img_size, meta.get("letterbox"))
                     scores, labels = det.scores.float().cpu().numpy(), det.labels.cpu().numpy()
+                    if to_dataset is not None:
+                        keep = to_dataset[labels] >= 0
+                        boxes, scores, labels = boxes[keep], scores[keep], to_dataset[labels[keep]]
                     ev.add_detections(image_id, boxes, scores, labels)
                     if gen1 is not None and t == steps - 1:
                         gen1.add(image_id, ann.boxes(), ann.labels(), boxes, scores, labels, ann.difficult())

@@ -37,6 +37,7 @@ from torch import Tensor, nn
 import spyolo
 from spyolo.checkpoint import load_model
 from spyolo.export.sidecar import FORMAT, FORMAT_VERSION, ExportError, require, sidecar_path
+from spyolo.hub import resolve_weights
 from spyolo.models.heads import head_spec_for
 from spyolo.snn.ltc import ltc_layers, set_ltc_backend
 from spyolo.snn.state import reset_states
@@ -186,7 +187,7 @@ def export_onnx(
     if opset < MIN_OPSET:
         raise ExportError(f"{out_path}: opset {opset} is too old; use {MIN_OPSET} or later")
     onnx = require("onnx", out_path, "ONNX export")
-    loaded = load_model(weights_path)
+    loaded = load_model(resolve_weights(weights_path))
     cfg, model = loaded.config, loaded.model.float().eval()
     if cfg.model.input != "image":
         raise ExportError(f"{weights_path}: a model of event frames (model.input={cfg.model.input}); the ONNX export "

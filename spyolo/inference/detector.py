@@ -309,7 +309,8 @@ class Detector(DetectorBase):
         max_det: int | None = None,
         batch_size: int = 16,
     ) -> Detector:
-        """Build a detector from a training checkpoint (``weights/best.pt`` or ``last.pt``).
+        """Build a detector from a training checkpoint (``weights/best.pt`` or ``last.pt``), or from
+        pretrained weights by name (``"sfptt-voc"``: :mod:`spyolo.hub`, fetched on first use).
 
         The model, input size, resize mode, anchors and initial-state mode come from the
         checkpoint's config. ``timesteps`` defaults to ``model.timesteps``; ``conf`` and
@@ -321,8 +322,9 @@ class Detector(DetectorBase):
                 that do not fit the model its config describes.
         """
         from spyolo.checkpoint import load_model
+        from spyolo.hub import resolve_weights
 
-        loaded = load_model(path)
+        loaded = load_model(resolve_weights(path))
         cfg = loaded.config
         det = cls(
             loaded.model,

@@ -49,15 +49,23 @@ def postprocess(
     conf_thresh: float = 0.001,
     nms_iou: float = 0.5,
     max_det: int = 300,
+    classes: Sequence[int] | None = None,
 ) -> list[Detections]:
     """Detections per image in *input* pixels (continuous x1,y1,x2,y2).
 
     The whole batch goes through one ``batched_nms`` call (boxes grouped by image and class),
     so there is no Python loop over boxes; the loop over images only slices the result.
+    ``classes`` (model class indices) limits the classes a box may take: its score is the objectness
+    times the best of those classes' probabilities (a model scored on a dataset of fewer classes).
     """
     preds = decode_outputs(outputs, spec)  # (B, N, 5+C)
     batch = preds.shape[0]
-    cls_prob, labels = preds[..., 5:].max(dim=-1)
+    if classes is None:
+        cls_prob, labels = preds[..., 5:].max(dim=-1)
+    else:
+        subset = torch.as_tensor(list(classes), dtype=torch.long, device=preds.device)
+        cls_prob, picked = preds[..., 5:].index_select(-1, subset).max(dim=-1)
+        labels = subset[picked]
     scores = preds[..., 4] * cls_prob
     keep = scores >= conf_thresh
     img_idx = torch.arange(batch, device=preds.device).unsqueeze(1).expand_as(scores)[keep]

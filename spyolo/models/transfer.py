@@ -15,17 +15,22 @@ say so for a mode other than the paper's; a SPYv4 source's tau path of another s
   ``upsample.upsample.0``, ``yolo_headP4.0`` (each ``<name>.conv.weight`` and
   ``<name>.bn.{weight,bias,running_mean,running_var,num_batches_tracked}``) and the heads
   ``yolo_headP5.1`` / ``yolo_headP4.1`` (``.weight``, ``.bias``);
+* the authors' released SPYv4 (byin-cwi/sFPTT), a state dict in its own naming
+  (:mod:`spyolo.models.sfptt`; every tensor maps, the tau path included);
 * a Darknet ``.weights`` file of YOLOv4-tiny, such as the original COCO ``yolov4-tiny.weights``
-  (:mod:`spyolo.models.darknet`; the ``.cfg`` beside it, if any, is checked against the file).
+  (:mod:`spyolo.models.darknet`; the ``.cfg`` beside it, if any, is checked against the file, and
+  the ``.names`` beside it, if any, names its classes).
 
 Either may be a path (read with ``torch.load(..., weights_only=True)``, or the Darknet reader) or
-a dict in memory. A head whose shape differs (another number of classes, e.g. 80-class COCO
-weights into a 20-class model) gives each anchor slot its class-agnostic part, the box
-(``tx, ty, tw, th``) and objectness channels of the weight and the bias, and its class channels
-keep their init (``heads="boxes"``, ``model.init_heads``, the default; reported); with
-``heads="matching"`` such a head is skipped whole. Heads of the same size trained on other
-classes (when the source names its classes, as a spyolo checkpoint does) are treated the same
-way; the same classes in another order are remapped by name. Any other shape mismatch, a
+a dict in memory. Heads trained on other classes (another number of classes, e.g. 80-class COCO
+weights into a 20-class model, or, when the source names its classes, other names) are copied as
+``heads`` (``model.init_heads``) says: ``"names"`` gives each anchor slot its class-agnostic part,
+the box (``tx, ty, tw, th``) and objectness channels of the weight and the bias, and the class
+channels of the classes both sides name (matched by name: :mod:`spyolo.utils.classnames`), the
+other class channels keep their init; ``"boxes"`` copies the box and objectness channels only;
+``"matching"`` skips such a head whole; ``"auto"``, the default, is ``"names"`` when the source
+names its classes and shares one with the model, else ``"boxes"`` (all reported). The same classes
+in another order are remapped by name whatever ``heads`` says. Any other shape mismatch, a
 non-finite value, or a source with none of the expected keys, is a
 :class:`~spyolo.errors.TransferError` naming the key and both shapes. A SPYv4 source also
 brings its tau path (a SPYv4 model then continues from it as it was). An ANN twin of event frames
@@ -45,9 +50,11 @@ import torch
 from torch import nn
 
 from spyolo.errors import TransferError
-from spyolo.models.darknet import is_darknet_weights, read_darknet_weights
+from spyolo.models.darknet import companion_names, is_darknet_weights, read_darknet_names, read_darknet_weights
+from spyolo.models.sfptt import is_sfptt_state, read_sfptt_state
 from spyolo.snn import ltc_layers
 from spyolo.utils.choices import MODEL_INIT_HEADS
+from spyolo.utils.classnames import ClassMatching, match_classes
 from spyolo.utils.tau_modes import DEFAULT_TAU_MODE
 from spyolo.utils.torchfile import read_torch_file
 
@@ -145,7 +152,9 @@ def read_state_source(
         if is_darknet_weights(path):
             dark = read_darknet_weights(path, cfg=cfg, width=width)
             scale = dark.spec.scale_xy if dark.spec is not None else None
-            return dict(dark.state), str(path), dark.describe(), None, scale
+            names_file = companion_names(path)
+            names = read_darknet_names(names_file, dark.num_classes) if names_file is not None else None
+            return dict(dark.state), str(path), dark.describe(), names, scale
         raw = read_torch_file(path, TransferError, "weights file")
         if not isinstance(raw, Mapping):
             raise TransferError(f"{path}: expected a state dict or a checkpoint dict, got {type(raw).__name__}")
@@ -160,6 +169,11 @@ def read_state_source(
             scale_xy = float(value) if isinstance(value, (int, float)) else None
     else:
         state, kind = raw, "spyolo state dict"
+    if is_sfptt_state(state):
+        release = read_sfptt_state(state, where)
+        kind = (f"the sFPTT release's SPYv4 state dict ({release.checked_copies} tensors stored twice, the copies "
+                f"equal)")
+        return {**release.tensors, **release.unused, **release.unknown}, where, kind, names, 1.0
     tensors = {str(k): v for k, v in state.items() if isinstance(v, torch.Tensor)}
     if tensors and not any("." in k and k.split(".")[0] in _SPYOLO_TOP for k in tensors) and any(
             yolov4_tiny_key(k) for k in tensors):
@@ -200,7 +214,7 @@ def transfer_weights(
     source: str | Path | Mapping[str, Any],
     class_names: Sequence[str] | None = None,
     cfg: str | Path | None = None,
-    heads: str = "boxes",
+    heads: str = "auto",
 ) -> TransferReport:
     """Copy the weights of ``source`` into ``model`` (SPYv4 or the ANN twin) by name; see the module doc.
 
@@ -208,14 +222,18 @@ def transfer_weights(
 
     Args:
         model: the model to fill.
-        source: a spyolo checkpoint, a state dict (spyolo or YOLOv4-tiny naming), a Darknet
-            ``.weights`` file, or a dict in memory.
+        source: a spyolo checkpoint, a state dict (spyolo, YOLOv4-tiny or the sFPTT release's
+            naming), a Darknet ``.weights`` file, or a dict in memory.
         class_names: the model's classes, in label order. When the source names its classes (a
-            spyolo checkpoint does): the same list copies the heads, the same classes in another
-            order copy them remapped by name, other classes are treated as ``heads`` says (reported).
+            spyolo checkpoint does; a Darknet file through the ``.names`` beside it): the same list
+            copies the heads, the same classes in another order copy them remapped by name, other
+            classes are treated as ``heads`` says (reported).
         cfg: the Darknet ``.cfg`` of a ``.weights`` source (default: the one beside it, if any).
-        heads: ``"boxes"`` (heads of other classes give each anchor slot's box and objectness
-            channels; see the module doc) or ``"matching"`` (they keep their init).
+        heads: for heads of other classes: ``"names"`` (each anchor slot's box and objectness
+            channels, and the class channels of the classes matched by name,
+            :func:`spyolo.utils.classnames.match_classes`), ``"boxes"`` (the box and objectness
+            channels only), ``"matching"`` (nothing) or ``"auto"`` (``"names"`` when the source
+            names its classes and shares one with ``class_names``, else ``"boxes"``).
 
     Raises:
         TransferError: unreadable source, no expected key at all, a shape mismatch other
@@ -235,16 +253,26 @@ def transfer_weights(
             f"as conv1.conv.weight or YOLOv4-tiny names such as backbone.conv1.conv.weight)"
         )
     relation, order = _class_mapping(source_names, list(class_names) if class_names is not None else None)
+    by_name = (match_classes(source_names, list(class_names))
+               if source_names is not None and class_names is not None else None)
+    if heads == "auto":
+        heads = "names" if by_name is not None and by_name.pairs else "boxes"
+    if heads == "names" and by_name is None:
+        heads = "boxes"  # nothing to match: the source names no classes
+        report.notes.append("model.init_heads=names: the source names no classes; its heads give the box and "
+                            "objectness channels only (as model.init_heads=boxes)")
     for key in matched:
         src, dst = tensors[key], target[key]
         if src.is_floating_point() and not bool(torch.isfinite(src).all()):
             raise TransferError(f"{where}: {key} holds NaN or infinite values; these weights cannot start a model")
         if key.startswith(_HEADS):
             slots = _head_slots(model, key)
-            if heads == "boxes" and (relation == "differ" or src.shape != dst.shape) and _copy_box_channels(
-                    src, dst, slots):
+            other = relation == "differ" or src.shape != dst.shape
+            classes = by_name.source_of_target() if heads == "names" and by_name is not None else None
+            if heads in ("names", "boxes") and other and _copy_slot_channels(src, dst, slots, classes):
                 report.loaded.append(key)
-                report.partial.append(key)
+                if classes is None or None in classes:
+                    report.partial.append(key)
                 continue
             if relation == "differ":
                 report.skipped.append((key, f"the source's classes ({_short(source_names)}) are not the model's "
@@ -269,10 +297,13 @@ def transfer_weights(
             )
         dst.copy_(src.to(dst.dtype))
         report.loaded.append(key)
-    if report.partial:
+    copied_heads = any(k.startswith(_HEADS) for k in report.loaded)
+    by_name_heads = heads == "names" and by_name is not None and relation == "differ" and copied_heads
+    if by_name_heads:
+        report.notes.append(_names_note(by_name, report.partial))
+    elif report.partial:
         report.notes.append(f"{', '.join(report.partial)}: the box and objectness channels of each anchor slot were "
                             f"copied (model.init_heads=boxes); the class channels keep their init")
-    copied_heads = any(k.startswith(_HEADS) for k in report.loaded)
     if relation == "remap" and copied_heads:
         report.notes.append(f"the source's classes are the model's in another order ({_short(source_names)}): "
                             f"the heads' class channels were remapped by name")
@@ -306,8 +337,11 @@ def _head_slots(model: nn.Module, key: str) -> int | None:
     return len(masks[index])
 
 
-def _copy_box_channels(src: torch.Tensor, dst: torch.Tensor, slots: int | None) -> bool:
-    """Copy each anchor slot's first 5 channels (``tx, ty, tw, th, tobj``) of a head weight or bias.
+def _copy_slot_channels(src: torch.Tensor, dst: torch.Tensor, slots: int | None,
+                        classes: Sequence[int | None] | None = None) -> bool:
+    """Copy each anchor slot's first 5 channels (``tx, ty, tw, th, tobj``) of a head weight or bias, and
+    with ``classes`` (for each class of ``dst``, the class of ``src`` it copies, or ``None``) those
+    class channels too.
 
     Both tensors hold ``slots`` slots of ``5 + classes`` channels along dim 0 (their class counts may
     differ) and the same input shape. Returns whether it copied (``False``: the layouts do not fit).
@@ -319,9 +353,29 @@ def _copy_box_channels(src: torch.Tensor, dst: torch.Tensor, slots: int | None) 
     per_src, per_dst = src.shape[0] // slots, dst.shape[0] // slots
     if per_src < 6 or per_dst < 6:  # 5 + at least one class
         return False
+    if classes is not None and (len(classes) != per_dst - 5 or any(c is not None and c >= per_src - 5
+                                                                    for c in classes)):
+        return False
+    pairs = [(c, i) for i, c in enumerate(classes or []) if c is not None]
     for slot in range(slots):
-        dst[slot * per_dst: slot * per_dst + 5].copy_(src[slot * per_src: slot * per_src + 5].to(dst.dtype))
+        s0, d0 = slot * per_src, slot * per_dst
+        dst[d0: d0 + 5].copy_(src[s0: s0 + 5].to(dst.dtype))
+        for c, i in pairs:
+            dst[d0 + 5 + i].copy_(src[s0 + 5 + c].to(dst.dtype))
     return True
+
+
+def _names_note(matching: ClassMatching, partial: Sequence[str]) -> str:
+    """What ``model.init_heads=names`` copied, for the report."""
+    pairs = len(matching.pairs)
+    text = (f"the heads' box and objectness channels and the class channels of the {pairs} of the model's "
+            f"{len(matching.target)} classes the source names too ({matching.describe_pairs(8)}) were copied, "
+            f"matched by name (model.init_heads=names)")
+    if partial:
+        missing = matching.unmatched_target
+        text += (f"; the class channels of {len(missing)} class{'es' if len(missing) != 1 else ''} keep their "
+                 f"init ({_short(missing)})")
+    return text
 
 
 _FIRST_CONV = "conv1.conv.weight"

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from spyolo.config import Config
-from spyolo.errors import TransferError
+from spyolo.errors import DownloadError, TransferError
+from spyolo.hub import resolve_weights
 from spyolo.loss import YOLOLoss
 from spyolo.models import HeadSpec, TransferReport, build_model, head_spec_for, transfer_weights
 from spyolo.snn.ltc import ltc_layers, neutral_tau, set_ltc_backend
@@ -90,8 +91,11 @@ def build_training(
     transfer = None
     if cfg.model.init_from and not resume:
         try:
-            transfer = transfer_weights(core, cfg.model.init_from, class_names=class_names,
-                                        heads=cfg.model.init_heads)
+            source = resolve_weights(cfg.model.init_from)
+        except DownloadError as exc:
+            raise DownloadError(f"model.init_from: {exc}") from None
+        try:
+            transfer = transfer_weights(core, source, class_names=class_names, heads=cfg.model.init_heads)
         except TransferError as exc:
             raise TransferError(f"model.init_from: {exc}") from None
         if cfg.model.init_tau == "neutral":
@@ -122,7 +126,11 @@ def build_training(
     state_generator = torch.Generator(device=runtime.device) if cfg.model.state_init == "uniform" else None
     distill = None
     if tc.distill_from:
-        teacher = load_teacher(tc.distill_from, core, runtime.device, class_names=class_names,
+        try:
+            teacher_path = resolve_weights(tc.distill_from)
+        except DownloadError as exc:
+            raise DownloadError(f"train.distill_from: {exc}") from None
+        teacher = load_teacher(teacher_path, core, runtime.device, class_names=class_names,
                                img_size=cfg.data.img_size)
         if runtime.channels_last:
             teacher = teacher.to(memory_format=torch.channels_last)

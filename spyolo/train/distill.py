@@ -36,6 +36,7 @@ from torch import nn
 
 from spyolo.checkpoint import load_model
 from spyolo.errors import CheckpointError, ConfigError
+from spyolo.hub.convert import is_sfptt_file
 from spyolo.models.darknet import companion_names, darknet_model, is_darknet_weights, read_darknet_names
 
 log = logging.getLogger(__name__)
@@ -161,11 +162,16 @@ def load_teacher(
         try:
             loaded = load_model(path)
         except CheckpointError as exc:
+            if is_sfptt_file(path):
+                raise ConfigError(f"{key}: the sFPTT release's SPYv4, a spiking network; the teacher must be a trained "
+                                  f"ANN twin (model.kind=ann), which gives its outputs in one step (SPYv4 can start "
+                                  f"the model instead: model.init_from)") from None
             raise CheckpointError(f"train.distill_from: {exc}") from None
         teacher, teacher_names = loaded.model, loaded.class_names
         if getattr(teacher, "is_spiking", False):
-            raise ConfigError(f"{key}: a SPYv4 checkpoint; the teacher must be a trained ANN twin (model.kind=ann), "
-                              f"which gives its outputs in one step")
+            raise ConfigError(f"{key}: a SPYv4 checkpoint, a spiking network; the teacher must be a trained ANN twin "
+                              f"(model.kind=ann), which gives its outputs in one step (SPYv4 can start the model "
+                              f"instead: model.init_from)")
         teacher_size = loaded.config.data.img_size
         if img_size is not None and teacher_size != img_size:
             log.warning("%s: the teacher was trained at %d px, the model trains at %d px (data.img_size): its "

@@ -31,7 +31,7 @@ MODEL_INPUT_CHANNELS = MappingProxyType({"image": 3, "events": 2})  # model.inpu
 STATE_INITS: tuple[str, ...] = ("zero", "uniform")
 READOUTS: tuple[str, ...] = ("last", "mean")
 # what model.init_from copies of heads trained on other classes (spyolo.models.transfer)
-MODEL_INIT_HEADS: tuple[str, ...] = ("matching", "boxes")
+MODEL_INIT_HEADS: tuple[str, ...] = ("auto", "names", "boxes", "matching")
 MODEL_INIT_TAU: tuple[str, ...] = ("keep", "neutral")
 """``model.init_tau``: what an LTC layer's time constant starts from when ``model.init_from`` brings no
 tau path (an ANN source): ``keep`` its initial (random) path, or ``neutral``: tau = 0.5 everywhere."""

@@ -37,6 +37,7 @@ __all__ = [
     "atomic_write_text",
     "atomic_torch_save",
     "encode_image",
+    "file_mode",
     "json_bytes",
     "remove_stale_temps",
     "temp_prefix",
@@ -47,6 +48,11 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def file_mode() -> int:
+    """The permissions a plain ``open(path, "w")`` gives a new file: ``0o666`` less the umask."""
+    return 0o666 & ~_umask()
 
 
 def temp_prefix(path: str | Path) -> str:
@@ -74,7 +80,7 @@ def _write_temp(path: Path, write: Callable[[IO[bytes]], None]) -> str:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, file_mode())
     except BaseException:
         _unlink(tmp)
         raise
