@@ -21,9 +21,9 @@ from typing import Any, Union
 
 import yaml
 
+from spyolo.datasets.kinds import check_data_config
 from spyolo.errors import ConfigError
 from spyolo.events.frames import EVENT_REPRESENTATIONS, EVENT_RESIZE_MODES
-from spyolo.events.sets import is_event_set, uses_events
 from spyolo.utils.choices import (
     AMP_MODES,
     CHANNELS_LAST_MODES,
@@ -556,14 +556,7 @@ def validate(cfg: Config, source: str = "config") -> None:
                           f"{short_repr(cfg.model.anchors)}")
     if not cfg.data.train_sets or not cfg.data.test_sets:
         raise ConfigError(f"{source}: data.train_sets and data.test_sets must not be empty")
-    events = uses_events(cfg.data)
-    if events and not all(is_event_set(s) for s in [*cfg.data.train_sets, *cfg.data.test_sets]):
-        raise ConfigError(f"{source}: data.train_sets and data.test_sets mix event sets (gen1:...) with image sets; "
-                          f"one run reads one kind")
-    if events != (cfg.model.input == "events"):
-        raise ConfigError(f"{source}: model.input={cfg.model.input} but the data sets are "
-                          + ("event sets (gen1:...): set model.input=events" if events
-                             else "image sets: set model.input=image"))
+    check_data_config(cfg, source)
     if cfg.data.event_window_ms <= 0:
         raise ConfigError(f"{source}: data.event_window_ms must be > 0")
     if cfg.data.event_sensor and (len(cfg.data.event_sensor) != 2 or min(cfg.data.event_sensor) < 1):
@@ -571,19 +564,6 @@ def validate(cfg: Config, source: str = "config") -> None:
                           f"(or [] to read it from the files)")
     if cfg.eval.gen1_min_box_diag < 0 or cfg.eval.gen1_min_box_side < 0 or cfg.eval.gen1_skip_ms < 0:
         raise ConfigError(f"{source}: eval.gen1_min_box_diag, gen1_min_box_side and gen1_skip_ms must be >= 0")
-    if cfg.data.synthetic_train > 0 or cfg.data.synthetic_spec or cfg.data.synthetic_classes:
-        try:
-            if events:
-                from spyolo.events.synthetic import event_synthetic_settings  # lazy: needs OpenCV
-
-                event_synthetic_settings(cfg.data)
-            else:
-                from spyolo.data.synthetic import synthetic_settings  # lazy: needs OpenCV
-
-                synthetic_settings(cfg.data)
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"{source}: {e}") from None
-
 
 
 def apply_overrides(cfg: Config, overrides: list[str] | None) -> Config:
