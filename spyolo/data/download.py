@@ -100,8 +100,6 @@ def _write_record(root: Path, record: dict) -> None:
 
 def _check_root(root: Path, record: dict) -> None:
     """Refuse a root that holds anything but what this command puts there."""
-    if root.exists() and not root.is_dir():
-        raise DatasetError(f"{root}: not a folder; --root names the folder that gets VOCdevkit/")
     if not root.is_dir():
         return
     names = sorted(os.listdir(root))
@@ -203,6 +201,8 @@ def download_voc(root: str | Path, archives: Sequence[Archive] | None = None, pr
             resume), a wrong md5, an archive that cannot be extracted or lacks its year's folder.
     """
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise DatasetError(f"{root}: not a folder; --root names the folder that gets VOCdevkit/")
     archives = list(voc_archives() if archives is None else archives)
     record = _read_record(root)
     _check_root(root, record)
