@@ -125,19 +125,23 @@ def _head_default(name: str) -> list[list]:
 
 @dataclass
 class DataConfig:
-    """Where the VOC-format data lives and how it is augmented."""
+    """Where the data lives (any kind of spyolo.datasets.kinds) and how it is augmented."""
 
-    # Folder holding VOC year folders (a VOCdevkit, or the synthetic data's parent).
+    # Folder the set entries' relative paths start from (a VOCdevkit, or the synthetic data's parent).
     root: str = "data/synthetic"
-    # "YEAR_FOLDER:split" pairs relative to root (or absolute), e.g. VOC2007:trainval.
+    # Set entries (docs/datasets.md): "YEAR_FOLDER:split" (VOC), "coco:FILE.json:IMAGE_DIR",
+    # "yolo:DATA_FILE:split" (ultralytics data.yaml or Darknet obj.data), "gen1:FOLDER" (events).
     train_sets: list[str] = field(default_factory=lambda: ["SYNTH:trainval"])
     test_sets: list[str] = field(default_factory=lambda: ["SYNTH:test"])
-    # classes.txt path; None: <first year folder>/classes.txt if present, else the 20 VOC names.
+    # Class list file; None: the first set's own (classes.txt, COCO categories, YOLO names), else VOC's 20.
     classes: str | None = None
     img_size: int = 416
     keep_difficult: bool = False  # keep difficult objects in *training* targets
-    skip_bad: bool = False  # skip (and report) bad samples instead of stopping
-    verify_images: bool = False  # decode every image at start-up
+    # Every image is checked at start-up (header and end marker, cached in ~/.cache/spyolo or
+    # $SPYOLO_CACHE_DIR): a bad one stops the start, naming it; skip_bad leaves bad samples out and
+    # lists them (decoding every image, as verify_images does, to find the undecodable ones too).
+    skip_bad: bool = False
+    verify_images: bool = False  # decode every image whole at start-up (cached)
     eval_resize: str = "stretch"  # "stretch" (the paper) or "letterbox"
     # Interpolation of that resize: "cubic" (the release's bicubic) or "linear" (bilinear: Darknet's and
     # OpenCV's; spyolo convert sets it, so that a converted Darknet model sees the input Darknet gives it).

@@ -73,11 +73,12 @@ class DetectionDataset(Dataset):  # type: ignore[type-arg]
             returns the original image.
         keep_difficult: keep difficult and crowd objects in the training targets.
         skip_bad: leave out the samples with a bad image (missing, empty, unreadable header,
-            truncated, too large, or not the size its annotation says) or a bad annotation, and
-            log one warning listing them (also kept in ``self.skipped``), instead of stopping at
-            start-up with one line naming the first.
-        verify_images: decode every image whole at construction (slower; also cached), which also
-            finds damage inside the compressed data.
+            truncated, too large, undecodable, or not the size its annotation says) or a bad
+            annotation, and log one warning listing them (also kept in ``self.skipped``), instead
+            of stopping at start-up with one line naming the first. Implies ``verify_images``.
+        verify_images: decode every image whole at construction (slower the first time; cached),
+            which also finds images that cannot be decoded although their header and end are
+            whole. Without it (and ``skip_bad``) only the header and end marker are checked.
         mosaic_prob: probability that a sample is a 4-image mosaic of it and three random other
             samples (its ``meta`` still describes sample ``index``). Only with a training
             transform (``is_train`` and ``apply_mosaic``).
@@ -131,7 +132,8 @@ class DetectionDataset(Dataset):  # type: ignore[type-arg]
         sources = [s if hasattr(s, "list_samples") else VOCSource(Path(s[0]), s[1]) for s in sets]  # type: ignore[index]
         listings = [source.list_samples(self.class_names) for source in sources]
         samples = [sample for listing in listings for sample in listing.samples]
-        checks = check_images([sample.image for sample in samples], decode=verify_images, progress=progress)
+        decode = verify_images or skip_bad  # skipping bad images finds the undecodable ones too
+        checks = check_images([sample.image for sample in samples], decode=decode, progress=progress)
         problems: list[str] = []
         for sample, check in zip(samples, checks):
             problem = check.problem

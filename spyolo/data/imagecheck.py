@@ -87,7 +87,7 @@ class _FolderCache:
                 and isinstance(entry[2], int) and entry[2] >= level and isinstance(entry[3], int)
                 and isinstance(entry[4], int) and (entry[5] is None or isinstance(entry[5], str))):
             return None
-        problem = None if entry[5] is None else f"{self.folder / name}: {entry[5]}"
+        problem = None if entry[5] is None else f"{os.path.join(self.folder, name)}: {entry[5]}"
         return ImageCheck(entry[3], entry[4], problem)
 
     def put(self, path: Path, size: int, mtime_ns: int, level: int, check: ImageCheck) -> None:
@@ -130,25 +130,25 @@ def check_images(paths: Sequence[Path], decode: bool = False, progress: bool = T
     """
     level = _DECODED if decode else _HEADER
     results: list[ImageCheck | None] = [None] * len(paths)
-    caches: dict[Path, _FolderCache] = {}
+    caches: dict[str, _FolderCache] = {}
     todo: list[tuple[int, Path, _FolderCache, int, int]] = []
     for i, raw in enumerate(paths):
-        path = Path(raw)
-        folder = path.parent
+        text = os.fspath(raw)  # strings, not Path objects: a cached start is bound by this loop
+        folder, name = os.path.split(text)
         cache = caches.get(folder)
         if cache is None:
-            cache = caches[folder] = _FolderCache(folder)
+            cache = caches[folder] = _FolderCache(Path(folder))
         try:
-            st = os.stat(path)
+            st = os.stat(text)
         except OSError:
-            results[i] = _check(path, decode)  # names what is wrong (missing, unreadable)
+            results[i] = _check(Path(text), decode)  # names what is wrong (missing, unreadable)
             continue
         if not stat.S_ISREG(st.st_mode):
-            results[i] = ImageCheck(0, 0, f"{path}: not a file")
+            results[i] = ImageCheck(0, 0, f"{text}: not a file")
             continue
-        hit = cache.get(path.name, st.st_size, st.st_mtime_ns, level)
+        hit = cache.get(name, st.st_size, st.st_mtime_ns, level)
         if hit is None:
-            todo.append((i, path, cache, st.st_size, st.st_mtime_ns))
+            todo.append((i, Path(text), cache, st.st_size, st.st_mtime_ns))
         else:
             results[i] = hit
     started = time.perf_counter()
