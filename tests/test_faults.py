@@ -165,12 +165,23 @@ def test_a_fresh_run_never_reuses_an_earlier_runs_folder(data_root: Path, tmp_pa
 # ------------------------------------------------------------------------ silently wrong
 
 
-def test_truncated_image_is_an_error_or_a_listed_skip(data_root: Path, tmp_path: Path, capsys) -> None:
+def test_truncated_image_is_an_error_or_a_listed_skip(data_root: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    """A truncated photo (no end-of-image marker): with and without loader workers the start-up check stops
+    the run before its first batch with one line naming it; data.skip_bad=true trains without it."""
+    from spyolo.train.trainer import Trainer
+
     bad = data_root / "SYNTH" / "JPEGImages" / "000002.jpg"
     _truncate(bad)
     before = snapshot(data_root)
     config = write_config(tmp_path, data_root)
-    expect_error(train(capsys, "--config", str(config), "--run-dir", str(tmp_path / "a")), str(bad), "truncated JPEG")
+    fit = Trainer.fit
+    monkeypatch.setattr(Trainer, "fit", lambda self: pytest.fail("training started"))
+    for workers in (0, 2):
+        run_dir = tmp_path / f"a{workers}"
+        result = train(capsys, "--config", str(config), "--run-dir", str(run_dir), f"data.workers={workers}")
+        line = expect_error(result, f"{bad}: truncated JPEG (the end-of-image marker is missing)", "data.skip_bad=true")
+        assert "Caught" not in line and "worker" not in line and not run_dir.exists()
+    monkeypatch.setattr(Trainer, "fit", fit)
     code, out, err = train(capsys, "--config", str(config), "--run-dir", str(tmp_path / "b"), "data.skip_bad=true",
                            "train.epochs=1")
     assert code == 0, err

@@ -196,7 +196,9 @@ def test_a_bad_image_stops_the_dataset_at_start_up(tiny_voc_root: Path, tmp_path
 
 def test_a_worker_error_is_its_own_one_line(tiny_voc_root: Path, tmp_path: Path) -> None:
     """An image that breaks after the start-up check: the error from a loader worker (data.workers=2)
-    is the spyolo error with its own message, not PyTorch's text with the worker's traceback."""
+    is the spyolo error with its own message, not PyTorch's text with the worker's traceback. (The
+    reported truncated photo stopping ``spyolo train`` at start-up, with and without workers:
+    test_faults.py::test_truncated_image_is_an_error_or_a_listed_skip.)"""
     root = _voc_copy(tiny_voc_root, tmp_path)
     year = root / "SYNTH"
     names = (year / "classes.txt").read_text().split()
@@ -209,32 +211,3 @@ def test_a_worker_error_is_its_own_one_line(tiny_voc_root: Path, tmp_path: Path)
                 pass
         assert str(info.value) == f"{ds.image_paths[3]}: truncated JPEG (the end-of-image marker is missing)"
         assert info.value.__cause__ is None and "Traceback" not in str(info.value)
-
-
-def test_the_users_truncated_jpeg_stops_training_before_the_first_batch(tiny_voc_root: Path, tmp_path: Path,
-                                                                         capsys, monkeypatch) -> None:
-    """The reported case: a truncated photo in a VOC year folder. With and without loader workers the run
-    stops at start-up (no batch trained, no run folder left) with one line; data.skip_bad=true names it
-    and trains without it."""
-    from test_faults import expect_error, snapshot, train, write_config
-
-    import spyolo.train.trainer as trainer
-
-    root = _voc_copy(tiny_voc_root, tmp_path)
-    ids = (root / "SYNTH" / "ImageSets" / "Main" / "trainval.txt").read_text().split()
-    bad = _cut(root / "SYNTH" / "JPEGImages" / f"{ids[5]}.jpg")
-    before = snapshot(root)
-    config = write_config(tmp_path, root, **{"train.epochs": 1, "train.max_iters_per_epoch": 1})
-    monkeypatch.setattr(trainer.Trainer, "fit", lambda self: pytest.fail("training started"))
-    for workers in (0, 2):
-        run_dir = tmp_path / f"run{workers}"
-        line = expect_error(train(capsys, "--config", str(config), "--run-dir", str(run_dir),
-                                  f"data.workers={workers}"), str(bad), "truncated JPEG", "data.skip_bad=true")
-        assert "Caught" not in line and "worker" not in line
-        assert not run_dir.exists()
-    monkeypatch.undo()
-    code, _out, err = train(capsys, "--config", str(config), "--run-dir", str(tmp_path / "ok"), "data.skip_bad=true",
-                            "data.workers=2")
-    assert code == 0, err
-    assert f"{bad}: truncated JPEG" in err and "skipped 1 of" in err
-    assert snapshot(root) == before

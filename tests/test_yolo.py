@@ -235,7 +235,8 @@ def _train(capsys, root: Path, tmp_path: Path, name: str, sets: dict[str, str]) 
     objects: the YOLO layout has no flag for them); returns its run folder and results without timings."""
     import csv
 
-    cfg = tiny_config(root, {"train.epochs": 1, "train.max_iters_per_epoch": 3, "eval.max_images": 0,
+    cfg = tiny_config(root, {"train.epochs": 1, "train.max_iters_per_epoch": 2, "eval.max_images": 0,
+                             "eval.train_images": 0,
                              "data.synthetic_train": 10, "data.synthetic_test": 4, "data.synthetic_seed": 4,
                              "data.synthetic_min_side": 64, "data.synthetic_max_side": 96,
                              "data.synthetic_spec": "{difficult_min_side: 0, difficult_min_visible: 0.0}", **sets})
@@ -265,12 +266,10 @@ def test_training_and_evaluation_on_yolo_equal_those_on_voc(tmp_path: Path, caps
     voc_run, voc_rows = _train(capsys, root, tmp_path, "voc", voc_sets)
     yolo_run, yolo_rows = _train(capsys, root, tmp_path, "yolo", yolo_sets)
     assert (root / "Y" / "data.yaml").is_file() and (root / "S" / "JPEGImages").is_dir()  # both generated
-    assert voc_rows == yolo_rows and float(voc_rows[0]["loss"]) > 0  # losses and mAP of every epoch
+    assert voc_rows == yolo_rows and float(voc_rows[0]["loss"]) > 0  # losses and test mAP of every epoch
+    assert (voc_run / "weights" / "last.pt").is_file() and (yolo_run / "weights" / "last.pt").is_file()
+    # spyolo eval --coco of a model whose boxes, matched loosely (IoU 0.05), score above 0, on both layouts
     metrics = ("map_voc07", "map_area", "ap_voc07", "ap_area")
-    voc = _evaluate(capsys, tmp_path, voc_run / "weights" / "last.pt", "voc")
-    yolo = _evaluate(capsys, tmp_path, yolo_run / "weights" / "last.pt", "yolo")
-    assert [voc[k] for k in metrics] == [yolo[k] for k in metrics] and voc["coco"] == yolo["coco"]
-    # an untrained model's boxes matched loosely (IoU 0.05), so that the scores are not all 0, on both layouts
     names = (root / "S" / "classes.txt").read_text().split()
     weights = save_tiny_checkpoint(tmp_path / "boxes.pt", tiny_config(root, voc_sets), names)
     voc = _evaluate(capsys, tmp_path, weights, "voc_boxes", f"data.root={root}", "eval.iou_threshold=0.05")

@@ -126,7 +126,7 @@ def check_images(paths: Sequence[Path], decode: bool = False, progress: bool = T
     Args:
         paths: the image files (repeats are checked once).
         decode: decode every image whole (slower; also cached).
-        progress: show a progress bar when more than a few hundred images need checking.
+        progress: show a progress bar (on a terminal) when 200 or more images need checking.
     """
     level = _DECODED if decode else _HEADER
     results: list[ImageCheck | None] = [None] * len(paths)
@@ -152,8 +152,9 @@ def check_images(paths: Sequence[Path], decode: bool = False, progress: bool = T
         else:
             results[i] = hit
     started = time.perf_counter()
+    quiet = not progress or len(todo) < _PROGRESS_FROM
     bar = tqdm(total=len(todo), desc="checking images", unit="img", leave=False, dynamic_ncols=True,
-               disable=not progress or len(todo) < _PROGRESS_FROM)
+               disable=True if quiet else None)  # None: only on a terminal
     for i, path, cache, size, mtime_ns in todo:
         results[i] = check = _check(path, decode)
         cache.put(path, size, mtime_ns, level, check)
