@@ -408,7 +408,7 @@ def main() -> int:
         _fail(f"{out} already holds runs {', '.join(earlier)}; "
               f"choose another --out (earlier runs are never overwritten)")
     out.mkdir(parents=True, exist_ok=True)
-    from spyolo.data.build import ensure_synthetic
+    from spyolo.datasets import ensure_synthetic
 
     ensure_synthetic(cfg.data)  # once, here: concurrent runs must not generate the data side by side
     py = sys.executable

@@ -20,7 +20,7 @@ import torch
 
 from spyolo.checkpoint import load_model
 from spyolo.data.transforms import unmap_boxes
-from spyolo.events.build import build_dataset
+from spyolo.datasets.build import build_dataset
 from spyolo.inference.draw import tile_images
 from spyolo.inference.postprocess import postprocess
 from spyolo.inference.prediction import Prediction

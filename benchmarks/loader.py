@@ -46,14 +46,16 @@ class LoaderConfig:
 def measure_loader(cfg: LoaderConfig) -> list[dict]:
     """One row per worker count: images/s of the training loader over ``cfg.batches`` batches."""
     from spyolo.config import load_config
-    from spyolo.data import build_dataloader, build_dataset
+    from spyolo.data import build_dataloader
+    from spyolo.datasets import build_dataset, ensure_synthetic
 
     if cfg.batches < 1 or cfg.batch < 1 or cfg.warmup_batches < 0:
         raise ValueError(f"LoaderConfig: need batches >= 1, batch >= 1, warmup_batches >= 0; got {asdict(cfg)}")
     if not Path(cfg.config).is_file():
         raise FileNotFoundError(f"{cfg.config}: config file not found")
     config = load_config(cfg.config, [f"data.img_size={cfg.img_size}", *cfg.overrides])
-    dataset = build_dataset(config.data, train=True)
+    ensure_synthetic(config.data)
+    dataset = build_dataset(config, train=True)
     if len(dataset) < cfg.batch:
         raise ValueError(f"the dataset of {cfg.config} has {len(dataset)} images, fewer than one batch of {cfg.batch}")
     rows = []

@@ -22,9 +22,9 @@ from typing import Any, Union
 
 import yaml
 
+from spyolo.datasets.kinds import check_data_config
 from spyolo.errors import ConfigError
 from spyolo.events.frames import EVENT_REPRESENTATIONS, EVENT_RESIZE_MODES
-from spyolo.events.sets import is_event_set, uses_events
 from spyolo.utils.choices import (
     AMP_MODES,
     CHANNELS_LAST_MODES,
@@ -128,19 +128,23 @@ def _head_default(name: str) -> list[list]:
 
 @dataclass
 class DataConfig:
-    """Where the VOC-format data lives and how it is augmented."""
+    """Where the data lives (any kind of spyolo.datasets.kinds) and how it is augmented."""
 
-    # Folder holding VOC year folders (a VOCdevkit, or the synthetic data's parent).
+    # Folder the set entries' relative paths start from (a VOCdevkit, or the synthetic data's parent).
     root: str = "data/synthetic"
-    # "YEAR_FOLDER:split" pairs relative to root (or absolute), e.g. VOC2007:trainval.
+    # Set entries (docs/datasets.md): "YEAR_FOLDER:split" (VOC), "coco:FILE.json:IMAGE_DIR",
+    # "yolo:DATA_FILE:split" (ultralytics data.yaml or Darknet obj.data), "gen1:FOLDER" (events).
     train_sets: list[str] = field(default_factory=lambda: ["SYNTH:trainval"])
     test_sets: list[str] = field(default_factory=lambda: ["SYNTH:test"])
-    # classes.txt path; None: <first year folder>/classes.txt if present, else the 20 VOC names.
+    # Class list file; None: the first set's own (classes.txt, COCO categories, YOLO names), else VOC's 20.
     classes: str | None = None
     img_size: int = 416
     keep_difficult: bool = False  # keep difficult objects in *training* targets
-    skip_bad: bool = False  # skip (and report) bad samples instead of stopping
-    verify_images: bool = False  # decode every image at start-up
+    # Every image is checked at start-up (header and end marker, cached in ~/.cache/spyolo or
+    # $SPYOLO_CACHE_DIR): a bad one stops the start, naming it; skip_bad leaves bad samples out and
+    # lists them (decoding every image, as verify_images does, to find the undecodable ones too).
+    skip_bad: bool = False
+    verify_images: bool = False  # decode every image whole at start-up (cached)
     eval_resize: str = "stretch"  # "stretch" (the paper) or "letterbox"
     # Interpolation of that resize: "cubic" (the release's bicubic) or "linear" (bilinear: Darknet's and
     # OpenCV's; spyolo convert sets it, so that a converted Darknet model sees the input Darknet gives it).
@@ -586,14 +590,7 @@ def validate(cfg: Config, source: str = "config") -> None:
                           f"{short_repr(cfg.model.anchors)}")
     if not cfg.data.train_sets or not cfg.data.test_sets:
         raise ConfigError(f"{source}: data.train_sets and data.test_sets must not be empty")
-    events = uses_events(cfg.data)
-    if events and not all(is_event_set(s) for s in [*cfg.data.train_sets, *cfg.data.test_sets]):
-        raise ConfigError(f"{source}: data.train_sets and data.test_sets mix event sets (gen1:...) with image sets; "
-                          f"one run reads one kind")
-    if events != (cfg.model.input == "events"):
-        raise ConfigError(f"{source}: model.input={cfg.model.input} but the data sets are "
-                          + ("event sets (gen1:...): set model.input=events" if events
-                             else "image sets: set model.input=image"))
+    check_data_config(cfg, source)
     if cfg.data.event_window_ms <= 0:
         raise ConfigError(f"{source}: data.event_window_ms must be > 0")
     if cfg.data.event_sensor and (len(cfg.data.event_sensor) != 2 or min(cfg.data.event_sensor) < 1):
@@ -601,19 +598,6 @@ def validate(cfg: Config, source: str = "config") -> None:
                           f"(or [] to read it from the files)")
     if cfg.eval.gen1_min_box_diag < 0 or cfg.eval.gen1_min_box_side < 0 or cfg.eval.gen1_skip_ms < 0:
         raise ConfigError(f"{source}: eval.gen1_min_box_diag, gen1_min_box_side and gen1_skip_ms must be >= 0")
-    if cfg.data.synthetic_train > 0 or cfg.data.synthetic_spec or cfg.data.synthetic_classes:
-        try:
-            if events:
-                from spyolo.events.synthetic import event_synthetic_settings  # lazy: needs OpenCV
-
-                event_synthetic_settings(cfg.data)
-            else:
-                from spyolo.data.synthetic import synthetic_settings  # lazy: needs OpenCV
-
-                synthetic_settings(cfg.data)
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"{source}: {e}") from None
-
 
 
 def apply_overrides(cfg: Config, overrides: list[str] | None) -> Config:

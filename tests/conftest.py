@@ -23,6 +23,19 @@ def _one_thread():
     torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_cache(tmp_path_factory):
+    """spyolo's cache (the start-up image checks) in a folder of the session, not the user's ~/.cache;
+    the commands the tests start inherit it."""
+    before = os.environ.get("SPYOLO_CACHE_DIR")
+    os.environ["SPYOLO_CACHE_DIR"] = str(tmp_path_factory.mktemp("spyolo-cache"))
+    yield
+    if before is None:
+        os.environ.pop("SPYOLO_CACHE_DIR", None)
+    else:
+        os.environ["SPYOLO_CACHE_DIR"] = before
+
+
 @pytest.fixture(scope="session")
 def tiny_voc_root(tmp_path_factory) -> Path:
     """A 24 trainval / 8 test synthetic VOC year folder at <root>/SYNTH (generated once)."""

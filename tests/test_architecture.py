@@ -1,16 +1,23 @@
 """The package's layering: no import cycle between spyolo's subpackages (function-level imports
-count), the product never imports the benchmarks, and the library never prints."""
+count), the product never imports the benchmarks, the library never prints, and dataset kinds are
+told apart in one module only."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
+from spyolo.utils.choices import MODEL_INPUT_CHANNELS
+
 SPYOLO = Path(__file__).resolve().parents[1] / "spyolo"
 
 # docs/architecture.md, bottom to top: a package may import only packages listed before it.
-LAYERS = ["errors", "utils", "snn", "models", "loss", "data", "events", "config", "checkpoint", "hub", "inference",
-          "stats", "eval", "export", "train", "cli"]
+LAYERS = ["errors", "utils", "snn", "models", "loss", "data", "events", "datasets", "config", "checkpoint", "hub",
+          "inference", "stats", "eval", "export", "train", "cli"]
+
+KINDS_MODULE = SPYOLO / "datasets" / "kinds.py"
+_STRING_TESTS = {"startswith", "endswith", "removeprefix", "partition", "rpartition", "split", "rsplit", "find",
+                 "index", "count"}
 
 
 def _imports() -> dict[str, set[str]]:
@@ -172,3 +179,45 @@ def test_ruff_finds_nothing() -> None:
         pytest.skip("ruff is not installed (it is in the dev extra)")
     done = subprocess.run([ruff, "check", "--no-cache", "."], cwd=root, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-4000:]
+
+
+def _kind_decisions(path: Path, prefixes: tuple[str, ...]) -> list[str]:
+    """Where ``path`` tells dataset kinds apart: a string test (``.startswith("coco:")``, ``"gen1:" in s``,
+    ``s == "yolo:..."``) or a constant equal to a kind's prefix, or a test of ``.input`` against a model
+    input kind (``cfg.model.input == "events"``; a time constant's ``TauMode.input`` is another thing)."""
+    found = []
+
+    def kind_text(node: ast.AST) -> bool:
+        values = node.elts if isinstance(node, ast.Tuple) else [node]
+        return any(isinstance(v, ast.Constant) and isinstance(v.value, str) and v.value.startswith(prefixes)
+                   for v in values)
+
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        where = f"{path.relative_to(SPYOLO.parent)}:{getattr(node, 'lineno', 0)}"
+        if isinstance(node, ast.Constant) and node.value in prefixes:
+            found.append(f"{where} the prefix {node.value!r}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _STRING_TESTS:
+            if any(kind_text(a) for a in node.args):
+                found.append(f"{where} .{node.func.attr}() of a kind prefix")
+        elif isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            if any(kind_text(s) for s in sides):
+                found.append(f"{where} a comparison with a kind prefix")
+            inputs = [s for s in sides if isinstance(s, ast.Attribute) and s.attr == "input"]
+            strings = [s for s in sides if isinstance(s, ast.Constant) and s.value in MODEL_INPUT_CHANNELS]
+            if inputs and strings:
+                found.append(f"{where} .input compared with {strings[0].value!r}")
+    return found
+
+
+def test_only_the_table_of_kinds_tells_dataset_kinds_apart() -> None:
+    """Config validation, dataset building, evaluation and the demo ask spyolo.datasets.kinds; no other
+    module tests an entry's prefix or ``model.input`` to choose a reader."""
+    from spyolo.datasets.kinds import KINDS
+
+    prefixes = tuple(k.prefix for k in KINDS if k.prefix)
+    assert set(prefixes) >= {"coco:", "yolo:", "gen1:"}
+    assert _kind_decisions(KINDS_MODULE, prefixes), "the checker finds the table's own decisions"
+    found = [hit for path in sorted(SPYOLO.rglob("*.py")) if path != KINDS_MODULE
+             for hit in _kind_decisions(path, prefixes)]
+    assert not found, found

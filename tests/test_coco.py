@@ -15,9 +15,11 @@ from spyolo.cli import eval as eval_cli
 from spyolo.cli import synth as synth_cli
 from spyolo.cli import train as train_cli
 from spyolo.config import save_config
-from spyolo.data.coco import read_coco, voc_split_to_coco
-from spyolo.data.dataset import COCOSource, DetectionDataset, VOCSource, load_class_names, parse_sets
+from spyolo.data.coco import COCOSource, read_coco, voc_split_to_coco
+from spyolo.data.dataset import DetectionDataset
 from spyolo.data.transforms import build_eval_transform
+from spyolo.data.voc import VOCSource
+from spyolo.datasets.kinds import class_names, parse_entries
 from spyolo.errors import DatasetError
 
 
@@ -50,9 +52,10 @@ def _coco(tmp_path: Path, annotations: list[dict] | None = None, **extra) -> tup
 
 def test_categories_crowd_and_negatives(tmp_path: Path) -> None:
     ann, images = _coco(tmp_path)
-    sets = parse_sets([f"coco:{ann}:{images}"], "/unused")
+    entries = parse_entries([f"coco:{ann}:{images}"], "/unused")
+    sets = [e.source for e in entries]
     assert sets == [COCOSource(ann, images)]
-    names = load_class_names(None, sets)
+    names = class_names(None, entries)
     assert names == ["zebra", "apple", "kite"]  # contiguous classes in the file's order
     ds = DetectionDataset(sets, names, transform=build_eval_transform(64))
     assert len(ds) == 3 and ds.coco_ids == [10, 20, 30]
@@ -67,7 +70,7 @@ def test_categories_crowd_and_negatives(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("case, needle", [
-    ("missing_image", "b.jpg: image file not found (image 20 of"),
+    ("missing_image", "b.jpg: image file not found"),
     ("outside",
      "annotation 3 (image 'b.jpg') box [x, y, w, h] = [30.0, 30.0, 30.0, 20.0] lies outside the image (50x40"),
     ("unknown_category", "annotation 3 (image 'b.jpg') has unknown category id 99"),
@@ -105,8 +108,8 @@ def test_malformed_files_are_one_line_errors(tmp_path: Path) -> None:
         read_coco(ann)
     with pytest.raises(DatasetError, match="nope.json: COCO annotation file not found"):
         read_coco(tmp_path / "nope.json")
-    with pytest.raises(DatasetError, match="bad COCO set entry"):
-        parse_sets(["coco:only.json"], tmp_path)
+    with pytest.raises(DatasetError, match="bad set entry 'coco:only.json': expected 'coco:ANNOTATIONS.json:"):
+        parse_entries(["coco:only.json"], tmp_path)
 
 
 def test_mixed_voc_and_coco_sets(tiny_voc_root: Path, tmp_path: Path) -> None:
@@ -114,9 +117,10 @@ def test_mixed_voc_and_coco_sets(tiny_voc_root: Path, tmp_path: Path) -> None:
     names = (voc / "classes.txt").read_text().split()
     coco_file = tmp_path / "test.json"
     coco_file.write_text(json.dumps(voc_split_to_coco(voc, "test", names)))
-    sets = parse_sets([f"{voc}:train", f"coco:{coco_file}:{voc / 'JPEGImages'}"], "/unused")
+    entries = parse_entries([f"{voc}:train", f"coco:{coco_file}:{voc / 'JPEGImages'}"], "/unused")
+    sets = [e.source for e in entries]
     assert isinstance(sets[0], VOCSource) and isinstance(sets[1], COCOSource)
-    assert load_class_names(None, sets) == names
+    assert class_names(None, entries) == names
     ds = DetectionDataset(sets, names)
     n_train = len((voc / "ImageSets" / "Main" / "train.txt").read_text().split())
     assert len(ds) == n_train + 8 and ds.coco is None  # mixed: no single COCO file to evaluate with

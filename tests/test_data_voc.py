@@ -11,9 +11,26 @@ import numpy as np
 import pytest
 import torch
 
-from spyolo.data.dataset import DetectionDataset, VOCSource, load_class_names, parse_sets
+from spyolo.data.dataset import DetectionDataset
 from spyolo.data.transforms import build_eval_transform, letterbox_params
-from spyolo.data.voc import VOC_CLASSES, DatasetError, continuous_to_voc, parse_voc_xml, voc_to_continuous
+from spyolo.data.voc import (
+    VOC_CLASSES,
+    DatasetError,
+    VOCSource,
+    continuous_to_voc,
+    parse_voc_xml,
+    voc_to_continuous,
+)
+from spyolo.datasets.kinds import class_names, parse_entries
+
+
+def load_class_names(classes_file, sources):
+    """The run's class list for these VOC sources (spyolo.datasets.kinds.class_names)."""
+    return class_names(classes_file, parse_entries([f"{s.year_dir}:{s.split}" for s in sources], "/"))
+
+
+def parse_sets(entries, root):
+    return [entry.source for entry in parse_entries(entries, root)]
 
 # Solid colour of every test JPEG, in OpenCV's BGR order: RGB (0, 128, 255).
 BGR = (255, 128, 0)
@@ -170,9 +187,9 @@ def test_parse_sets(tmp_path: Path) -> None:
     ]
     absolute = tmp_path / "elsewhere" / "VOC2007"
     assert parse_sets([f"{absolute}:test"], root) == [(absolute, "test")]
-    with pytest.raises(DatasetError, match=r"bad image-set spec 'VOC2007'.*'<year folder>:<split>'"):
+    with pytest.raises(DatasetError, match=r"bad set entry 'VOC2007': expected 'YEAR_FOLDER:SPLIT'"):
         parse_sets(["VOC2007"], root)
-    with pytest.raises(DatasetError, match="no image sets"):
+    with pytest.raises(DatasetError, match="no sets given"):
         parse_sets("", root)
 
 
@@ -267,18 +284,25 @@ def test_bad_annotation_in_dataset(voc: Path, body: str, fragment: str) -> None:
 def test_corrupt_image(voc: Path) -> None:
     jpg = voc / "JPEGImages" / "000002.jpg"
     jpg.write_bytes(b"\x00garbage, not a JPEG" * 10)
-    _expect_error([(voc, "train")], f"{jpg}: cannot decode image", verify_images=True)
-    ds = DetectionDataset([(voc, "train")], VOC_CLASSES)  # not decoded at start-up ...
+    for verify in (False, True):  # found at start-up, with or without decoding every image
+        _expect_error([(voc, "train")], f"{jpg}: cannot decode image", verify_images=verify)
+    _expect_error([(voc, "train")], "(1 of 3 samples is bad; data.skip_bad=true leaves them out")
+
+
+def test_image_changed_after_the_start_is_named_when_read(voc: Path) -> None:
+    ds = DetectionDataset([(voc, "train")], VOC_CLASSES)
+    jpg = voc / "JPEGImages" / "000002.jpg"
+    jpg.write_bytes(b"\x00garbage, not a JPEG" * 10)
     with pytest.raises(DatasetError, match=re.escape(f"{jpg}: cannot decode image")):
-        ds[1]  # ... but named when read
+        ds[1]
 
 
 def test_image_size_differs_from_xml(voc: Path) -> None:
     jpg = voc / "JPEGImages" / "000002.jpg"
     cv2.imwrite(str(jpg), np.zeros((31, 40, 3), np.uint8))
-    _expect_error([(voc, "train")], f"{jpg}: image is 40x31 (WxH) but its annotation says 40x30", verify_images=True)
-    with pytest.raises(DatasetError, match="but its annotation says"):
-        DetectionDataset([(voc, "train")], VOC_CLASSES)[1]
+    for verify in (False, True):  # the header's size is compared at start-up
+        _expect_error([(voc, "train")], f"{jpg}: image is 40x31 (WxH) but its annotation says 40x30",
+                      verify_images=verify)
 
 
 def test_skip_bad_skips_and_warns(voc: Path, caplog: pytest.LogCaptureFixture) -> None:

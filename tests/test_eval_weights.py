@@ -16,7 +16,8 @@ import torch
 
 from conftest import save_tiny_checkpoint
 from spyolo.config import Config
-from spyolo.data import build_dataloader, build_dataset
+from spyolo.data import build_dataloader
+from spyolo.datasets import build_dataset
 from spyolo.eval.loop import EvalSettings, evaluate_model
 from spyolo.models import build_model
 from spyolo.models.heads import head_spec_for
@@ -114,7 +115,7 @@ def test_tool_matches_a_direct_evaluation(ckpt: Path, tiny_voc_root: Path, tmp_p
     layers = {r["name"]: r for r in stats["layers"]}
 
     cfg = tiny_cfg(tiny_voc_root)
-    dataset = build_dataset(cfg.data, train=False)
+    dataset = build_dataset(cfg, train=False)
     model = build_model(cfg.model, num_classes=8)
     model.load_state_dict(torch.load(ckpt, weights_only=True)["model"])
     with FiringRateMonitor(model) as monitor, SynOpCounter(model) as counter:

@@ -65,25 +65,28 @@ def test_generator_is_deterministic_and_writes_the_gen1_layout(event_root, tmp_p
 
 
 def test_config_generates_and_regenerates_only_its_own(tmp_path):
-    from spyolo.events.build import build_dataset
+    from spyolo.datasets import build_dataset, ensure_synthetic
 
     cfg = event_config(tmp_path, {"data.synthetic_train": 1, "data.synthetic_test": 1, "data.synthetic_seed": 2,
                                   "data.synthetic_classes": "[circle, square]", "data.synthetic_spec": SPEC_OVERRIDE})
+    with pytest.raises(DatasetError, match="event dataset folder not found"):
+        build_dataset(cfg, train=True)  # building a dataset generates nothing ...
+    ensure_synthetic(cfg.data)  # ... the explicit step does
     ds = build_dataset(cfg, train=True)
     assert len(ds) == 7 and ds.class_names == ["circle", "square"]
     before = (tmp_path / "SYNTH_EVENTS" / "train" / "rec000001_td.dat").read_bytes()
     cfg.data.synthetic_seed = 3  # other settings: regenerated in place
-    build_dataset(cfg, train=True)
+    ensure_synthetic(cfg.data)
     assert (tmp_path / "SYNTH_EVENTS" / "train" / "rec000001_td.dat").read_bytes() != before
     other = tmp_path / "other"
     (other / "SYNTH_EVENTS").mkdir(parents=True)
     (other / "SYNTH_EVENTS" / "x.txt").write_text("user data")
     with pytest.raises(FileExistsError, match="holds other data"):
-        build_dataset(event_config(other, {"data.synthetic_train": 1, "data.synthetic_test": 1}), train=True)
+        ensure_synthetic(event_config(other, {"data.synthetic_train": 1, "data.synthetic_test": 1}).data)
 
 
 def test_dataset_samples_targets_and_protocol(event_root):
-    from spyolo.events.build import build_dataset
+    from spyolo.datasets import build_dataset
 
     cfg = event_config(event_root)
     train, test = build_dataset(cfg, train=True), build_dataset(cfg, train=False)
@@ -109,7 +112,7 @@ def test_dataset_samples_targets_and_protocol(event_root):
 
 
 def test_bad_event_folders_are_named(event_root, tmp_path):
-    from spyolo.events.build import build_dataset
+    from spyolo.datasets import build_dataset
 
     with pytest.raises(DatasetError, match="event dataset folder not found"):
         build_dataset(event_config(tmp_path), train=True)
@@ -128,7 +131,7 @@ def test_bad_event_folders_are_named(event_root, tmp_path):
 def test_config_checks_event_settings():
     with pytest.raises(ConfigError, match="set model.input=events"):
         apply_overrides(Config(), ["data.train_sets=[gen1:a/train]", "data.test_sets=[gen1:a/test]"])
-    with pytest.raises(ConfigError, match="mix event sets"):
+    with pytest.raises(ConfigError, match=r"mix sets of model.input=events \(gen1:a/train\) with sets of model.inp"):
         apply_overrides(Config(), ["data.train_sets=[gen1:a/train]", "model.input=events"])
     with pytest.raises(ConfigError, match="set model.input=image"):
         apply_overrides(Config(), ["model.input=events"])

@@ -165,12 +165,23 @@ def test_a_fresh_run_never_reuses_an_earlier_runs_folder(data_root: Path, tmp_pa
 # ------------------------------------------------------------------------ silently wrong
 
 
-def test_truncated_image_is_an_error_or_a_listed_skip(data_root: Path, tmp_path: Path, capsys) -> None:
+def test_truncated_image_is_an_error_or_a_listed_skip(data_root: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    """A truncated photo (no end-of-image marker): with and without loader workers the start-up check stops
+    the run before its first batch with one line naming it; data.skip_bad=true trains without it."""
+    from spyolo.train.trainer import Trainer
+
     bad = data_root / "SYNTH" / "JPEGImages" / "000002.jpg"
     _truncate(bad)
     before = snapshot(data_root)
     config = write_config(tmp_path, data_root)
-    expect_error(train(capsys, "--config", str(config), "--run-dir", str(tmp_path / "a")), str(bad), "truncated JPEG")
+    fit = Trainer.fit
+    monkeypatch.setattr(Trainer, "fit", lambda self: pytest.fail("training started"))
+    for workers in (0, 2):
+        run_dir = tmp_path / f"a{workers}"
+        result = train(capsys, "--config", str(config), "--run-dir", str(run_dir), f"data.workers={workers}")
+        line = expect_error(result, f"{bad}: truncated JPEG (the end-of-image marker is missing)", "data.skip_bad=true")
+        assert "Caught" not in line and "worker" not in line and not run_dir.exists()
+    monkeypatch.setattr(Trainer, "fit", fit)
     code, out, err = train(capsys, "--config", str(config), "--run-dir", str(tmp_path / "b"), "data.skip_bad=true",
                            "train.epochs=1")
     assert code == 0, err
@@ -372,7 +383,7 @@ def test_full_disk_while_exporting_is_one_line_and_writes_nothing(ckpt: Path, tm
 
 def test_interrupted_synthetic_generation_is_regenerated(tmp_path: Path, caplog) -> None:
     from spyolo.config import DataConfig
-    from spyolo.data.build import ensure_synthetic
+    from spyolo.datasets import ensure_synthetic
 
     cfg = DataConfig(root=str(tmp_path), train_sets=["S:trainval"], test_sets=["S:test"], synthetic_train=4,
                      synthetic_test=2, synthetic_min_side=64, synthetic_max_side=80)
@@ -389,15 +400,14 @@ def test_interrupted_synthetic_generation_is_regenerated(tmp_path: Path, caplog)
     assert len(list((folder / "JPEGImages").iterdir())) == 6
 
 
-def test_bad_test_image_is_skipped_or_reported_after_the_epoch_is_saved(data_root: Path, tmp_path: Path,
-                                                                        capsys) -> None:
+def test_bad_test_image_is_skipped_or_reported_before_training(data_root: Path, tmp_path: Path, capsys) -> None:
     test_ids = (data_root / "SYNTH" / "ImageSets" / "Main" / "test.txt").read_text().split()
     bad = data_root / "SYNTH" / "JPEGImages" / f"{test_ids[0]}.jpg"
-    bad.write_bytes(b"\xff\xd8 not really a JPEG \xff\xd9")
+    bad.write_bytes(b"\xff\xd8 not really a JPEG \xff\xd9")  # both markers, nothing between
     config = write_config(tmp_path, data_root, **{"train.epochs": 1})
     run_dir = tmp_path / "a"
     expect_error(train(capsys, "--config", str(config), "--run-dir", str(run_dir)), str(bad), "cannot decode")
-    assert load_checkpoint(run_dir / "weights" / "last.pt")["epoch"] == 0  # saved before the evaluation failed
+    assert not run_dir.exists()  # the start-up check of the test split found it: no epoch was trained
     code, _out, err = train(capsys, "--config", str(config), "--run-dir", str(tmp_path / "b"), "data.skip_bad=true")
     assert code == 0, err
 

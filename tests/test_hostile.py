@@ -123,7 +123,8 @@ def test_coco_json_faults_through_the_train_command(data_root: Path, tmp_path: P
 
 def test_coco_category_id_0_and_sparse_ids_are_classes(data_root: Path, tmp_path: Path) -> None:
     """Category ids 0, 5 and 90 (COCO's own ids start at 1 and have gaps) map to classes 0..2."""
-    from spyolo.data.dataset import COCOSource, DetectionDataset, load_class_names
+    from spyolo.data.coco import COCOSource
+    from spyolo.data.dataset import DetectionDataset
 
     data = _coco_file(data_root)
     ids = {1: 0, 2: 5, 3: 90}
@@ -134,7 +135,7 @@ def test_coco_category_id_0_and_sparse_ids_are_classes(data_root: Path, tmp_path
     path = tmp_path / "instances.json"
     path.write_text(json.dumps(data))
     sets = [COCOSource(path, data_root / "SYNTH" / "JPEGImages")]
-    names = load_class_names(None, sets)
+    names = sets[0].declared_classes()
     assert names == SYNTH
     ds = DetectionDataset(sets, names)
     assert ds.category_ids[0] == 0 and ds.category_ids[1] == 5 and ds.category_ids[2] == 90

@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from spyolo.config import DataConfig
-from spyolo.data.build import build_dataset, ensure_synthetic
+from spyolo.config import Config, DataConfig
 from spyolo.data.dataset import DetectionDataset
 from spyolo.data.loader import build_dataloader, collate_detection
 from spyolo.data.transforms import build_train_transform
 from spyolo.data.voc import VOC_CLASSES
+from spyolo.datasets import build_dataset as build_full
+from spyolo.datasets import ensure_synthetic
 
 
 def make_voc(year: Path, n: int, split: str = "train", seed: int = 0) -> None:
@@ -137,6 +138,11 @@ def _fake_generator(calls: list):
     return fake_generate
 
 
+def build_dataset(data: DataConfig, train: bool):
+    """The dataset of a config with this data section."""
+    return build_full(Config(data=data), train)
+
+
 def test_ensure_synthetic_and_build_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
     import spyolo.data.synthetic as synthetic
 
@@ -155,7 +161,7 @@ def test_ensure_synthetic_and_build_dataset(tmp_path: Path, monkeypatch: pytest.
     with caplog.at_level(logging.INFO, logger="spyolo"):
         ensure_synthetic(cfg)
     assert calls == [(tmp_path / "SYN", 3, 2, 7)]
-    assert "generated a synthetic VOC-style dataset in" in caplog.text
+    assert "generated a synthetic VOC-style dataset for SYN:trainval (3 train, 2 test, seed 7)" in caplog.text
     ensure_synthetic(cfg)  # already there with the same settings: not regenerated
     assert len(calls) == 1
 

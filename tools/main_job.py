@@ -34,7 +34,6 @@ import _bootstrap  # noqa: F401
 
 from spyolo.cli.train import unique_dir
 from spyolo.config import load_config
-from spyolo.utils.io import atomic_write_bytes
 
 TOOLS = Path(__file__).resolve().parent
 # The ANN-twin stage: the CPU benchmark's recipe for the twin (lr 5e-3, cosine) at twice its 20 epochs;
@@ -108,14 +107,9 @@ def main() -> int:
          "--per-timestep", "--json", str(eval_dir / "metrics.json"), "--plots", str(eval_dir / "pr"),
          "--out", str(eval_dir)])
 
-    # The demo's input: the first test images of the dataset, copied into one folder.
-    year, split = cfg.data.test_sets[0].split(":", 1)
-    year_dir = Path(cfg.data.root) / year
-    ids = [i.strip() for i in (year_dir / "ImageSets" / "Main" / f"{split}.txt").read_text().split() if i.strip()]
-    src = run_dir / "demo_inputs"
-    for image_id in ids[: args.demo_images]:
-        atomic_write_bytes(src / f"{image_id}.jpg", (year_dir / "JPEGImages" / f"{image_id}.jpg").read_bytes())
-    run([py, str(TOOLS / "demo.py"), "--weights", str(weights), "--source", str(src), "--out", str(run_dir / "demo")])
+    # The demo's input: the first test images of the dataset (its first test set entry).
+    run([py, str(TOOLS / "demo.py"), "--weights", str(weights), "--source", cfg.data.test_sets[0],
+         "--max-images", str(args.demo_images), "--out", str(run_dir / "demo")])
     print(f"\nmain job done in {time.perf_counter() - t_start:.0f} s: weights {weights}, metrics {eval_dir}, "
           f"annotated images {run_dir / 'demo'}")
     return 0

@@ -1,4 +1,4 @@
-"""The ``spyolo`` command: ``spyolo train | eval | demo | synth | export | convert | weights``
+"""The ``spyolo`` command: ``spyolo train | eval | demo | synth | download | export | convert | weights``
 (``spyolo <cmd> --help``).
 
 Each subcommand is a module here with ``add_arguments(parser)`` and ``run(args)``; the scripts
@@ -21,10 +21,11 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 COMMANDS = {
-    "train": "train SPYv4 (FPTT/BPTT) or its ANN twin on a VOC-format dataset",
+    "train": "train SPYv4 (FPTT/BPTT) or its ANN twin on a VOC, COCO, YOLO or event dataset",
     "eval": "evaluate a checkpoint (or detection text files) with the exact VOC protocol",
     "demo": "detect objects in images, a folder, a video or a camera; write annotated results",
-    "synth": "generate the synthetic VOC-format shapes dataset",
+    "synth": "generate the synthetic shapes dataset (VOC or YOLO layout, or event recordings)",
+    "download": "download PASCAL VOC (2007 trainval + test, 2012 trainval) into ROOT/VOCdevkit",
     "export": "export a checkpoint for inference",
     "convert": "convert a Darknet YOLOv4-tiny (.weights + .cfg) or the sFPTT release's SPYv4 into a spyolo checkpoint",
     "weights": "list the named pretrained weights (sfptt-voc, yolov4-tiny-coco, ...) and fetch them",

@@ -7,6 +7,7 @@
     spyolo demo --weights W --source 0 --out runs/cam --stream --max-frames 300   # camera 0
     spyolo demo --weights model.onnx --source photo.jpg --out runs/demo    # ONNX model, onnxruntime
     spyolo demo --weights runs/ev/weights/best.pt --source recording_td.dat --out runs/ev_demo   # events
+    spyolo demo --weights W --source yolo:pets/data.yaml:val --out runs/demo --max-images 20   # a dataset split
 
 (``python tools/demo.py ...`` is the same program.)
 
@@ -17,6 +18,10 @@ together. Inputs sharing a name get distinct ones (``a.jpg`` and ``a.png`` give 
 ``a_png.*``; a name already taken gets ``_2``, ...): never one output for two inputs.
 A folder is processed whole: an unreadable image is reported and skipped, and the exit status
 is 2 at the end if any was.
+
+A dataset's set entry (any kind of ``data.test_sets``: ``VOC2007:test``, ``coco:FILE.json:IMAGES``,
+``yolo:DATA_FILE:SPLIT``, ``gen1:FOLDER``; relative to ``--root``, default the checkpoint's
+``data.root``) runs like a folder of its images, or over each of its event recordings.
 
 Videos and cameras: ``OUT/NAME.mp4`` (or ``.avi`` where mp4v is unavailable) and
 ``OUT/NAME.jsonl``, one JSON record per frame. Without ``--stream`` every frame is an
@@ -63,7 +68,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="checkpoint written by spyolo train (weights/best.pt), a .onnx from spyolo export, or named "
                         "pretrained weights (spyolo weights lists them: sfptt-voc, yolov4-tiny-coco, ...)")
     p.add_argument("--source", required=True,
-                   help="an image file, a folder of images, a video file, or a camera index (0, 1, ...)")
+                   help="an image file, a folder of images, a video file, an event recording, a camera index (0, 1, "
+                        "...), or a dataset's set entry (VOC2007:test, yolo:DATA_FILE:SPLIT, ...)")
+    p.add_argument("--root", default=None,
+                   help="folder a set entry's relative paths start from (default: the checkpoint's data.root)")
+    p.add_argument("--max-images", type=int, default=0,
+                   help="a folder or set entry: annotate its first N images (0: all)")
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--conf", type=float, default=None,
                    help="confidence threshold (default: the checkpoint's eval.demo_conf, 0.25)")
@@ -97,14 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def classify_source(source: str) -> tuple[str, object]:
-    """``("camera", index)``, ``("folder", path)``, ``("events", path)``, ``("video", path)`` or ``("image", path)``.
+    """``("camera", index)``, ``("folder", path)``, ``("events", path)``, ``("video", path)``, ``("image", path)``
+    or ``("set", entry)`` (not a path, but a set entry such as ``VOC2007:test``).
 
     Raises:
-        FileNotFoundError: if ``source`` is neither an existing path nor a camera index.
+        FileNotFoundError: if ``source`` is neither an existing path, a camera index nor a set entry.
     """
     path = Path(source)
     if not path.exists() and source.strip().isdigit():
         return "camera", int(source)
+    if not path.exists() and not path.is_symlink() and ":" in source:
+        return "set", source.strip()
     if path.is_dir():
         return "folder", path
     if path.is_symlink() and not path.exists():
@@ -238,11 +251,24 @@ def load_detector(args: argparse.Namespace):
     return Detector.from_checkpoint(args.weights, device=args.device, **settings)
 
 
+def set_files(entry: str, root: str | None, det) -> tuple[str, list[Path]]:
+    """``("folder", images)`` or ``("recordings", event files)`` of a set entry (relative to ``root``, else to
+    the detector's checkpoint's ``data.root``, else to the current folder)."""
+    from spyolo.datasets.kinds import entry_files
+
+    cfg = getattr(det, "config", None)
+    base = root if root is not None else (cfg.data.root if cfg is not None else ".")
+    input_kind, files = entry_files(entry, base)
+    return ("recordings" if input_kind == "events" else "folder"), files
+
+
 def run(args: argparse.Namespace) -> int:
     from spyolo.inference.video import video_outputs
 
     if args.batch_size < 1 or args.k < 1 or args.warmup < 0 or args.max_frames < 0 or args.bins_per_step < 1:
         raise ConfigError("need --batch-size >= 1, --k >= 1, --warmup >= 0, --max-frames >= 0 and --bins-per-step >= 1")
+    if args.max_images < 0:
+        raise ConfigError("--max-images must be >= 0 (0: all)")
     kind, source = classify_source(args.source)
     out = Path(args.out)
     if kind == "folder" and out.resolve() == Path(source).resolve():
@@ -251,15 +277,22 @@ def run(args: argparse.Namespace) -> int:
         raise OutputConflict(f"{out}: --out must be a folder, and a file of that name exists")
     files: list[Path] = []
     stem = out
+    det = None
+    if kind == "set":
+        det = load_detector(args)
+        kind, files = set_files(str(source), args.root, det)
     if kind in ("image", "folder"):
-        files = [source] if kind == "image" else list_images(source)
+        files = [source] if kind == "image" else (files or list_images(source))
+        files = files[: args.max_images] if args.max_images else files
         outputs = [out / name for pair in output_names(files) for name in pair]
         check_outputs(outputs, files, args.exist_ok)
+    elif kind == "recordings":
+        check_outputs([o for f in files for o in video_outputs(out / f.stem)], files, args.exist_ok)
     else:
         stem = out / (f"camera{source}" if kind == "camera" else Path(source).stem)
         inputs = [] if kind == "camera" else [source]
         check_outputs(video_outputs(stem), inputs, args.exist_ok)
-    det = load_detector(args)
+    det = det if det is not None else load_detector(args)
     made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     code = 2
@@ -281,6 +314,10 @@ def _annotate(args: argparse.Namespace, det, kind: str, source, out: Path, files
     )
     if kind == "events":
         return run_events(det, source, stem, args)
+    if kind == "recordings":
+        for recording in files:
+            run_events(det, recording, out / recording.stem, args)
+        return 0
     if kind in ("image", "folder"):
         written, n_det, problems = run_images(det, files, out, args.batch_size, not args.no_progress,
                                               skip_bad=kind == "folder")
@@ -308,11 +345,12 @@ def _annotate(args: argparse.Namespace, det, kind: str, source, out: Path, files
 
 def run_events(det, source: Path, stem: Path, args: argparse.Namespace) -> int:
     """The online run over an event recording (spyolo/inference/events.py)."""
+    from spyolo.datasets.kinds import reads_events
     from spyolo.events.arrays import SensorSize
     from spyolo.inference.events import run_event_stream
 
     cfg = getattr(det, "config", None)
-    if cfg is None or cfg.model.input != "events":
+    if cfg is None or not reads_events(cfg):
         raise ConfigError(f"{source}: an event recording needs a checkpoint trained on event data (model.input=events)")
     d = cfg.data
     res = run_event_stream(

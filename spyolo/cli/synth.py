@@ -1,7 +1,8 @@
-"""Generate the spyolo synthetic shapes dataset as a PASCAL VOC year folder, or (``--events``)
-simulated event-camera recordings in the Gen1 layout.
+"""Generate the spyolo synthetic shapes dataset as a PASCAL VOC year folder, in the YOLO layout
+(``--yolo``), or (``--events``) simulated event-camera recordings in the Gen1 layout.
 
     spyolo synth --out data/synthvoc --train 2000 --test 500 --seed 0
+    spyolo synth --yolo --out data/synthyolo --train 2000 --test 500 --seed 0
     spyolo synth --events --out data/events/SYNTH_EVENTS --train 40 --test 16 --seed 1 \
         --classes circle square triangle cross
 
@@ -11,6 +12,11 @@ truncated/difficult flags are defined. ``--coco`` also writes each split as a CO
 file (``annotations/instances_<split>.json``, for ``coco:...`` set entries). ``--overwrite``
 regenerates a folder this generator wrote (it holds ``synthetic_spec.json``); a folder of other
 data is never touched.
+
+With ``--yolo`` the same images (for the same seed and settings) are written in ultralytics' layout:
+``OUT/data.yaml`` with ``images/<split>/`` and ``labels/<split>/`` for ``train``, ``val`` and
+``test``, set entries ``yolo:OUT/data.yaml:train`` (``val``, ``test``). YOLO labels have no
+difficult flag: difficult objects are ordinary boxes there.
 
 With ``--events`` (:mod:`spyolo.events.synthetic`), ``--train`` / ``--test`` count recordings
 (1.5 s of a 128x96 sensor each, labels every 100 ms), written as ``OUT/train/`` and ``OUT/test/``
@@ -48,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"subset of classes (default all: {' '.join(SYNTHETIC_CLASSES)})")
     parser.add_argument("--coco", action="store_true",
                         help="also write each split as COCO JSON: annotations/instances_<split>.json")
+    parser.add_argument("--yolo", action="store_true",
+                        help="the YOLO layout (data.yaml, images/<split>/, labels/<split>/) instead of VOC's")
     parser.add_argument("--events", action="store_true",
                         help="simulated event-camera recordings in the Gen1 layout instead of images "
                              "(--train/--test count recordings)")
@@ -64,8 +72,8 @@ def run_events(args: argparse.Namespace) -> int:
     from spyolo.errors import ConfigError
     from spyolo.events.synthetic import EVENT_SPLITS, generate_synthetic_events, split_summary
 
-    if args.coco:
-        raise ConfigError("--coco writes COCO files of images; it does not apply to --events")
+    if args.coco or args.yolo:
+        raise ConfigError("--coco and --yolo write image layouts; they do not apply to --events")
     out = generate_synthetic_events(args.out, args.train, args.test, args.seed, classes=args.classes,
                                     overwrite=args.overwrite, progress=not args.no_progress)
     print(f"wrote {args.train + args.test} event recordings (Gen1 layout) to {out.resolve()}")
@@ -77,7 +85,7 @@ def run_events(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spyolo.data.synthetic import generate_synthetic_voc, split_statistics
+    from spyolo.data.synthetic import YOLO_SPLITS, generate_synthetic_voc, split_statistics
 
     if args.events:
         return run_events(args)
@@ -85,8 +93,16 @@ def run(args: argparse.Namespace) -> int:
     out = generate_synthetic_voc(
         args.out, args.train, args.test, args.seed, classes=args.classes,
         min_side=args.min_side, max_side=args.max_side, jpeg_quality=args.jpeg_quality,
-        workers=args.workers, progress=not args.no_progress, overwrite=args.overwrite, coco=args.coco)
+        workers=args.workers, progress=not args.no_progress, overwrite=args.overwrite, coco=args.coco,
+        layout="yolo" if args.yolo else "voc")
     print(f"wrote {args.train + args.test} images to {out.resolve()}")
+    if args.yolo:
+        print(f"{'split':<10}{'images':>8}{'objects':>9}   set entry")
+        for split in YOLO_SPLITS:
+            labels = sorted((out / "labels" / split).glob("*.txt"))
+            objects = sum(len(f.read_text().splitlines()) for f in labels)
+            print(f"{split:<10}{len(labels):>8}{objects:>9}   yolo:{out / 'data.yaml'}:{split}")
+        return 0
     print(f"{'split':<10}{'images':>8}{'objects':>9}{'difficult':>11}{'truncated':>11}")
     for split, stats in split_statistics(out).items():
         print(f"{split:<10}{stats.images:>8}{stats.objects:>9}{stats.difficult:>11}{stats.truncated:>11}")

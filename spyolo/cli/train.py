@@ -91,6 +91,7 @@ def _resume_config(run_dir: Path, overrides: list[str]) -> Config:
 
 
 def run(args: argparse.Namespace) -> int:
+    from spyolo.datasets.synthetic import ensure_synthetic
     from spyolo.train.trainer import Trainer
 
     if args.resume:
@@ -111,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{run_dir}: holds an earlier run ({', '.join(run_files(run_dir))}); continue it with "
                 f"--resume {run_dir}, or choose another --run-dir (nothing was changed)"
             )
+    ensure_synthetic(cfg.data)  # a synthetic set the config describes is generated first (once)
     trainer = Trainer(cfg, run_dir, resume=bool(args.resume), progress=not args.no_progress)
     try:
         print(

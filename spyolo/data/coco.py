@@ -27,10 +27,13 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from spyolo.data.samples import Sample, SetListing
+from spyolo.data.voc import VOCAnnotation, VOCObject, clipped_voc_box
 from spyolo.errors import DatasetError
 from spyolo.utils.jsonfile import read_json
 from spyolo.utils.text import short_repr
@@ -46,6 +49,48 @@ class COCOSource(NamedTuple):
 
     annotations: Path
     image_dir: Path
+
+    def __str__(self) -> str:
+        return f"{self.annotations} ({self.image_dir})"
+
+    def declared_classes(self) -> list[str]:
+        """The file's categories, in file order."""
+        return read_coco(self.annotations).category_names
+
+    def list_samples(self, class_names: Sequence[str]) -> SetListing:
+        """Every image of the file (also those without annotations), its categories matched to
+        ``class_names`` by name.
+
+        Raises:
+            DatasetError: a file-level problem (module docstring), a missing image folder, or a
+                category whose name is not among ``class_names``.
+        """
+        coco = read_coco(self.annotations)
+        if not self.image_dir.is_dir():
+            raise DatasetError(f"{self.image_dir}: image folder not found (of {self.annotations})")
+        names = list(class_names)
+        lookup = {name: i for i, name in enumerate(names)}
+        label_of: dict[int, int] = {}
+        for cat_id, name in coco.categories:
+            if name not in lookup:
+                raise DatasetError(
+                    f"{self.annotations}: category {name!r} (id {cat_id}) is not among the classes "
+                    f"{', '.join(names)} (a COCO set after the first must use the first set's class names)"
+                )
+            label_of[cat_id] = lookup[name]
+
+        def annotation(image: COCOImage):
+            def read(width: int, height: int) -> VOCAnnotation:
+                if image.problem is not None:
+                    raise DatasetError(image.problem)
+                objects = [VOCObject(names[label_of[cat]], label_of[cat], box, crowd, False)
+                           for box, cat, crowd in zip(image.boxes, image.category_ids, image.iscrowd)]
+                return VOCAnnotation(Path(image.file_name).stem, image.file_name, image.width, image.height, 3,
+                                     objects)
+            return read
+
+        samples = [Sample(self.image_dir / img.file_name, annotation(img), img.coco_id) for img in coco.images]
+        return SetListing(samples, coco=coco, category_ids={label: cat for cat, label in label_of.items()})
 
 
 @dataclass
@@ -216,11 +261,7 @@ def read_coco(path: str | Path) -> COCOFile:
                 f"({image.width}x{image.height}; COCO boxes must satisfy 0 <= x, x + w <= width, same for y)"
             )
             continue
-        # continuous corners clipped to the image, then VOC's 1-based inclusive pixels (at least one pixel)
-        x1, y1 = max(0.0, x), max(0.0, y)
-        x2, y2 = min(float(image.width), x + w), min(float(image.height), y + h)
-        vx1, vy1 = min(x1 + 1.0, float(image.width)), min(y1 + 1.0, float(image.height))
-        image.boxes.append((vx1, vy1, max(x2, vx1), max(y2, vy1)))
+        image.boxes.append(clipped_voc_box(x, y, x + w, y + h, image.width, image.height))
         image.category_ids.append(category_id)
         image.iscrowd.append(bool(crowd))
         area = _number(ann.get("area"))

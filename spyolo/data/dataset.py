@@ -1,16 +1,13 @@
-"""The detection dataset: VOC year folders and COCO annotation files, alone or mixed.
+"""The detection dataset: image sets of every kind (VOC, COCO, YOLO), alone or mixed.
 
-A set entry of ``data.train_sets`` / ``data.test_sets`` is either
-
-* ``YEAR_FOLDER:split``: a VOC year folder (``JPEGImages/``, ``Annotations/``,
-  ``ImageSets/Main/<split>.txt``; :mod:`spyolo.data.voc`), or
-* ``coco:ANNOTATIONS.json:IMAGE_DIR``: a COCO annotation file and its image folder
-  (:mod:`spyolo.data.coco`),
-
-relative to ``data.root`` or absolute. :func:`parse_sets` reads them, :func:`load_class_names`
-finds the class list, and :class:`DetectionDataset` serves the samples of one or more sets as
-``(image, target, meta)``, with the same rules for every kind: bad input stops with an error
-naming the file, or, with ``skip_bad``, the sample is skipped and listed in one warning.
+A set is a source of :mod:`spyolo.data.samples` (a VOC year folder and split, a COCO file and its
+image folder, a YOLO data file and split: :mod:`spyolo.data.voc`, :mod:`spyolo.data.coco`,
+:mod:`spyolo.data.yolo`); ``spyolo.datasets`` turns the entries of ``data.train_sets`` /
+``data.test_sets`` into them. :class:`DetectionDataset` lists the samples of its sets, checks every
+image at construction (:mod:`spyolo.data.imagecheck`: header and end marker, cached between runs),
+reads the annotations, and serves ``(image, target, meta)``, with the same rules for every kind:
+bad input stops with one line naming the file, or, with ``skip_bad``, the sample is left out and
+listed in one warning.
 
 Box conventions: annotations are held as VOC boxes (1-based inclusive pixels, see
 :mod:`spyolo.data.voc`); targets are continuous ``(cx, cy, w, h)`` divided by the output size.
@@ -23,29 +20,20 @@ import copy
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
-from spyolo.data.coco import COCOFile, COCOSource, read_coco
+from spyolo.data.coco import COCOFile
+from spyolo.data.imagecheck import check_images
 from spyolo.data.images import read_image_file
-from spyolo.data.voc import (
-    VOC_CLASSES,
-    PathLike,
-    VOCAnnotation,
-    VOCObject,
-    parse_voc_xml,
-    read_class_file,
-    read_text_file,
-    voc_classes_file,
-    voc_to_continuous,
-)
+from spyolo.data.samples import ImageSet
+from spyolo.data.voc import PathLike, VOCAnnotation, VOCSource, voc_to_continuous
 from spyolo.errors import DatasetError, ImageReadError
 
-__all__ = ["COCOSource", "DetectionDataset", "SetSource", "VOCSource", "load_class_names", "parse_sets"]
+__all__ = ["DetectionDataset", "bad_samples_message"]
 
 log = logging.getLogger(__name__)
 
@@ -54,84 +42,17 @@ _MAX_LISTED_SKIPS = 20  # how many skipped samples the skip_bad warning lists by
 TransformFn = Callable[..., dict[str, Any]]
 
 
-class VOCSource(NamedTuple):
-    """A ``YEAR_FOLDER:split`` set entry."""
-
-    year_dir: Path
-    split: str
-
-
-SetSource = VOCSource | COCOSource
-
-
-def parse_sets(specs: Sequence[str] | str, root: PathLike) -> list[SetSource]:
-    """Parse set entries (``"VOC2007:trainval"``, ``"coco:instances_val.json:images/val"``).
-
-    Args:
-        specs: a list of entries, or one comma-separated string of them. Relative paths are
-            taken under ``root``; absolute ones are used as they are.
-        root: the folder that holds the data (e.g. a ``VOCdevkit``).
-
-    Returns:
-        :class:`VOCSource` or :class:`~spyolo.data.coco.COCOSource` per entry, in order.
-    """
-    items = [s for s in specs.split(",")] if isinstance(specs, str) else list(specs)
-    items = [s.strip() for s in items if s.strip()]
-    if not items:
-        raise DatasetError(f"no image sets given (expected entries like 'VOC2007:trainval', got {specs!r})")
-
-    def under_root(text: str) -> Path:
-        path = Path(text.strip())
-        return path if path.is_absolute() else Path(root) / path
-
-    out: list[SetSource] = []
-    for spec in items:
-        if spec.startswith("coco:"):
-            rest = spec[len("coco:"):]
-            ann, sep, image_dir = rest.partition(".json:")
-            if not sep or not ann.strip() or not image_dir.strip():
-                raise DatasetError(
-                    f"bad COCO set entry {spec!r}: expected 'coco:ANNOTATIONS.json:IMAGE_DIR', "
-                    "e.g. 'coco:annotations/instances_val.json:images/val'"
-                )
-            out.append(COCOSource(under_root(ann + ".json"), under_root(image_dir)))
-            continue
-        year, sep, split = spec.rpartition(":")
-        year, split = year.strip(), split.strip()
-        if not sep or not year or not split:
-            raise DatasetError(
-                f"bad image-set spec {spec!r}: expected '<year folder>:<split>', e.g. 'VOC2007:trainval' "
-                "(the split names ImageSets/Main/<split>.txt inside the year folder), or "
-                "'coco:ANNOTATIONS.json:IMAGE_DIR'"
-            )
-        out.append(VOCSource(under_root(year), split))
-    return out
-
-
-def load_class_names(classes_file: PathLike | None, sources: Sequence[SetSource]) -> list[str]:
-    """The class list of a dataset.
-
-    Order of preference: ``classes_file`` when given (it must exist); else, going through the
-    sets in order, the first VOC year folder's ``classes.txt`` or COCO file's categories (in
-    the file's order); else the 20 VOC classes. A class file has one name per line; blank lines
-    are ignored; a repeated name is an error.
-    """
-    if classes_file is not None:
-        path = Path(classes_file)
-        if not path.is_file():
-            raise DatasetError(f"{path}: classes file not found")
-        return read_class_file(path)
-    for source in sources:
-        if isinstance(source, COCOSource):
-            return read_coco(source.annotations).category_names
-        names = voc_classes_file(source.year_dir)
-        if names is not None:
-            return names
-    return list(VOC_CLASSES)
+def bad_samples_message(problems: Sequence[str], total: int, what: str = "samples") -> str:
+    """The one line that stops a start on bad samples: the first problem, how many there are, and
+    the way to leave them out."""
+    n = len(problems)
+    verb = "is" if n == 1 else "are"
+    return (f"{problems[0]} ({n} of {total} {what} {verb} bad; data.skip_bad=true leaves them out and lists "
+            f"them)")
 
 
 class DetectionDataset(Dataset):  # type: ignore[type-arg]
-    """Detection samples of one or more VOC and COCO sets.
+    """Detection samples of one or more image sets (VOC, COCO, YOLO).
 
     Each item is ``(image, target, meta)``:
 
@@ -144,24 +65,25 @@ class DetectionDataset(Dataset):  # type: ignore[type-arg]
       ``(scale, pad_x, pad_y)`` for a letterbox eval transform and ``None`` otherwise.
 
     Args:
-        sets: the sources (:func:`parse_sets`; plain ``(year_dir, split)`` pairs work too).
-        class_names: the class list (:func:`load_class_names`); COCO categories are matched to
-            it by name.
+        sets: the sources (:mod:`spyolo.data.samples`; plain ``(year_dir, split)`` pairs are VOC
+            year folders).
+        class_names: the class list; COCO categories and YOLO names are matched to it by name.
         transform: ``transform(image=, bboxes=, labels=) -> dict`` on RGB uint8 HWC images and
             continuous boxes (``build_train_transform`` / ``build_eval_transform``); ``None``
             returns the original image.
         keep_difficult: keep difficult and crowd objects in the training targets.
-        skip_bad: skip samples with a missing file, a bad annotation or an image that cannot
-            be decoded (corrupt, truncated, or not matching its annotation's size: every image
-            is decoded at construction to find them) and log one warning listing them (also
-            kept in ``self.skipped``), instead of raising.
-        verify_images: decode every image at construction and check its size against the
-            annotation (implied by ``skip_bad``). Otherwise a bad image raises at
-            ``__getitem__``, naming the file.
+        skip_bad: leave out the samples with a bad image (missing, empty, unreadable header,
+            truncated, too large, undecodable, or not the size its annotation says) or a bad
+            annotation, and log one warning listing them (also kept in ``self.skipped``), instead
+            of stopping at start-up with one line naming the first. Implies ``verify_images``.
+        verify_images: decode every image whole at construction (slower the first time; cached),
+            which also finds images that cannot be decoded although their header and end are
+            whole. Without it (and ``skip_bad``) only the header and end marker are checked.
         mosaic_prob: probability that a sample is a 4-image mosaic of it and three random other
             samples (its ``meta`` still describes sample ``index``). Only with a training
             transform (``is_train`` and ``apply_mosaic``).
         seed: seed of the dataset's own random stream (mosaic decisions) and of the transform.
+        progress: show a progress bar while many images are checked.
 
     Attributes:
         image_paths, annotations: per sample.
@@ -175,7 +97,7 @@ class DetectionDataset(Dataset):  # type: ignore[type-arg]
 
     def __init__(
         self,
-        sets: Sequence[SetSource | tuple[PathLike, str]],
+        sets: Sequence[ImageSet | tuple[PathLike, str]],
         class_names: Sequence[str],
         transform: TransformFn | None = None,
         keep_difficult: bool = False,
@@ -183,6 +105,7 @@ class DetectionDataset(Dataset):  # type: ignore[type-arg]
         verify_images: bool = False,
         mosaic_prob: float = 0.0,
         seed: int | None = None,
+        progress: bool = True,
     ) -> None:
         if not sets:
             raise DatasetError("DetectionDataset: no image sets given")
@@ -206,113 +129,49 @@ class DetectionDataset(Dataset):  # type: ignore[type-arg]
         if seed is not None:
             self.set_seed(seed)
 
-        sources = [s if isinstance(s, (VOCSource, COCOSource)) else VOCSource(Path(s[0]), s[1]) for s in sets]
-        listed = [(source, self._list_samples(source)) for source in sources]
-        total = sum(len(samples) for _, samples in listed)
-        verify = verify_images or skip_bad
-        bar = tqdm(total=total, desc="checking images", unit="img", leave=False, dynamic_ncols=True,
-                   disable=not verify or total < 200)
-        for _source, samples in listed:
-            for path, load, coco_id in samples:
-                bar.update(1)
+        sources = [s if hasattr(s, "list_samples") else VOCSource(Path(s[0]), s[1]) for s in sets]  # type: ignore[index]
+        listings = [source.list_samples(self.class_names) for source in sources]
+        samples = [sample for listing in listings for sample in listing.samples]
+        decode = verify_images or skip_bad  # skipping bad images finds the undecodable ones too
+        checks = check_images([sample.image for sample in samples], decode=decode, progress=progress)
+        problems: list[str] = []
+        for sample, check in zip(samples, checks):
+            problem = check.problem
+            if problem is None:
                 try:
-                    ann = load()
-                    if verify:
-                        self._check_size(path, read_image_file(path), ann)
-                except (DatasetError, ImageReadError) as exc:
-                    if not skip_bad:
-                        raise DatasetError(str(exc)) from None
+                    ann = sample.annotation(check.width, check.height)
+                    self._check_size(sample.image, (check.height, check.width), ann)
+                except DatasetError as exc:
                     problem = str(exc)
-                    self.skipped.append((problem.split(": ", 1)[0], problem))
-                    continue
-                self.image_paths.append(path)
-                self.annotations.append(ann)
-                self.coco_ids.append(coco_id)
-        bar.close()
-        if len(sources) == 1 and isinstance(sources[0], COCOSource):
-            self.coco = read_coco(sources[0].annotations)
+            if problem is not None:
+                problems.append(problem)
+                continue
+            self.image_paths.append(sample.image)
+            self.annotations.append(ann)
+            self.coco_ids.append(sample.coco_id)
+        for listing in listings:
+            if listing.report is not None:
+                listing.report()
+        if len(listings) == 1 and listings[0].coco is not None:
+            self.coco, self.category_ids = listings[0].coco, listings[0].category_ids
 
+        if problems and not skip_bad:
+            raise DatasetError(bad_samples_message(problems, len(samples)))
+        self.skipped = [(p.split(": ", 1)[0], p) for p in problems]
         if self.skipped:
             names = "\n".join(f"  {p}" for _, p in self.skipped[:_MAX_LISTED_SKIPS])
             more = len(self.skipped) - _MAX_LISTED_SKIPS
             tail = f"\n  ... and {more} more" if more > 0 else ""
-            message = f"dataset skipped {len(self.skipped)} of {total} samples (skip_bad=True):\n{names}{tail}"
+            message = f"dataset skipped {len(self.skipped)} of {len(samples)} samples (skip_bad=True):\n{names}{tail}"
             if not self.image_paths:
                 raise DatasetError(message.replace("skipped", "skipped all", 1) + "\nno usable samples left")
             log.warning(message)
 
     # -- construction helpers -------------------------------------------------
 
-    def _list_samples(self, source: SetSource) -> list[tuple[Path, Callable[[], VOCAnnotation], int | None]]:
-        """``(image path, annotation loader, COCO image id)`` per sample of one set."""
-        if isinstance(source, COCOSource):
-            return self._coco_samples(source)
-        year_dir, split = source
-        samples = []
-        for image_id in self._read_split(year_dir, split):
-            jpg = year_dir / "JPEGImages" / f"{image_id}.jpg"
-            samples.append((jpg, lambda y=year_dir, i=image_id: self._load_voc(y, i), None))
-        return samples
-
-    def _coco_samples(self, source: COCOSource) -> list[tuple[Path, Callable[[], VOCAnnotation], int | None]]:
-        coco = read_coco(source.annotations)
-        if not source.image_dir.is_dir():
-            raise DatasetError(f"{source.image_dir}: image folder not found (of {source.annotations})")
-        label_of: dict[int, int] = {}
-        lookup = {name: i for i, name in enumerate(self.class_names)}
-        for cat_id, name in coco.categories:
-            if name not in lookup:
-                raise DatasetError(
-                    f"{source.annotations}: category {name!r} (id {cat_id}) is not among the classes "
-                    f"{', '.join(self.class_names)} (a COCO set after the first must use the first set's class names)"
-                )
-            label_of[cat_id] = lookup[name]
-        self.category_ids = {label: cat for cat, label in label_of.items()}
-
-        def loader(image) -> Callable[[], VOCAnnotation]:
-            def load() -> VOCAnnotation:
-                path = source.image_dir / image.file_name
-                if image.problem is not None:
-                    raise DatasetError(image.problem)
-                if not path.is_file():
-                    raise DatasetError(f"{path}: image file not found (image {image.coco_id} of {source.annotations})")
-                objects = [
-                    VOCObject(self.class_names[label_of[cat]], label_of[cat], box, crowd, False)
-                    for box, cat, crowd in zip(image.boxes, image.category_ids, image.iscrowd)
-                ]
-                return VOCAnnotation(Path(image.file_name).stem, image.file_name, image.width, image.height, 3,
-                                     objects)
-            return load
-
-        return [(source.image_dir / img.file_name, loader(img), img.coco_id) for img in coco.images]
-
     @staticmethod
-    def _read_split(year_dir: Path, split: str) -> list[str]:
-        if not year_dir.is_dir():
-            raise DatasetError(f"{year_dir}: dataset folder not found")
-        for sub in ("JPEGImages", "Annotations"):
-            if not (year_dir / sub).is_dir():
-                raise DatasetError(f"{year_dir / sub}: folder not found (expected a VOC year folder layout)")
-        split_file = year_dir / "ImageSets" / "Main" / f"{split}.txt"
-        if not split_file.is_file():
-            raise DatasetError(f"{split_file}: split file not found (unknown split {split!r}?)")
-        ids = [line.strip() for line in read_text_file(split_file).splitlines() if line.strip()]
-        if not ids:
-            raise DatasetError(f"{split_file}: split file lists no image ids")
-        return ids
-
-    def _load_voc(self, year_dir: Path, image_id: str) -> VOCAnnotation:
-        jpg = year_dir / "JPEGImages" / f"{image_id}.jpg"
-        xml = year_dir / "Annotations" / f"{image_id}.xml"
-        if not jpg.is_file():
-            raise DatasetError(f"{jpg}: image file not found (id {image_id!r} is listed in the split file)")
-        if not xml.is_file():
-            raise DatasetError(f"{xml}: annotation file not found (id {image_id!r} is listed in the split file)")
-        return parse_voc_xml(xml, self.class_names)
-
-    @staticmethod
-    def _check_size(path: Path, image: np.ndarray, ann: VOCAnnotation) -> None:
-        h, w = image.shape[:2]
+    def _check_size(path: Path, shape: tuple[int, ...], ann: VOCAnnotation) -> None:
+        h, w = shape[:2]
         if (h, w) != (ann.height, ann.width):
             raise DatasetError(
                 f"{path}: image is {w}x{h} (WxH) but its annotation says {ann.width}x{ann.height}"
@@ -365,7 +224,7 @@ class DetectionDataset(Dataset):  # type: ignore[type-arg]
             image = read_image_file(path)
         except ImageReadError as exc:
             raise DatasetError(str(exc)) from None
-        self._check_size(path, image, self.annotations[index])
+        self._check_size(path, image.shape, self.annotations[index])
         return image
 
     def _training_objects(self, index: int) -> tuple[np.ndarray, np.ndarray]:

@@ -10,12 +10,12 @@ to 8 bits (``round(v / 257)``) and float images are read as values in ``[0, 1]``
 from __future__ import annotations
 
 import io
+import os
 import struct
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-import cv2
 import numpy as np
 
 from spyolo.errors import ImageReadError
@@ -25,6 +25,7 @@ __all__ = [
     "MAX_IMAGE_PIXELS",
     "ImageInput",
     "ImageReadError",
+    "check_image_file",
     "read_image",
     "read_image_file",
     "to_rgb_uint8",
@@ -120,32 +121,56 @@ def _pil_to_rgb_uint8(image: Any, where: str) -> np.ndarray:
     return to_rgb_uint8(np.asarray(image.convert("RGB")), rgb=True, where=where)
 
 
-def _check_complete(data: np.ndarray, path: Path) -> None:
-    """Refuse a JPEG without its end-of-image marker (a truncated file).
+_PADDING = b"\x00\r\n\t "  # what some writers add after an image's last byte
+_JPEG_END = b"\xff\xd9"  # the end-of-image marker
+_PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC: a PNG's last 8 bytes
 
-    Some decoders fill the missing part of a truncated JPEG with grey and only print a
-    warning; training on such an image would be silently wrong. Zero bytes and whitespace
-    after the marker (padding some writers add) are allowed.
+
+def _is_jpeg(head: bytes) -> bool:
+    return head[:2] == b"\xff\xd8"  # start-of-image
+
+
+def _is_png(head: bytes) -> bool:
+    return head[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _missing_end(head: bytes, tail: bytes) -> str | None:
+    """What is missing at the end of a JPEG or PNG file (its first and last bytes), or None.
+
+    Some decoders fill the missing part of a truncated file with grey and only print a warning;
+    training on such an image would be silently wrong. Zero bytes and whitespace after the end
+    (padding some writers add) are allowed.
     """
-    if data.size >= 2 and data[0] == 0xFF and data[1] == 0xD8:  # JPEG start-of-image
-        tail = bytes(data[-65536:]).rstrip(b"\x00\r\n\t ")
-        if not tail.endswith(b"\xff\xd9"):
-            raise ImageReadError(f"{path}: truncated JPEG (the end-of-image marker is missing)")
+    tail = tail.rstrip(_PADDING)
+    if _is_jpeg(head) and not tail.endswith(_JPEG_END):
+        return "truncated JPEG (the end-of-image marker is missing)"
+    if _is_png(head) and not tail.endswith(_PNG_END):
+        return "truncated PNG (the IEND chunk is missing)"
+    return None
 
 
-def _header_size(data: np.ndarray) -> tuple[int, int] | None:
-    """``(width, height)`` from an image file's header, without decoding its pixels; None when the
-    header is not one Pillow reads (OpenCV's decoder then decides). ``(0, 0)``: Pillow's own
-    decompression-bomb check refused it (more than twice its ``MAX_IMAGE_PIXELS``)."""
-    head = bytes(data[:24])
-    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+def _check_complete(data: np.ndarray, path: Path) -> None:
+    """Refuse a JPEG or PNG without its end (a truncated file)."""
+    problem = _missing_end(bytes(data[:8]), bytes(data[-65536:]))
+    if problem is not None:
+        raise ImageReadError(f"{path}: {problem}")
+
+
+def _header_size(stream: IO[bytes]) -> tuple[int, int] | None:
+    """``(width, height)`` from an image file's header (``stream`` at its start), without decoding
+    its pixels; None when the header is not one Pillow reads (OpenCV's decoder then decides).
+    ``(0, 0)``: Pillow's own decompression-bomb check refused it (more than twice its
+    ``MAX_IMAGE_PIXELS``)."""
+    head = stream.read(24)
+    if _is_png(head) and head[12:16] == b"IHDR":
         return struct.unpack(">II", head[16:24])
     from PIL import Image
 
+    stream.seek(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            with Image.open(io.BytesIO(data.tobytes())) as image:  # reads the header only
+            with Image.open(stream) as image:  # reads the header only
                 return image.size
         except Image.DecompressionBombError:
             return 0, 0
@@ -153,15 +178,16 @@ def _header_size(data: np.ndarray) -> tuple[int, int] | None:
             return None
 
 
-def _check_pixels(data: np.ndarray, path: Path) -> None:
-    size = _header_size(data)
-    if size is None:
-        return
+def _check_dimensions(size: tuple[int, int], path: Path) -> None:
     width, height = size
     if width * height > MAX_IMAGE_PIXELS or width * height == 0:
         what = f"{width}x{height} pixels" if width * height else "a decompression bomb (Pillow's check)"
         raise ImageReadError(f"{path}: the image is {what}, more than the {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels "
                              f"spyolo decodes (MAX_IMAGE_PIXELS); downscale it first")
+
+
+def _not_a_file(path: Path) -> ImageReadError:
+    return ImageReadError(f"{path}: image file not found" if not path.exists() else f"{path}: not a file")
 
 
 def read_image_file(path: str | Path) -> np.ndarray:
@@ -179,7 +205,7 @@ def read_image_file(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
-        raise ImageReadError(f"{path}: image file not found")
+        raise _not_a_file(path)
     try:
         data = np.fromfile(str(path), dtype=np.uint8)  # works with non-ASCII paths
     except OSError as exc:
@@ -187,11 +213,61 @@ def read_image_file(path: str | Path) -> np.ndarray:
     if data.size == 0:
         raise ImageReadError(f"{path}: empty file (0 bytes), not an image")
     _check_complete(data, path)
-    _check_pixels(data, path)
+    size = _header_size(io.BytesIO(data.tobytes()))
+    if size is not None:
+        _check_dimensions(size, path)
+    import cv2  # here: reading annotations and headers needs no OpenCV
+
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None:
         raise ImageReadError(f"{path}: cannot decode image (corrupt, truncated or not an image)")
     return to_rgb_uint8(image, rgb=False, where=str(path))
+
+
+_TAIL = 4096  # bytes read from a file's end to find its end marker (up to 64 KiB when all padding)
+
+
+def check_image_file(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` of an image file, checked without decoding its pixels.
+
+    The cheap form of :func:`read_image_file`'s checks, for a dataset's start-up: the file exists
+    and is not empty, a JPEG ends with its end-of-image marker and a PNG with its ``IEND`` chunk,
+    the header gives a size within :data:`MAX_IMAGE_PIXELS`. It reads the header and the last few
+    KiB. A file whose header Pillow cannot read is decoded whole with OpenCV (the reader's own
+    fallback); one neither reads is refused. The size is that of the stored pixel grid (EXIF
+    orientation ignored, as the reader does). A file damaged in the middle of its compressed data
+    passes (only a full decode finds that: ``data.verify_images``).
+
+    Raises:
+        ImageReadError: naming the file and the problem, with :func:`read_image_file`'s messages.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size == 0:
+                raise ImageReadError(f"{path}: empty file (0 bytes), not an image")
+            head = f.read(32)
+            tail = b""
+            for span in (_TAIL, 65536):
+                f.seek(max(0, size - span))
+                tail = f.read()
+                if tail.rstrip(_PADDING) or span >= size:
+                    break
+            problem = _missing_end(head, tail)
+            if problem is not None:
+                raise ImageReadError(f"{path}: {problem}")
+            f.seek(0)
+            dimensions = _header_size(f)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise _not_a_file(path) from None
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot read file ({exc.strerror or exc})") from None
+    if dimensions is None:  # not a header Pillow reads: OpenCV decides, as when reading
+        height, width = read_image_file(path).shape[:2]
+        return width, height
+    _check_dimensions(dimensions, path)
+    return dimensions
 
 
 def read_image(source: ImageInput, rgb: bool = False) -> np.ndarray:

@@ -11,13 +11,18 @@ the workers are seeded once and their streams continue across epochs. With
 loader is built. So for a fixed seed, batch size, worker count and rank, the batches
 (order and augmentations) are reproducible; changing the number of workers changes
 the augmentations (not the order).
+
+A :class:`~spyolo.errors.SpyoloError` raised while a worker process loads a sample (an image that
+changed after the start-up check, say) reaches the caller as itself, with its own one-line
+message: PyTorch re-raises it in the main process with the worker's whole traceback folded into
+the message, which :class:`DetectionLoader` takes off again.
 """
 
 from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,7 +30,44 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSampler, Subset
 
+from spyolo.errors import SpyoloError
+
 Sample = tuple[torch.Tensor, torch.Tensor, dict[str, Any]]
+
+
+def worker_error(exc: SpyoloError) -> SpyoloError:
+    """``exc`` as raised in the worker: PyTorch re-raises a worker's exception as
+    ``type(exc)("Caught ... in DataLoader worker process N.\nOriginal Traceback ...\n<module>.<Type>: <message>")``;
+    the message is what follows the last ``<module>.<Type>: `` of that text. Other exceptions are returned
+    unchanged."""
+    text = str(exc)
+    marker = f"\n{type(exc).__module__}.{type(exc).__qualname__}: "
+    if not text.startswith("Caught ") or "Original Traceback" not in text or marker not in text:
+        return exc
+    message = text.rsplit(marker, 1)[1].strip()
+    try:
+        return type(exc)(message)
+    except Exception:  # a type that takes other arguments: keep PyTorch's
+        return exc
+
+
+class DetectionLoader(DataLoader):  # type: ignore[type-arg]
+    """A ``DataLoader`` whose workers' spyolo errors reach the caller with their own message
+    (:func:`worker_error`)."""
+
+    def __iter__(self) -> Iterator[Any]:
+        batches = super().__iter__()
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except SpyoloError as exc:
+                clean = worker_error(exc)
+                if clean is exc:
+                    raise
+                raise clean from None
+            yield batch
 
 
 def collate_detection(batch: Sequence[Sample]) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, Any]]]:
@@ -91,7 +133,7 @@ def build_dataloader(
     persistent_workers: bool | None = None,
     prefetch_factor: int | None = None,
 ) -> DataLoader:  # type: ignore[type-arg]
-    """A ``DataLoader`` for detection samples, batched with :func:`collate_detection`.
+    """A ``DataLoader`` (:class:`DetectionLoader`) for detection samples, batched with :func:`collate_detection`.
 
     Args:
         dataset: e.g. a :class:`spyolo.data.dataset.DetectionDataset`.
@@ -130,7 +172,7 @@ def build_dataloader(
     else:
         seed_dataset(dataset, _derived_seed(seed, rank))
 
-    return DataLoader(
+    return DetectionLoader(
         dataset,
         batch_size=batch_size,
         shuffle=shuffle if sampler is None else False,

@@ -64,22 +64,30 @@ Annotations and difficulty rules
 Splits: ids are ``000001``, ``000002``, ... with the ``n_train`` trainval images first
 and the ``n_test`` test images after; ``val`` is a seeded random ``val_fraction`` of
 trainval, ``train`` the rest.
+
+``layout="yolo"`` writes the same images in the YOLO layout instead (ultralytics' ``data.yaml``
+with ``images/<split>/`` and ``labels/<split>/`` for ``train``, ``val`` and ``test``;
+:mod:`spyolo.data.yolo`): one ``class cx cy w h`` line per object, with the VOC box's continuous
+edges. YOLO labels have no difficult flag: difficult objects are ordinary boxes there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
 import multiprocessing
 import shutil
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+import yaml
 from tqdm import tqdm
 
 from spyolo.errors import ConfigError, DatasetError
@@ -93,6 +101,8 @@ __all__ = [
     "SplitStatistics",
     "render_synthetic_image",
     "annotation_xml",
+    "yolo_labels",
+    "YOLO_SPLITS",
     "generate_synthetic_voc",
     "synthetic_settings",
     "read_provenance",
@@ -105,7 +115,10 @@ __all__ = [
     "shape_polygons",
     "is_complete",
     "is_synthetic_folder",
+    "ensure_generated",
 ]
+
+log = logging.getLogger(__name__)
 
 SYNTHETIC_CLASSES: tuple[str, ...] = (
     "circle",
@@ -679,6 +692,19 @@ def annotation_xml(image_id: str, width: int, height: int,
     return ET.tostring(root, encoding="unicode").encode("utf-8") + b"\n"
 
 
+def yolo_labels(width: int, height: int, objects: Sequence[SyntheticObject], classes: Sequence[str]) -> bytes:
+    """The YOLO label file of one image: ``class cx cy w h`` per object, normalised by the image
+    size, from the VOC box's continuous edges (``x1 - 1 .. x2``), written exactly enough that
+    :mod:`spyolo.data.yolo` reads back the same whole-pixel box."""
+    lines = []
+    for obj in objects:
+        x1, y1, x2, y2 = obj.box
+        cx, cy = (x1 - 1 + x2) / 2 / width, (y1 - 1 + y2) / 2 / height
+        w, h = (x2 - x1 + 1) / width, (y2 - y1 + 1) / height
+        lines.append(f"{classes.index(obj.name)} {cx:.10g} {cy:.10g} {w:.10g} {h:.10g}\n")
+    return "".join(lines).encode("ascii")
+
+
 @dataclass(frozen=True)
 class _Job:
     out_dir: str
@@ -689,6 +715,8 @@ class _Job:
     min_side: int
     max_side: int
     jpeg_quality: int
+    layout: str = "voc"
+    split: str = ""  # the YOLO layout's split folder
 
 
 def _write_one(job: _Job) -> int:
@@ -701,8 +729,13 @@ def _write_one(job: _Job) -> int:
                                [cv2.IMWRITE_JPEG_QUALITY, job.jpeg_quality])
     if not ok:
         raise RuntimeError(f"JPEG encoding failed for synthetic image {image_id}")
-    (out / "JPEGImages" / f"{image_id}.jpg").write_bytes(encoded.tobytes())
     height, width = rendered.image.shape[:2]
+    if job.layout == "yolo":
+        (out / "images" / job.split / f"{image_id}.jpg").write_bytes(encoded.tobytes())
+        (out / "labels" / job.split / f"{image_id}.txt").write_bytes(
+            yolo_labels(width, height, rendered.objects, job.classes))
+        return job.index
+    (out / "JPEGImages" / f"{image_id}.jpg").write_bytes(encoded.tobytes())
     (out / "Annotations" / f"{image_id}.xml").write_bytes(
         annotation_xml(image_id, width, height, rendered.objects))
     return job.index
@@ -738,12 +771,29 @@ def is_complete(out_dir: str | Path) -> bool:
     return (Path(out_dir) / _COMPLETE_FILE).is_file()
 
 
+def _split_ids(n_train: int, n_test: int, seed: int, val_fraction: float) -> dict[str, list[str]]:
+    """``train``, ``val``, ``trainval`` and ``test`` ids (see the module docstring)."""
+    trainval = [_image_id(i) for i in range(n_train)]
+    test = [_image_id(i) for i in range(n_train, n_train + n_test)]
+    n_val = 0 if n_train < 2 else max(1, int(round(val_fraction * n_train)))
+    n_val = min(n_val, n_train - 1) if n_train >= 2 else 0
+    split_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+    val_set = set(split_rng.choice(n_train, size=n_val, replace=False).tolist()) if n_val else set()
+    val = [trainval[i] for i in sorted(val_set)]
+    train = [trainval[i] for i in range(n_train) if i not in val_set]
+    return {"train": train, "val": val, "trainval": trainval, "test": test}
+
+
+YOLO_SPLITS = ("train", "val", "test")
+"""The splits (folders and ``data.yaml`` keys) of the YOLO layout."""
+
+
 def generate_synthetic_voc(out_dir: str | Path, n_train: int, n_test: int, seed: int = 0, *,
                            classes: Sequence[str] | None = None,
                            min_side: int = 300, max_side: int = 500,
                            jpeg_quality: int = 90, workers: int = 1, progress: bool = True,
                            spec: SyntheticSpec | None = None, val_fraction: float = 0.15,
-                           overwrite: bool = False, coco: bool = False) -> Path:
+                           overwrite: bool = False, coco: bool = False, layout: str = "voc") -> Path:
     """Write the synthetic dataset as a VOC year folder at ``out_dir``; return its path.
 
     ``n_train`` trainval images (ids ``000001`` ..) and ``n_test`` test images follow.
@@ -762,7 +812,15 @@ def generate_synthetic_voc(out_dir: str | Path, n_train: int, n_test: int, seed:
     ``coco=True`` also writes every split as a COCO annotation file,
     ``annotations/instances_<split>.json``, over the same images (``JPEGImages/``; difficult
     objects as ``iscrowd``), usable as ``coco:annotations/instances_<split>.json:JPEGImages``.
+
+    ``layout="yolo"`` writes the same images in the YOLO layout instead (module docstring): set
+    entries ``yolo:OUT/data.yaml:train`` (``val``, ``test``).
     """
+    if layout not in ("voc", "yolo"):
+        raise ConfigError(f"layout must be 'voc' or 'yolo', got {layout!r}")
+    if coco and layout != "voc":
+        raise ConfigError("coco=True (--coco) writes COCO files over the VOC layout's JPEGImages/; not with the "
+                          "YOLO layout")
     chosen = _checked_classes(classes)
     spec = SyntheticSpec() if spec is None else spec
     if n_train < 0 or n_test < 0 or n_train + n_test == 0:
@@ -782,14 +840,22 @@ def generate_synthetic_voc(out_dir: str | Path, n_train: int, n_test: int, seed:
     out = Path(out_dir)
     provenance = provenance_for(n_train, n_test, seed, classes=chosen, min_side=min_side,
                                 max_side=max_side, jpeg_quality=jpeg_quality, spec=spec,
-                                val_fraction=val_fraction)
-    claim_folder(out, ["JPEGImages", "Annotations", "ImageSets", "annotations", "classes.txt"], provenance,
-                 overwrite)
-    for sub in ("JPEGImages", "Annotations", "ImageSets/Main"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
+                                val_fraction=val_fraction, layout=layout)
+    claim_folder(out, ["JPEGImages", "Annotations", "ImageSets", "annotations", "classes.txt", "images", "labels",
+                       "data.yaml"], provenance, overwrite)
+    splits = _split_ids(n_train, n_test, seed, val_fraction)
+    split_of = {image_id: name for name in YOLO_SPLITS for image_id in splits[name]}
+    if layout == "yolo":
+        for name in YOLO_SPLITS:
+            if splits[name]:
+                (out / "images" / name).mkdir(parents=True, exist_ok=True)
+                (out / "labels" / name).mkdir(parents=True, exist_ok=True)
+    else:
+        for sub in ("JPEGImages", "Annotations", "ImageSets/Main"):
+            (out / sub).mkdir(parents=True, exist_ok=True)
 
-    jobs = [_Job(str(out), seed, index, chosen, spec, min_side, max_side, jpeg_quality)
-            for index in range(n_train + n_test)]
+    jobs = [_Job(str(out), seed, index, chosen, spec, min_side, max_side, jpeg_quality, layout,
+                 split_of[_image_id(index)]) for index in range(n_train + n_test)]
     done: Iterator[int]
     if workers == 1:
         done = map(_write_one, jobs)
@@ -799,16 +865,15 @@ def generate_synthetic_voc(out_dir: str | Path, n_train: int, n_test: int, seed:
         with context.Pool(processes=workers) as pool:
             _drain(pool.imap_unordered(_write_one, jobs, chunksize=8), len(jobs), progress)
 
-    trainval = [_image_id(i) for i in range(n_train)]
-    test = [_image_id(i) for i in range(n_train, n_train + n_test)]
-    n_val = 0 if n_train < 2 else max(1, int(round(val_fraction * n_train)))
-    n_val = min(n_val, n_train - 1) if n_train >= 2 else 0
-    split_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
-    val_set = set(split_rng.choice(n_train, size=n_val, replace=False).tolist()) if n_val else set()
-    val = [trainval[i] for i in sorted(val_set)]
-    train = [trainval[i] for i in range(n_train) if i not in val_set]
+    if layout == "yolo":
+        record = {name: f"images/{name}" for name in YOLO_SPLITS if splits[name]}
+        header = "# the spyolo synthetic shapes in the YOLO layout (spyolo synth --yolo)\n"
+        atomic_write_text(out / "data.yaml", header + yaml.safe_dump({**record, "names": list(chosen)},
+                                                                       sort_keys=False))
+        mark_complete(out)
+        return out
     main = out / "ImageSets" / "Main"
-    for name, ids in (("train", train), ("val", val), ("trainval", trainval), ("test", test)):
+    for name, ids in splits.items():
         _write_lines(main / f"{name}.txt", ids)
     _write_lines(out / "classes.txt", chosen)
     if coco:
@@ -921,14 +986,17 @@ def synthetic_settings(cfg: Any) -> dict[str, Any]:
 
 def provenance_for(n_train: int, n_test: int, seed: int, *, classes: Sequence[str] | None = None,
                    min_side: int = 300, max_side: int = 500, jpeg_quality: int = 90,
-                   spec: SyntheticSpec | None = None, val_fraction: float = 0.15) -> dict[str, Any]:
-    """The provenance record :func:`generate_synthetic_voc` writes for these arguments."""
+                   spec: SyntheticSpec | None = None, val_fraction: float = 0.15,
+                   layout: str = "voc") -> dict[str, Any]:
+    """The provenance record :func:`generate_synthetic_voc` writes for these arguments (``layout``
+    is recorded when it is not VOC's, so that records of VOC folders written before it stay valid)."""
     spec = SyntheticSpec() if spec is None else spec
     # through JSON so that tuples compare equal to what a written record reads back as
     return json.loads(json.dumps({
         "generator": "spyolo.data.synthetic", "seed": seed, "n_train": n_train, "n_test": n_test,
         "classes": list(_checked_classes(classes)), "min_side": min_side, "max_side": max_side,
-        "jpeg_quality": jpeg_quality, "val_fraction": val_fraction, "spec": asdict(spec)}))
+        "jpeg_quality": jpeg_quality, "val_fraction": val_fraction, "spec": asdict(spec),
+        **({} if layout == "voc" else {"layout": layout})}))
 
 
 def read_provenance(out_dir: str | Path) -> dict[str, Any] | None:
@@ -939,6 +1007,62 @@ def read_provenance(out_dir: str | Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) else None
+
+
+def ensure_generated(folder: Path, wanted: dict, n_train: int, generate: Callable[[], Any]) -> bool:
+    """Make ``folder`` hold the generated set whose provenance record is ``wanted``.
+
+    Nothing happens when it does (complete); ``generate()`` runs when the folder is missing,
+    empty, written by a generator with other settings, or left unfinished. Returns whether it ran.
+    Processes that start on the same folder at once (two trainings launched together on a fresh
+    clone) take turns: the first generates, the others wait for it and then find the set complete.
+
+    Raises:
+        FileExistsError: the folder holds other data (no provenance record): never replaced.
+    """
+    with _generation_lock(folder):
+        return _ensure_generated(folder, wanted, n_train, generate)
+
+
+@contextlib.contextmanager
+def _generation_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``.<folder name>.lock`` beside ``folder`` (POSIX ``flock``).
+
+    The lock file is created once and left in place (removing it would let a third process lock a
+    new file while a second still holds the old one). Where ``fcntl`` is missing (Windows) there is
+    no lock and concurrent first runs must be avoided by the user.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _ensure_generated(folder: Path, wanted: dict, n_train: int, generate: Callable[[], Any]) -> bool:
+    found = read_provenance(folder)
+    if found == wanted and is_complete(folder):
+        return False
+    if folder.is_dir() and any(folder.iterdir()) and found is None:
+        raise FileExistsError(
+            f"{folder}: the config asks for a generated synthetic set here (data.synthetic_train="
+            f"{n_train}) but the folder holds other data (no synthetic_spec.json); "
+            f"point data.root elsewhere or set data.synthetic_train=0 to use the data as it is"
+        )
+    if found is not None:
+        changed = sorted(k for k in set(wanted) | set(found) if wanted.get(k) != found.get(k))
+        reason = (f"with other settings ({', '.join(changed)})" if changed
+                  else "only in part (an earlier generation was interrupted)")
+        log.info("%s was generated %s; regenerating it", folder, reason)
+    generate()
+    return True
 
 
 def _drain(done: Iterator[int], total: int, progress: bool) -> None:

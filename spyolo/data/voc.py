@@ -37,10 +37,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from spyolo.data.images import read_image_file
+from spyolo.data.samples import Sample, SetListing
 from spyolo.errors import DatasetError, ImageReadError
 
 VOC_CLASSES: tuple[str, ...] = (
@@ -131,6 +132,20 @@ def continuous_to_voc(boxes: np.ndarray) -> np.ndarray:
     out = np.asarray(boxes, dtype=np.float32).reshape(-1, 4).copy()
     out[:, :2] += 1.0
     return out
+
+
+def clipped_voc_box(x1: float, y1: float, x2: float, y2: float, width: int,
+                    height: int) -> tuple[float, float, float, float]:
+    """Continuous corners of a box (possibly reaching slightly past the image) as a valid VOC box.
+
+    The corners are clipped to ``[0, width] x [0, height]`` and become VOC's 1-based inclusive
+    pixels; a box narrower than a pixel keeps ``xmax = xmin`` (one pixel), same for y. Used for
+    the kinds whose boxes are continuous (COCO, YOLO).
+    """
+    x1, y1 = max(0.0, x1), max(0.0, y1)
+    x2, y2 = min(float(width), x2), min(float(height), y2)
+    vx1, vy1 = min(x1 + 1.0, float(width)), min(y1 + 1.0, float(height))
+    return vx1, vy1, max(x2, vx1), max(y2, vy1)
 
 
 # --------------------------------------------------------------------------- XML
@@ -301,7 +316,58 @@ def read_image_rgb(path: PathLike) -> np.ndarray:
     Raises:
         DatasetError: naming the file, if it is missing, unreadable, corrupt or truncated.
     """
+    from spyolo.data.images import read_image_file  # OpenCV: not needed to read annotations
+
     try:
         return read_image_file(path)
     except ImageReadError as exc:
         raise DatasetError(str(exc)) from None
+
+
+# ------------------------------------------------------------------------ sets
+
+
+class VOCSource(NamedTuple):
+    """A ``YEAR_FOLDER:split`` set entry: a VOC year folder and the split it reads."""
+
+    year_dir: Path
+    split: str
+
+    def __str__(self) -> str:
+        return f"{self.year_dir}:{self.split}"
+
+    def declared_classes(self) -> list[str] | None:
+        """``classes.txt`` in the year folder, if there is one."""
+        return voc_classes_file(self.year_dir)
+
+    def list_samples(self, class_names: Sequence[str]) -> SetListing:
+        """The ids of ``ImageSets/Main/<split>.txt``: ``JPEGImages/<id>.jpg`` with ``Annotations/<id>.xml``.
+
+        Raises:
+            DatasetError: the folder, ``JPEGImages/``, ``Annotations/`` or the split file is
+                missing, or the split lists no id.
+        """
+        year_dir, split = self.year_dir, self.split
+        if not year_dir.is_dir():
+            raise DatasetError(f"{year_dir}: dataset folder not found")
+        for sub in ("JPEGImages", "Annotations"):
+            if not (year_dir / sub).is_dir():
+                raise DatasetError(f"{year_dir / sub}: folder not found (expected a VOC year folder layout)")
+        split_file = year_dir / "ImageSets" / "Main" / f"{split}.txt"
+        if not split_file.is_file():
+            raise DatasetError(f"{split_file}: split file not found (unknown split {split!r}?)")
+        ids = [line.strip() for line in read_text_file(split_file).splitlines() if line.strip()]
+        if not ids:
+            raise DatasetError(f"{split_file}: split file lists no image ids")
+        names = list(class_names)
+
+        def annotation(image_id: str):
+            def read(width: int, height: int) -> VOCAnnotation:
+                xml = year_dir / "Annotations" / f"{image_id}.xml"
+                if not xml.is_file():
+                    raise DatasetError(f"{xml}: annotation file not found (id {image_id!r} is listed in the "
+                                       f"split file)")
+                return parse_voc_xml(xml, names)
+            return read
+
+        return SetListing([Sample(year_dir / "JPEGImages" / f"{i}.jpg", annotation(i)) for i in ids])

@@ -24,17 +24,18 @@ from typing import Any
 from spyolo.checkpoint import load_model
 from spyolo.config import Config, apply_overrides
 from spyolo.data import build_dataloader
+from spyolo.datasets.build import build_dataset
+from spyolo.datasets.kinds import reads_events, with_split
+from spyolo.datasets.synthetic import ensure_synthetic
 from spyolo.errors import ConfigError
 from spyolo.eval.classes import class_matching, describe_matching
 from spyolo.eval.loop import EvalSettings, evaluate_model
-from spyolo.events.build import build_dataset
-from spyolo.events.sets import GEN1_PREFIX, is_event_set
 from spyolo.hub import resolve_weights
 from spyolo.models import head_spec_for
 from spyolo.utils.classnames import ClassMatching
 from spyolo.utils.runtime import resolve_runtime
 
-__all__ = ["CheckpointEvaluation", "evaluate_checkpoint", "with_split"]
+__all__ = ["CheckpointEvaluation", "evaluate_checkpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -67,27 +68,12 @@ class CheckpointEvaluation:
         """One line: the model, timesteps, input, split, thresholds and device of the evaluation."""
         cfg = self.config
         fit = (f"events: {cfg.data.event_window_ms:g} ms in {cfg.model.timesteps} bins, {cfg.data.event_resize}"
-               if cfg.model.input == "events" else cfg.data.eval_resize)
+               if reads_events(cfg) else cfg.data.eval_resize)
         return (
             f"model: {cfg.model.kind} width {cfg.model.width:g}, T={self.timesteps}, input {cfg.data.img_size}px "
             f"({fit}); split {', '.join(cfg.data.test_sets)} under {cfg.data.root}; "
             f"conf {cfg.eval.conf_thresh:g}, NMS {cfg.eval.nms_iou:g}; device {self.device}"
         )
-
-
-def with_split(specs: Sequence[str], split: str) -> list[str]:
-    """``["VOC2007:test"]`` with split ``val`` -> ``["VOC2007:val"]``; ``gen1:ROOT/test`` -> ``gen1:ROOT/val``."""
-    out = []
-    for spec in specs:
-        if is_event_set(spec):
-            folder = spec.strip()[len(GEN1_PREFIX):].rstrip("/")
-            parent = folder.rpartition("/")[0]
-            out.append(f"{GEN1_PREFIX}{parent + '/' if parent else ''}{split}")
-            continue
-        if ":" not in spec:
-            raise ConfigError(f"data.test_sets entry {spec!r} is not of the form YEAR_FOLDER:split")
-        out.append(spec.rsplit(":", 1)[0] + ":" + split)
-    return out
 
 
 def _recalibrated(model, cfg: Config, n_batches: int, per_timestep: bool, device):
@@ -127,7 +113,8 @@ def evaluate_checkpoint(
             pretrained weights (:mod:`spyolo.hub`: fetched on first use).
         overrides: ``section.key=value`` changes of the stored config, e.g. ``data.root=...``,
             ``model.timesteps=4``, ``eval.conf_thresh=0.01``, ``eval.max_images=100``.
-        split: replaces the split of every ``data.test_sets`` entry.
+        split: replaces the split of every ``data.test_sets`` entry
+            (:func:`spyolo.datasets.kinds.with_split`).
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
         amp: ``off`` (float32) or ``bf16`` autocast.
         coco: add COCO-style mAP@[.5:.95] (pycocotools).
@@ -155,6 +142,7 @@ def evaluate_checkpoint(
         cfg.data.test_sets = with_split(cfg.data.test_sets, split)
     apply_overrides(cfg, [])  # re-validate with the split (the config's validation checks every eval.* key)
 
+    ensure_synthetic(cfg.data)  # a synthetic set the config describes is generated first (once)
     dataset = build_dataset(cfg, train=False)
     matching = class_matching(loaded.class_names, list(dataset.class_names), cfg.eval.class_map)
     label_map = None if matching.identical else matching.target_of_source()

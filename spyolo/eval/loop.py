@@ -100,7 +100,7 @@ def evaluate_model(
         gen = torch.Generator(device=device)
         gen.manual_seed(settings.state_seed)
     coco_file = getattr(dataset, "coco", None) if coco else None
-    protocol = getattr(getattr(dataset, "settings", None), "protocol", None)  # event sets: the Gen1 protocol
+    protocol = getattr(dataset, "protocol", None)  # event sets: the Gen1 protocol
     gen1 = Gen1Evaluator(dataset.class_names, protocol) if protocol is not None else None
     coco_results: list[dict] = []
     coco_images: list[int] = []

@@ -29,6 +29,7 @@ import numpy as np
 
 from spyolo.errors import DatasetError, TextFormatError
 from spyolo.eval.voc import VOCEvaluator
+from spyolo.utils.text import finite_number
 
 __all__ = [
     "TextFormatError",
@@ -82,13 +83,7 @@ def _list_txt(directory: Path, what: str) -> list[Path]:
 
 
 def _parse_float(token: str, path: Path, lineno: int, what: str) -> float:
-    try:
-        value = float(token)
-    except ValueError:
-        raise TextFormatError(f"{path}:{lineno}: {what} {token!r} is not a number") from None
-    if not np.isfinite(value):
-        raise TextFormatError(f"{path}:{lineno}: {what} {token!r} is not finite")
-    return value
+    return finite_number(token, f"{path}:{lineno}: {what}", TextFormatError)
 
 
 def _parse_box(tokens: list[str], path: Path, lineno: int) -> list[float]:

@@ -6,6 +6,6 @@ Modules (imported where used; ``import spyolo.events`` itself loads nothing heav
 :mod:`~spyolo.events.arrays` (the event array), :mod:`~spyolo.events.header`,
 :mod:`~spyolo.events.dat`, :mod:`~spyolo.events.raw`, :mod:`~spyolo.events.boxes`,
 :mod:`~spyolo.events.recording`, :mod:`~spyolo.events.frames`, :mod:`~spyolo.events.sets`,
-:mod:`~spyolo.events.protocol`, :mod:`~spyolo.events.dataset`, :mod:`~spyolo.events.synthetic`,
-:mod:`~spyolo.events.build`.
+:mod:`~spyolo.events.protocol`, :mod:`~spyolo.events.dataset`, :mod:`~spyolo.events.synthetic`
+(the dataset of a full config: :mod:`spyolo.datasets.build`).
 """

@@ -28,35 +28,19 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from spyolo.data.dataset import load_class_names
-from spyolo.data.voc import PathLike, VOCAnnotation, VOCObject, continuous_to_voc, read_class_file
+from spyolo.data.voc import VOCAnnotation, VOCObject, continuous_to_voc
 from spyolo.errors import DatasetError, EventFileError
 from spyolo.events.arrays import SensorSize
 from spyolo.events.frames import FrameGeometry, bin_events, render_frame
 from spyolo.events.protocol import Gen1Protocol
 from spyolo.events.recording import EventRecording, labels_path, open_recording
-from spyolo.events.sets import Gen1Source, is_event_set, parse_event_sets
+from spyolo.events.sets import GEN1_CLASSES, Gen1Source
 
-__all__ = ["GEN1_CLASSES", "EventDetectionDataset", "EventSettings", "Gen1Source", "event_class_names",
-           "is_event_set", "parse_event_sets"]
+__all__ = ["GEN1_CLASSES", "EventDetectionDataset", "EventSettings", "Gen1Source", "event_settings"]
 
 log = logging.getLogger(__name__)
 
-GEN1_CLASSES: tuple[str, ...] = ("car", "pedestrian")
-"""Gen1's classes, in ``class_id`` order."""
-
 _MAX_LISTED_SKIPS = 20
-
-
-def event_class_names(classes_file: PathLike | None, sources: Sequence[Gen1Source]) -> list[str]:
-    """``classes_file`` if given, else the first ``classes.txt`` in a set folder or its parent, else Gen1's."""
-    if classes_file is not None:
-        return load_class_names(classes_file, [])
-    for source in sources:
-        for folder in (source.folder, source.folder.parent):
-            if (folder / "classes.txt").is_file():
-                return read_class_file(folder / "classes.txt")
-    return list(GEN1_CLASSES)
 
 
 @dataclass(frozen=True)
@@ -82,6 +66,17 @@ class EventSettings:
     sensor: SensorSize | None = None
     protocol: Gen1Protocol = Gen1Protocol()
     hflip: float = 0.0
+
+
+def event_settings(cfg: Any, train: bool) -> EventSettings:
+    """How a full config turns labelled time stamps into samples (window, bins = ``model.timesteps``,
+    geometry, representation, the Gen1 protocol of ``eval``, mirroring for training)."""
+    d, e = cfg.data, cfg.eval
+    sensor = SensorSize(*d.event_sensor) if d.event_sensor else None
+    protocol = Gen1Protocol(e.gen1_min_box_diag, e.gen1_min_box_side, int(round(e.gen1_skip_ms * 1000)))
+    return EventSettings(window_us=int(round(d.event_window_ms * 1000)), bins=int(cfg.model.timesteps),
+                         img_size=int(d.img_size), representation=d.event_representation, resize=d.event_resize,
+                         sensor=sensor, protocol=protocol, hflip=float(d.hflip) if train else 0.0)
 
 
 class EventDetectionDataset(Dataset):  # type: ignore[type-arg]
@@ -123,11 +118,12 @@ class EventDetectionDataset(Dataset):  # type: ignore[type-arg]
         self.annotations: list[VOCAnnotation] = []
         self.skipped: list[tuple[str, str]] = []
         self.coco = None  # no COCO file of its own (the evaluation converts the VOC form)
+        self.protocol = settings.protocol  # the evaluation scores it under the Gen1 protocol too
         self.geometry: FrameGeometry | None = None
         self._rng = np.random.default_rng(seed)
         total = 0
         for source in sets:
-            for dat in self._recordings_of(source):
+            for dat in source.recordings():
                 total += 1
                 try:
                     self._add_recording(dat, verify or skip_bad)
@@ -147,17 +143,6 @@ class EventDetectionDataset(Dataset):  # type: ignore[type-arg]
                                   if not train else ""))
 
     # -- construction -------------------------------------------------------------------
-    @staticmethod
-    def _recordings_of(source: Gen1Source) -> list[Path]:
-        folder = source.folder
-        if not folder.is_dir():
-            raise DatasetError(f"{folder}: event dataset folder not found")
-        files = sorted(folder.glob("*_td.dat"))
-        if not files:
-            raise DatasetError(f"{folder}: no *_td.dat event files (expected the Gen1 layout: NAME_td.dat with "
-                               f"NAME_bbox.npy)")
-        return files
-
     def _add_recording(self, dat: Path, verify: bool) -> None:
         s = self.settings
         rec = open_recording(dat, s.sensor)

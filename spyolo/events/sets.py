@@ -1,17 +1,18 @@
-"""``gen1:FOLDER`` set entries of ``data.train_sets`` / ``data.test_sets`` (no heavy imports: the
-config checks entries with it)."""
+"""The source of a ``gen1:FOLDER`` set entry (no heavy imports: the configuration checks entries
+with it; the entry's syntax is in :mod:`spyolo.datasets.kinds`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
+from spyolo.data.voc import read_class_file
 from spyolo.errors import DatasetError
 
-__all__ = ["GEN1_PREFIX", "Gen1Source", "is_event_set", "parse_event_sets", "uses_events"]
+__all__ = ["GEN1_CLASSES", "Gen1Source"]
 
-GEN1_PREFIX = "gen1:"
+GEN1_CLASSES: tuple[str, ...] = ("car", "pedestrian")
+"""Gen1's classes, in ``class_id`` order."""
 
 
 class Gen1Source(NamedTuple):
@@ -19,24 +20,26 @@ class Gen1Source(NamedTuple):
 
     folder: Path
 
+    def __str__(self) -> str:
+        return str(self.folder)
 
-def is_event_set(spec: str) -> bool:
-    """Whether a set entry names an event-camera set (``gen1:...``)."""
-    return str(spec).strip().startswith(GEN1_PREFIX)
+    def declared_classes(self) -> list[str] | None:
+        """``classes.txt`` in the folder or its parent, if there is one."""
+        for folder in (self.folder, self.folder.parent):
+            if (folder / "classes.txt").is_file():
+                return read_class_file(folder / "classes.txt")
+        return None
 
+    def recordings(self) -> list[Path]:
+        """The folder's ``*_td.dat`` files, sorted.
 
-def uses_events(data: Any) -> bool:
-    """Whether a data config (``train_sets``, ``test_sets``) reads event-camera sets."""
-    return any(is_event_set(s) for s in [*data.train_sets, *data.test_sets])
-
-
-def parse_event_sets(specs: Sequence[str], root: str | Path) -> list[Gen1Source]:
-    """``gen1:FOLDER`` entries -> sources (FOLDER under ``root`` unless absolute)."""
-    out = []
-    for spec in specs:
-        folder = str(spec).strip()[len(GEN1_PREFIX):].strip()
-        if not is_event_set(spec) or not folder:
-            raise DatasetError(f"bad event set entry {spec!r}: expected 'gen1:FOLDER', e.g. 'gen1:train'")
-        path = Path(folder)
-        out.append(Gen1Source(path if path.is_absolute() else Path(root) / path))
-    return out
+        Raises:
+            DatasetError: the folder is missing or holds no recording.
+        """
+        if not self.folder.is_dir():
+            raise DatasetError(f"{self.folder}: event dataset folder not found")
+        files = sorted(self.folder.glob("*_td.dat"))
+        if not files:
+            raise DatasetError(f"{self.folder}: no *_td.dat event files (expected the Gen1 layout: NAME_td.dat with "
+                               f"NAME_bbox.npy)")
+        return files

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 import spyolo
 from spyolo.checkpoint import load_model
+from spyolo.datasets.kinds import reads_events
 from spyolo.export.sidecar import FORMAT, FORMAT_VERSION, ExportError, require, sidecar_path
 from spyolo.hub import resolve_weights
 from spyolo.models.heads import head_spec_for
@@ -189,7 +190,7 @@ def export_onnx(
     onnx = require("onnx", out_path, "ONNX export")
     loaded = load_model(resolve_weights(weights_path))
     cfg, model = loaded.config, loaded.model.float().eval()
-    if cfg.model.input != "image":
+    if reads_events(cfg):
         raise ExportError(f"{weights_path}: a model of event frames (model.input={cfg.model.input}); the ONNX export "
                           f"and its runner take RGB images (model.input=image)")
     spiking = bool(getattr(model, "is_spiking", False))

@@ -58,7 +58,13 @@ from spyolo.models.readout import READOUTS, MeanReadout
 from spyolo.snn.ltc import TAU_MODES, LTCConv2d
 from spyolo.snn.state import reset_states
 from spyolo.snn.surrogate import DEFAULT_SURROGATE, SurrogateParams
-from spyolo.utils.choices import LTC_LAYER_GROUPS, LTC_LAYER_NAMES, MODEL_INPUT_CHANNELS, MODEL_KINDS
+from spyolo.utils.choices import (
+    LTC_LAYER_GROUPS,
+    LTC_LAYER_NAMES,
+    MODEL_INPUT_CHANNELS,
+    MODEL_INPUT_PER_TIMESTEP,
+    MODEL_KINDS,
+)
 
 __all__ = [
     "MODEL_KINDS",
@@ -499,7 +505,7 @@ def build_model(cfg: Any, num_classes: int) -> nn.Module:
         model: nn.Module = SPYv4(**kwargs, surrogate=surrogate, readout=cfg.readout, tau_mode=cfg.tau_mode,
                                  tau_mode_layers=cfg.tau_mode_layers)
     elif cfg.kind == "ann":
-        frames = int(cfg.timesteps) if cfg.input == "events" else 1  # the twin reads the T bins stacked
+        frames = int(cfg.timesteps) if MODEL_INPUT_PER_TIMESTEP[cfg.input] else 1  # the twin reads the T bins stacked
         model = YOLOv4Tiny(**kwargs, input_frames=frames)
     else:  # not a validated ModelConfig
         raise ValueError(f"unknown model kind {cfg.kind!r}; valid kinds are {list(MODEL_KINDS)}")

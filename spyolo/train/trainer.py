@@ -40,9 +40,9 @@ from spyolo.checkpoint import load_checkpoint, pack_rng, save_checkpoint, unpack
 from spyolo.config import Config, config_from_dict, config_to_dict
 from spyolo.data import build_dataloader
 from spyolo.data.loader import seed_dataset
+from spyolo.datasets.build import build_dataset
 from spyolo.errors import CheckpointError, ConfigError, RunFolderError, TrainingDiverged
 from spyolo.eval.loop import EvalSettings, evaluate_model
-from spyolo.events.build import build_dataset
 from spyolo.inference.draw import tile_images
 from spyolo.inference.prediction import Prediction
 from spyolo.stats.firing import FiringRateMonitor

@@ -28,6 +28,9 @@ EVAL_INTERPOLATION_MODES: tuple[str, ...] = ("cubic", "linear")
 # model (spyolo.models, spyolo.snn)
 MODEL_KINDS: tuple[str, ...] = ("spyv4", "ann")
 MODEL_INPUT_CHANNELS = MappingProxyType({"image": 3, "events": 2})  # model.input -> channels per timestep
+# model.input -> whether each timestep sees its own frame (event bins; the ANN twin then reads the T frames
+# stacked) or the same image at every timestep
+MODEL_INPUT_PER_TIMESTEP = MappingProxyType({"image": False, "events": True})
 STATE_INITS: tuple[str, ...] = ("zero", "uniform")
 READOUTS: tuple[str, ...] = ("last", "mean")
 # what model.init_from copies of heads trained on other classes (spyolo.models.transfer)

@@ -3,6 +3,7 @@ the input held (a megabyte string, a deeply nested list)."""
 
 from __future__ import annotations
 
+import math
 import reprlib
 from typing import Any
 
@@ -22,3 +23,14 @@ def short_repr(value: Any, limit: int = 100) -> str:
     """``repr(value)`` abbreviated (long strings, long or deeply nested containers) to about ``limit``
     characters, without walking more of ``value`` than it shows."""
     return cut(_SHORT.repr(value), limit)
+
+
+def finite_number(token: str, where: str, error: type[Exception]) -> float:
+    """``token`` as a finite float, else ``error("<where> '<token>' is not a number")`` (or ``is not finite``)."""
+    try:
+        value = float(token)
+    except ValueError:
+        raise error(f"{where} {token!r} is not a number") from None
+    if not math.isfinite(value):
+        raise error(f"{where} {token!r} is not finite")
+    return value
