@@ -53,6 +53,11 @@ def test_main_job_two_stages(tmp_path, tiny_voc_root):
     assert "map_voc07" in json.dumps(metrics)
     assert len(list((run / "demo").glob("*.jpg"))) == 2
     assert "main job done" in r.stdout
+    # its last line: SPYv4 against the twin it learned from, in mAP and in energy
+    stats = json.loads((run / "eval" / "spike_stats.json").read_text())
+    assert stats["twin_weights"].endswith("ann_twin/weights/last.pt") and stats["energy_ratio_to_twin"] > 0
+    last = r.stdout.strip().splitlines()[-1]
+    assert last.startswith("SPYv4 ") and "the ANN twin's" in last and "x its energy per image" in last
     assert _digest(tiny_voc_root) == before  # the dataset is the user's: untouched
 
 

@@ -23,6 +23,7 @@ On real photographs (configs/real_raccoon.yaml; data.root: the folder holding RA
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import subprocess
@@ -112,7 +113,26 @@ def main() -> int:
          "--max-images", str(args.demo_images), "--out", str(run_dir / "demo")])
     print(f"\nmain job done in {time.perf_counter() - t_start:.0f} s: weights {weights}, metrics {eval_dir}, "
           f"annotated images {run_dir / 'demo'}")
+    summary = twin_summary(eval_dir / "spike_stats.json")
+    if summary:
+        print(summary)
     return 0
+
+
+def twin_summary(spike_stats: Path) -> str | None:
+    """The closing line: SPYv4's mAP and energy as ratios to the ANN twin's (from ``tools/eval.py
+    --spikes``, which evaluates the twin the run distilled from on the same split)."""
+    try:
+        stats = json.loads(spike_stats.read_text())
+    except (OSError, ValueError):
+        return None
+    mine, twin = stats.get("map_voc07"), stats.get("twin_map_voc07")
+    ratio, energy = stats.get("map_ratio_to_twin"), stats.get("energy_ratio_to_twin")
+    if None in (mine, twin, energy):
+        return None
+    share = f"= {ratio:.3f} x" if ratio is not None else "(no ratio: the twin scores 0) against"
+    return (f"SPYv4 {100 * mine:.2f}% VOC2007 mAP {share} the ANN twin's {100 * twin:.2f}%, "
+            f"at {energy:.3f} x its energy per image")
 
 
 if __name__ == "__main__":
