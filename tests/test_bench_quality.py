@@ -200,6 +200,8 @@ _PRESETS_BEFORE = {
         "real_spyv4_fptt_paper_recipe": [*_FPTT, *_PAPER, "train.fptt_alpha=0.5", "train.fptt_alpha_reg=0.1",
                                          "model.input_dropout=0.1", "model.readout=last", "model.init_from={teacher}"],
         "real_spyv4_fptt_recipe": [*_FPTT, "model.init_from={teacher}", *_DISTILL, *_MEAN],
+        "real_spyv4_fptt_recipe_heads": [*_FPTT, "model.init_from={teacher}", *_DISTILL, *_MEAN,
+                                         "train.distill_feature_weight=0.0"],
         "real_spyv4_bptt_recipe": ["model.kind=spyv4", "train.method=bptt", "model.init_from={teacher}", *_DISTILL,
                                    *_MEAN],
     },

@@ -37,7 +37,7 @@ __all__ = ["RELEASE_SETTINGS", "convert_darknet", "convert_sfptt", "convert_weig
 log = logging.getLogger(__name__)
 
 RELEASE_SETTINGS: Mapping[str, Mapping[str, Any]] = {
-    "data": {"root": "data/VOCdevkit", "train_sets": ["VOC2007:trainval", "VOC2012:trainval"],
+    "data": {"root": "data/voc/VOCdevkit", "train_sets": ["VOC2007:trainval", "VOC2012:trainval"],
              "test_sets": ["VOC2007:test"], "classes": None, "img_size": 416, "keep_difficult": False,
              "eval_resize": "stretch", "mosaic": 0.0, "scale_min": 0.25, "scale_max": 2.0, "aspect_jitter": 0.3,
              "hflip": 0.5, "workers": 8},
