@@ -337,7 +337,8 @@ def main() -> int:
                         "table says so)")
     p.add_argument("--teacher", default=None,
                    help="a trained ANN-twin checkpoint for the transfer/distillation runs (default: the last.pt of "
-                        "this invocation's --teacher-run, trained first)")
+                        "this invocation's --teacher-run, trained first); with --seeds, '{seed}' in it stands for "
+                        "the seed (each seed's student learns from that seed's twin)")
     p.add_argument("--teacher-run", default="ann_twin",
                    help="the run whose last.pt is the teacher when --teacher is not given (default ann_twin; the "
                         "real-photo rows use real_ann_pretrained)")
@@ -376,8 +377,6 @@ def main() -> int:
         _fail(f"the transfer/distillation runs need the ANN twin: add {teacher_run} to --runs or pass --teacher PATH")
     if not args.teacher and teacher_run in names and not is_ann(runs[teacher_run]):
         _fail(f"--teacher-run {teacher_run} does not train the ANN twin")
-    if args.teacher and not Path(args.teacher).is_file():
-        _fail(f"{args.teacher}: teacher checkpoint not found")
     if any(needs_pretrained(runs[n]) for n in names) and not (args.pretrained and Path(args.pretrained).is_file()):
         _fail(f"{', '.join(n for n in names if needs_pretrained(runs[n]))} need --pretrained WEIGHTS "
               f"(an existing file; got {args.pretrained!r})")
@@ -391,8 +390,9 @@ def main() -> int:
             return args.teacher.replace("{seed}", "" if seed is None else str(seed))
         return str(folder(teacher_run, seed) / "weights" / "last.pt")
 
-    if args.teacher and not Path(teacher_of(seeds[0])).is_file():
-        _fail(f"{teacher_of(seeds[0])}: teacher checkpoint not found")
+    missing = [teacher_of(s) for s in seeds if args.teacher and not Path(teacher_of(s)).is_file()]
+    if missing:
+        _fail(f"{missing[0]}: teacher checkpoint not found")
     jobs_todo = [(n, s) for n in names for s in seeds]
     run_overrides = {(n, s): overlay_overrides(runs[n], teacher_of(s), str(args.pretrained))
                      + ([] if s is None else [f"train.seed={s}"]) for n, s in jobs_todo}

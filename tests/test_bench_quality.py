@@ -145,6 +145,17 @@ def test_bench_quality_seeds_give_means_intervals_and_paired_differences(tmp_pat
         sum(other["map_voc07"]) / 2 - sum(recipe["map_voc07"]) / 2)
     assert (out / "stats.png").is_file() and "95% interval" in (out / "stats.md").read_text()
     assert "Means over the seeds 0, 1" in (out / "table.md").read_text()
+    # a later invocation's students learn from that twin of their own seed ('{seed}' in --teacher)
+    later = tmp_path / "later"
+    r3 = run([sys.executable, "-m", "benchmarks.bench_quality", "--config", str(config), "--out", str(later),
+              "--runs", "spyv4_fptt_transfer_distill", "--seeds", "0,1",
+              "--teacher", str(out / "ann_twin" / "seed{seed}" / "weights" / "last.pt")],
+             timeout=900, capture=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r3.returncode == 0, r3.stdout[-2000:] + r3.stderr[-2000:]
+    later_cmds = json.loads((later / "table.json").read_text())["commands"]
+    for seed in (0, 1):
+        teacher = str(out / "ann_twin" / f"seed{seed}" / "weights" / "last.pt")
+        assert any(f"train.distill_from={teacher}" in c and f"train.seed={seed}" in c for c in later_cmds)
     # the same table from the run folders alone, as for rows trained in separate invocations
     again = tmp_path / "again"
     r2 = run([sys.executable, "-m", "benchmarks.quality_stats", str(out / "ann_twin"),
