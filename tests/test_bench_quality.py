@@ -215,6 +215,8 @@ _PRESETS_BEFORE = {
                                          "train.distill_feature_weight=0.0"],
         "real_spyv4_bptt_recipe": ["model.kind=spyv4", "train.method=bptt", "model.init_from={teacher}", *_DISTILL,
                                    *_MEAN],
+        "real_spyv4_fptt_recipe_lowpower": [*_FPTT, "model.init_from={teacher}", *_DISTILL, *_MEAN,
+                                            "model.tau_mode=depthwise", "model.tau_mode_layers={conv1: spike}"],
     },
 }
 
@@ -262,3 +264,15 @@ def test_runs_selection_presets_and_file_errors(tmp_path: Path) -> None:
     (tmp_path / "ablations.yaml").write_text("- a\n- b\n")
     with pytest.raises(RunsError, match="expected a mapping of run name"):
         load_runs(tmp_path)
+
+
+def test_the_low_power_row_is_the_low_power_recipe() -> None:
+    """The benchmark's low-power row sets the model values configs/real_recipe_lowpower.yaml sets."""
+    from benchmarks.bench_quality import load_runs
+    from spyolo.config import load_config
+
+    preset = load_config(ROOT / "configs" / "real_recipe_lowpower.yaml")
+    row = load_runs()["real"]["real_spyv4_fptt_recipe_lowpower"]["model"]
+    assert (row["tau_mode"], row["tau_mode_layers"]) == (preset.model.tau_mode, preset.model.tau_mode_layers)
+    assert load_config(ROOT / "configs" / "real_recipe.yaml").train == preset.train.__class__(
+        **{**vars(preset.train), "name": "real"})
