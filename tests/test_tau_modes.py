@@ -414,16 +414,20 @@ def test_each_mode_trains_with_fptt_and_bptt(make_tiny_config, tmp_path: Path, m
 # ------------------------------------------------------------------------- ONNX export
 
 
-def _export_matches_pytorch(ckpt: Path, onnx_path: Path, keeps_spikes: bool) -> float:
-    """Export ``ckpt``; its states are the membranes (and the previous spikes if ``keeps_spikes``), and three
-    steps of the graph match PyTorch's (heads and membranes within 1e-4, spikes equal). Returns the spikes seen."""
+def _export_matches_pytorch(ckpt: Path, onnx_path: Path, spike_layers: tuple[int, ...] = (),
+                           readout_states: bool = False) -> float:
+    """Export ``ckpt``; its states are the membranes, the previous spikes of the ``spike_layers`` (those whose
+    time constant reads them) and, with ``readout_states``, the mean read-out's running sums; three steps of the
+    graph match PyTorch's (heads and membranes within 1e-4, spikes equal). Returns the spikes seen."""
     from spyolo.checkpoint import load_model
     from spyolo.export import OnnxDetector, export_onnx, read_sidecar
     from spyolo.snn.ltc import ltc_layers
 
     export_onnx(ckpt, onnx_path)
     names = [s["input"] for s in read_sidecar(onnx_path)["states"]]
-    assert names == [f"v_{i}" for i in range(19)] + ([f"s_{i}" for i in range(19)] if keeps_spikes else [])
+    layer_states = [n for n in names if not n.startswith("readout")]
+    assert layer_states == [f"v_{i}" for i in range(19)] + [f"s_{i}" for i in spike_layers]
+    assert (len(layer_states) < len(names)) == readout_states, names
     model = load_model(ckpt).model.eval()
     layers = [layer for _n, layer in ltc_layers(model)]
     det = OnnxDetector(onnx_path, threads=1)
@@ -439,7 +443,7 @@ def _export_matches_pytorch(ckpt: Path, onnx_path: Path, keeps_spikes: bool) -> 
                 assert np.abs(got - ref.numpy()).max() <= 1e-4
             for i, layer in enumerate(layers):
                 assert np.abs(states[f"v_{i}"] - layer.v.numpy()).max() <= 1e-4
-                if keeps_spikes:
+                if i in spike_layers:
                     assert np.array_equal(states[f"s_{i}"], layer.s.numpy())
                     fired += float(layer.s.sum())
     return fired
@@ -455,7 +459,7 @@ def test_onnx_export_of_each_mode_matches_pytorch(mode: str, tmp_path: Path) -> 
     cfg.model.timesteps = 3
     cfg.model.tau_mode = mode
     ckpt = save_tiny_checkpoint(tmp_path / "m.pt", cfg, ["a", "b"])
-    fired = _export_matches_pytorch(ckpt, tmp_path / "m.onnx", keeps_spikes=mode == "spike")
+    fired = _export_matches_pytorch(ckpt, tmp_path / "m.onnx", tuple(range(19)) if mode == "spike" else ())
     if mode == "spike":
         assert fired > 0
 
@@ -823,7 +827,7 @@ def test_a_throwaway_mode_builds_runs_counts_and_exports(throwaway_mode: str, tm
     assert loaded.conv2.tau_spec is THROWAWAY_ENTRY
     if importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxruntime") is None:
         return
-    assert _export_matches_pytorch(ckpt, tmp_path / "m.onnx", keeps_spikes=True) > 0
+    assert _export_matches_pytorch(ckpt, tmp_path / "m.onnx", tuple(range(19))) > 0
 
 
 def test_the_throwaway_mode_is_gone_after_its_tests() -> None:
@@ -857,3 +861,19 @@ def test_neutral_tau_gives_one_half_in_every_mode_and_stays_learnable(mode: str,
     neutral = [layer.tau_param] if not layer.tau_spec.has_conv else [layer.tau_bn.weight, layer.tau_bn.bias]
     assert all(float(p.detach().abs().sum()) == 0 for p in neutral)
     assert sum(float(p.grad.abs().sum()) for p in neutral) > 0  # the gradient moves tau off 0.5
+
+
+def test_onnx_export_of_the_lowpower_preset_matches_pytorch(tmp_path: Path) -> None:
+    """The named low-power recipe (configs/real_recipe_lowpower.yaml: depthwise time constants, a
+    spike-driven one in the first layer) exports to ONNX like the others, at a test-sized width."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from spyolo.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_config(root / "configs" / "real_recipe_lowpower.yaml",
+                      ["data.img_size=64", "model.width=0.25", "model.timesteps=3"])
+    assert cfg.model.tau_mode == "depthwise" and cfg.model.tau_mode_layers == {"conv1": "spike"}
+    ckpt = save_tiny_checkpoint(tmp_path / "lowpower.pt", cfg, ["a", "b"])
+    fired = _export_matches_pytorch(ckpt, tmp_path / "lowpower.onnx", spike_layers=(0,), readout_states=True)
+    assert fired > 0
