@@ -30,13 +30,9 @@ from pathlib import Path
 from spyolo.config import read_yaml_file
 from spyolo.errors import ConfigError
 from spyolo.utils.classnames import ClassMatching, match_classes
+from spyolo.utils.text import first_few
 
 __all__ = ["class_matching", "describe_matching", "read_class_map"]
-
-
-def _few(names: Sequence[str], limit: int = 6) -> str:
-    shown = ", ".join(map(str, list(names)[:limit]))
-    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
 def read_class_map(path: str | Path, model: Sequence[str], dataset: Sequence[str]) -> ClassMatching:
@@ -57,12 +53,12 @@ def read_class_map(path: str | Path, model: Sequence[str], dataset: Sequence[str
     pairs = []
     for key, value in data.items():
         if not isinstance(key, str) or key not in model_index:
-            raise ConfigError(f"{where}: {key!r} is not one of the model's classes ({_few(model)})")
+            raise ConfigError(f"{where}: {key!r} is not one of the model's classes ({first_few(model, 6)})")
         if value is None:
             continue
         if not isinstance(value, str) or value not in dataset_index:
             raise ConfigError(f"{where}: {key!r} maps to {value!r}, which is not one of the dataset's classes "
-                              f"({_few(dataset)})")
+                              f"({first_few(dataset, 6)})")
         pairs.append((model_index[key], dataset_index[value]))
     pairs.sort(key=lambda p: (p[1], p[0]))
     return ClassMatching(tuple(map(str, model)), tuple(map(str, dataset)), tuple(pairs), how=str(path))
@@ -77,8 +73,8 @@ def class_matching(model: Sequence[str], dataset: Sequence[str], class_map: str 
     matching = read_class_map(class_map, model, dataset) if class_map else match_classes(model, dataset)
     if not matching.pairs:
         how = f"the class map {class_map}" if class_map else "name (eval.class_map=FILE pairs them explicitly)"
-        raise ConfigError(f"the model's classes ({_few(model)}) and the dataset's ({_few(dataset)}) share no class "
-                          f"by {how}")
+        raise ConfigError(f"the model's classes ({first_few(model, 6)}) and the dataset's "
+                          f"({first_few(dataset, 6)}) share no class by {how}")
     return matching
 
 
@@ -90,7 +86,7 @@ def describe_matching(matching: ClassMatching) -> list[str]:
     dropped = matching.unmatched_source
     if dropped:
         lines.append(f"left out (no detections): {len(dropped)} model classes without a dataset class: "
-                     f"{_few(dropped, 8)}")
+                     f"{first_few(dropped, 8)}")
     missing = matching.unmatched_target
     if missing:
         lines.append(f"dataset classes without a model class (AP 0 where they have ground truth): {', '.join(missing)}")

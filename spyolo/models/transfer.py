@@ -56,6 +56,7 @@ from spyolo.snn import ltc_layers
 from spyolo.utils.choices import MODEL_INIT_HEADS
 from spyolo.utils.classnames import ClassMatching, match_classes
 from spyolo.utils.tau_modes import DEFAULT_TAU_MODE
+from spyolo.utils.text import first_few
 from spyolo.utils.torchfile import read_torch_file
 
 __all__ = ["TransferReport", "read_state_source", "transfer_weights", "yolov4_tiny_key"]
@@ -408,5 +409,4 @@ def _first_layer(src: torch.Tensor, dst: torch.Tensor, where: str, report: Trans
 def _short(names: Sequence[str] | None, limit: int = 5) -> str:
     if names is None:
         return "unknown"
-    shown = ", ".join(list(names)[:limit])
-    return shown + (f", ... ({len(names)} classes)" if len(names) > limit else "")
+    return first_few(names, limit, "classes")

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from spyolo.utils.text import first_few
+
 __all__ = ["CLASS_ALIASES", "ClassMatching", "class_key", "match_classes"]
 
 CLASS_ALIASES: Mapping[str, str] = {
@@ -86,7 +88,7 @@ class ClassMatching:
         """``"aeroplane <- aeroplane, sofa <- couch, ..."`` (target <- source), cut after ``limit`` pairs."""
         shown = [self.target[t] if self.source[s] == self.target[t] else f"{self.target[t]} <- {self.source[s]}"
                  for s, t in sorted(self.pairs, key=lambda p: (p[1], p[0]))]
-        return ", ".join(shown[:limit]) + (f", ... ({len(shown)} pairs)" if len(shown) > limit else "")
+        return first_few(shown, limit, "pairs")
 
 
 def match_classes(source: Sequence[str], target: Sequence[str]) -> ClassMatching:

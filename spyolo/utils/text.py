@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import math
 import reprlib
+from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["cut", "short_repr"]
+__all__ = ["cut", "first_few", "short_repr"]
 
 _SHORT = reprlib.Repr()
 _SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 60, 60
@@ -17,6 +18,12 @@ _SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 6
 def cut(text: str, limit: int = 80) -> str:
     """``text`` cut to ``limit`` characters (ending in ``...`` when cut)."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def first_few(items: Sequence[Any], limit: int, noun: str = "in all") -> str:
+    """The first ``limit`` of ``items`` joined by commas, then ``", ... (N <noun>)"`` when there are more."""
+    shown = ", ".join(map(str, list(items)[:limit]))
+    return shown + (f", ... ({len(items)} {noun})" if len(items) > limit else "")
 
 
 def short_repr(value: Any, limit: int = 100) -> str:
