@@ -83,7 +83,11 @@ def _load_seed(folder: Path) -> SeedRun:
     metrics = folder / "eval" / "metrics.json"
     if not metrics.is_file():
         raise StatsInputError(f"{folder}: no eval/metrics.json (not an evaluated benchmark run)")
-    res = json.loads(metrics.read_text())
+    try:
+        res = json.loads(metrics.read_text())
+        map_voc07, map_area = float(res["map_voc07"]), float(res["map_area"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StatsInputError(f"{metrics}: not the metrics of tools/eval.py ({type(exc).__name__}: {exc})") from None
     final: dict[str, float] = {}
     train_map = None
     results = folder / "results.csv"
@@ -105,9 +109,11 @@ def _load_seed(folder: Path) -> SeedRun:
             except ValueError:
                 train_map = None
     records_file = folder / "eval" / "records.npz"
-    records = read_records(records_file) if records_file.is_file() else None
-    return SeedRun(folder, _seed_of(folder), float(res["map_voc07"]), float(res["map_area"]), train_map, final,
-                   records)
+    try:
+        records = read_records(records_file) if records_file.is_file() else None
+    except ValueError as exc:
+        raise StatsInputError(str(exc)) from None
+    return SeedRun(folder, _seed_of(folder), map_voc07, map_area, train_map, final, records)
 
 
 def load_row(spec: str) -> Row:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmarks.runner import run
@@ -276,3 +277,27 @@ def test_the_low_power_row_is_the_low_power_recipe() -> None:
     assert (row["tau_mode"], row["tau_mode_layers"]) == (preset.model.tau_mode, preset.model.tau_mode_layers)
     assert load_config(ROOT / "configs" / "real_recipe.yaml").train == preset.train.__class__(
         **{**vars(preset.train), "name": "real"})
+
+
+def test_quality_stats_names_a_corrupt_run_file_in_one_line(tmp_path: Path) -> None:
+    """A cut records file, then an unreadable metrics file: one error line naming the file, exit 2, nothing written."""
+    from spyolo.eval.report import read_records, write_records
+
+    seed = tmp_path / "row" / "seed0"
+    (seed / "eval").mkdir(parents=True)
+    (seed / "eval" / "metrics.json").write_text(json.dumps({"map_voc07": 0.5, "map_area": 0.5}))
+    records = seed / "eval" / "records.npz"
+    write_records({"class_names": ["a"], "image_ids": ["x"], "iou_threshold": 0.5,
+                   "gt_image": np.zeros(1, np.int64), "gt_boxes": np.zeros((1, 4), np.float32)}, records)
+    assert read_records(records)["image_ids"] == ["x"]
+    records.write_bytes(records.read_bytes()[:60])
+    out = tmp_path / "stats"
+    cmd = [sys.executable, "-m", "benchmarks.quality_stats", str(tmp_path / "row"), "--out", str(out)]
+    for broken, fix in ((records, None), (seed / "eval" / "metrics.json", '{"map_voc07": ')):
+        if fix is not None:
+            records.unlink()
+            broken.write_text(fix)
+        r = run(cmd, timeout=120, capture=True)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.strip().splitlines() == [r.stderr.strip()] and str(broken) in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr and not out.exists()

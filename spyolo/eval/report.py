@@ -114,12 +114,22 @@ def write_records(records: Mapping[str, Any], path: str | Path) -> None:
 
 
 def read_records(path: str | Path) -> dict[str, Any]:
-    """The records of :func:`write_records` (no pickled objects are read)."""
+    """The records of :func:`write_records` (no pickled objects are read).
+
+    Raises:
+        ValueError: one line naming the file, when it is not such a records file (cut, corrupt, other).
+    """
+    import zipfile
+
     import numpy as np
 
-    with np.load(Path(path), allow_pickle=False) as z:
-        out: dict[str, Any] = {k: z[k] for k in z.files}
-    out["class_names"] = [str(c) for c in out["class_names"]]
-    out["image_ids"] = [str(c) for c in out["image_ids"]]
-    out["iou_threshold"] = float(out["iou_threshold"])
+    try:
+        with np.load(Path(path), allow_pickle=False) as z:
+            out: dict[str, Any] = {k: z[k] for k in z.files}
+        out["class_names"] = [str(c) for c in out["class_names"]]
+        out["image_ids"] = [str(c) for c in out["image_ids"]]
+        out["iou_threshold"] = float(out["iou_threshold"])
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path}: not a records file of tools/eval.py --records ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'})") from None
     return out
