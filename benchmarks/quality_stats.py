@@ -328,8 +328,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replicates", type=int, default=BOOTSTRAP, help=f"bootstrap replicates (default {BOOTSTRAP})")
     parser.add_argument("--title", default="")
     parser.add_argument("--out", type=Path, required=True, help="folder for stats.json, stats.md, stats.png")
+    parser.add_argument("--force", action="store_true", help="replace the stats files an earlier call left in --out")
     args = parser.parse_args(argv)
     try:
+        earlier = [n for n in ("stats.json", "stats.md", "stats.png") if (args.out / n).exists()]
+        if earlier and not args.force:
+            raise StatsInputError(f"{args.out} already holds {', '.join(earlier)}; choose another --out "
+                                  "(or --force to replace them)")
         rows = [load_row(spec) for spec in args.rows]
         names = [r.name for r in rows]
         dup = {n for n in names if names.count(n) > 1}

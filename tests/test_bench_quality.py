@@ -167,6 +167,12 @@ def test_bench_quality_seeds_give_means_intervals_and_paired_differences(tmp_pat
     assert rows["recipe"]["map_voc07"] == recipe["map_voc07"]
     assert rows["recipe"].get("ratio_interval") == recipe.get("ratio_interval")
     assert rows["recipe"]["difference_interval"] == [0.0, 0.0]
+    # an earlier table is never replaced without --force
+    before = (again / "stats.json").read_bytes()
+    r4 = run([sys.executable, "-m", "benchmarks.quality_stats", str(out / "ann_twin"), "--out", str(again)],
+             timeout=300, capture=True)
+    assert r4.returncode == 2 and "already holds stats.json" in r4.stderr and "--force" in r4.stderr, r4.stderr
+    assert (again / "stats.json").read_bytes() == before
 
 
 # The run definitions as benchmarks/bench_quality.py held them (Python lists of overrides) before
