@@ -290,6 +290,11 @@ class TrainConfig:
     distill_weight: float = 1.0
     distill_box_weight: float = 1.0
     distill_feature_weight: float = 0.0
+    # Energy term (spyolo/train/energy.py): > 0 adds, at every timestep, energy_weight x the energy of
+    # SPYv4's spike-driven convolutions per image over the ANN twin's energy per image (the count of
+    # spyolo eval --spikes, differentiable through the surrogate): firing costs loss. Spiking models
+    # only (ignored, with a note, when model.kind=ann trains the twin from the same file).
+    energy_weight: float = 0.0
     # Execution
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
     amp: str = "auto"  # "auto" (bf16 on CUDA) | "bf16" | "off"
@@ -578,6 +583,8 @@ def validate(cfg: Config, source: str = "config") -> None:
     if cfg.train.distill_weight < 0 or cfg.train.distill_box_weight < 0 or cfg.train.distill_feature_weight < 0:
         raise ConfigError(f"{source}: train.distill_weight, train.distill_box_weight and "
                           f"train.distill_feature_weight must be >= 0")
+    if not cfg.train.energy_weight >= 0:
+        raise ConfigError(f"{source}: train.energy_weight must be >= 0, got {cfg.train.energy_weight}")
     if cfg.train.update_every < 1:
         raise ConfigError(f"{source}: train.update_every must be >= 1")
     if cfg.train.batch_size < 1 or cfg.train.epochs < 1:

@@ -224,6 +224,9 @@ _PRESETS_BEFORE = {
                                    *_MEAN],
         "real_spyv4_fptt_recipe_lowpower": [*_FPTT, "model.init_from={teacher}", *_DISTILL, *_MEAN,
                                             "model.tau_mode=depthwise", "model.tau_mode_layers={conv1: spike}"],
+        "real_spyv4_fptt_recipe_lowpower_energy": [*_FPTT, "model.init_from={teacher}", *_DISTILL, *_MEAN,
+                                                   "model.tau_mode=depthwise", "model.tau_mode_layers={conv1: spike}",
+                                                   "train.energy_weight=10.0"],
     },
 }
 

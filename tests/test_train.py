@@ -159,11 +159,12 @@ def test_loss_parts_are_named_and_read_back_in_one_copy():
 
     from spyolo.train.steps import LossParts
 
-    a = LossParts.from_stacked(torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]))
-    b = LossParts(*[torch.tensor(float(v)) for v in (3, 2, 1, 0, 1, 2)])
+    a = LossParts.from_stacked(torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 0.5]))
+    b = LossParts(*[torch.tensor(float(v)) for v in (3, 2, 1, 0, 1, 2, 1.5)])
     mean = ((a + b) / 2).to_host()
-    assert mean == LossParts(loss=2.0, box=2.0, obj=2.0, cls=2.0, num_pos=3.0, distill=4.0)
-    assert all(isinstance(v, float) for v in (mean.loss, mean.box, mean.obj, mean.cls, mean.num_pos, mean.distill))
+    assert mean == LossParts(loss=2.0, box=2.0, obj=2.0, cls=2.0, num_pos=3.0, distill=4.0, energy=1.0)
+    assert all(isinstance(v, float) for v in (mean.loss, mean.box, mean.obj, mean.cls, mean.num_pos, mean.distill,
+                                              mean.energy))
 
 
 def test_iterations_set_the_epochs_by_the_number_of_batches(make_tiny_config, tmp_path) -> None:

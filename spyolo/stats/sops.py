@@ -73,6 +73,7 @@ __all__ = [
     "conv_sites",
     "count_dense_ops",
     "count_macs",
+    "tap_map",
 ]
 
 class _NeuronUpdateOps(Mapping[str, tuple[int, int]]):
@@ -182,6 +183,23 @@ def axis_taps(size: int, kernel: int, stride: int, padding: int, dilation: int =
     return taps
 
 
+def tap_map(conv: nn.Conv2d, height: int, width: int) -> torch.Tensor:
+    """``taps_y x taps_x`` of ``conv`` on a ``height x width`` input (int64, CPU): for every input
+    position, the (output, kernel tap) pairs that read it (:func:`axis_taps` per axis).
+
+    Raises:
+        ValueError: string padding or a padding mode other than zeros.
+    """
+    if isinstance(conv.padding, str):
+        raise ValueError(f"SynOpCounter: string padding {conv.padding!r} is not supported; use integer padding")
+    if conv.padding_mode != "zeros":
+        raise ValueError(f"SynOpCounter: padding_mode {conv.padding_mode!r} is not supported (only 'zeros')")
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = conv.kernel_size, conv.stride, conv.padding, conv.dilation
+    ty = torch.tensor(axis_taps(height, kh, sh, ph, dh), dtype=torch.int64)
+    tx = torch.tensor(axis_taps(width, kw, sw, pw, dw), dtype=torch.int64)
+    return torch.outer(ty, tx)
+
+
 @dataclass(frozen=True)
 class OpTotals:
     """Operations of one site since the last reset.
@@ -239,17 +257,10 @@ class SynOpCounter:
 
     # ------------------------------------------------------------------------ hooks
     def _tap_map(self, conv: nn.Conv2d, height: int, width: int, device: torch.device) -> torch.Tensor:
-        if isinstance(conv.padding, str):
-            raise ValueError(f"SynOpCounter: string padding {conv.padding!r} is not supported; use integer padding")
-        if conv.padding_mode != "zeros":
-            raise ValueError(f"SynOpCounter: padding_mode {conv.padding_mode!r} is not supported (only 'zeros')")
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = conv.kernel_size, conv.stride, conv.padding, conv.dilation
-        key = (height, width, kh, kw, sh, sw, ph, pw, dh, dw, str(device))
+        key = (height, width, conv.kernel_size, conv.stride, conv.padding, conv.dilation, str(device))
         cached = self._tap_maps.get(key)
         if cached is None:
-            ty = torch.tensor(axis_taps(height, kh, sh, ph, dh), dtype=torch.int64)
-            tx = torch.tensor(axis_taps(width, kw, sw, pw, dw), dtype=torch.int64)
-            cached = torch.outer(ty, tx).to(device)
+            cached = tap_map(conv, height, width).to(device)
             self._tap_maps[key] = cached
         return cached
 

@@ -8,6 +8,7 @@ plain objects, so a custom loop can build them the same way and drive
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -21,12 +22,15 @@ from spyolo.models import HeadSpec, TransferReport, build_model, head_spec_for, 
 from spyolo.snn.ltc import ltc_layers, neutral_tau, set_ltc_backend
 from spyolo.train.distill import HeadDistillation, load_teacher
 from spyolo.train.distributed import DistInfo, wrap_ddp
+from spyolo.train.energy import EnergyTerm
 from spyolo.train.fptt import FPTT
 from spyolo.train.optim import LRSchedule, build_optimizer, build_scheduler
 from spyolo.train.steps import StepSettings, TrainStep
 from spyolo.utils.runtime import Runtime
 
 __all__ = ["TrainingParts", "build_training", "prepare_model"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,6 +48,7 @@ class TrainingParts:
         state_generator: generator of the uniform initial membranes (``model.state_init=uniform``).
         transfer: what ``model.init_from`` loaded (``None`` without it, or on resume).
         distill: the distillation teacher and term (``train.distill_from``), or ``None``.
+        energy: the energy term (``train.energy_weight`` > 0 on a spiking model), or ``None``.
     """
 
     core: nn.Module
@@ -59,6 +64,7 @@ class TrainingParts:
     state_generator: torch.Generator | None
     transfer: TransferReport | None = None
     distill: HeadDistillation | None = None
+    energy: EnergyTerm | None = None
 
     @property
     def spiking(self) -> bool:
@@ -136,11 +142,18 @@ def build_training(
             teacher = teacher.to(memory_format=torch.channels_last)
         distill = HeadDistillation(teacher, tc.distill_weight, tc.distill_box_weight, num_classes, student=core,
                                    feature_weight=tc.distill_feature_weight)
+    energy = None
+    if tc.energy_weight > 0:
+        if spiking:
+            energy = EnergyTerm(core, cfg.data.img_size, tc.energy_weight)
+        else:
+            log.info("train.energy_weight=%g is ignored: the model does not spike (model.kind=%s)",
+                     tc.energy_weight, cfg.model.kind)
     step = TrainStep(
         model, loss_fn, optimizer,
         StepSettings(method, cfg.model.timesteps, tc.step_weighting, tc.update_every, tc.clip_norm,
                      cfg.model.state_init),
-        runtime, fptt=fptt, state_generator=state_generator, distill=distill,
+        runtime, fptt=fptt, state_generator=state_generator, distill=distill, energy=energy,
     )
     return TrainingParts(core, model, method, spec, loss_fn, optimizer, schedule, scheduler, fptt, step,
-                         state_generator, transfer, distill)
+                         state_generator, transfer, distill, energy)

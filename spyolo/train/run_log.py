@@ -50,7 +50,7 @@ __all__ = ["CSV_FIELDS", "RUN_FOLDER_FILES", "RunFolder", "RunLog", "WEIGHT_FILE
 log = logging.getLogger(__name__)
 
 CSV_FIELDS = [
-    "epoch", "iterations", "lr", "loss", "box", "obj", "cls", "distill", "firing_rate",
+    "epoch", "iterations", "lr", "loss", "box", "obj", "cls", "distill", "spike_energy", "firing_rate",
     "map_voc07", "map_area", "train_map_voc07", "train_map_area", "epoch_time_s", "images_per_s", "peak_mem_mib",
 ]
 """Columns of ``results.csv``."""

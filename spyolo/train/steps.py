@@ -40,6 +40,7 @@ from spyolo.models import timestep_input
 from spyolo.snn import detach_states
 from spyolo.snn.ltc import truncated_states
 from spyolo.train.distill import HeadDistillation
+from spyolo.train.energy import EnergyTerm
 from spyolo.train.fptt import FPTT
 from spyolo.train.state_cache import StateLayoutCache
 from spyolo.utils.choices import STEP_WEIGHTINGS, TRAIN_METHODS
@@ -64,6 +65,8 @@ class LossParts(Generic[V]):
         cls: Its classification part.
         num_pos: Positive anchors per step.
         distill: The (weighted) distillation term added to the loss in training (0 without a teacher).
+        energy: The spike-driven energy per image and step over the ANN twin's energy per image
+            (:mod:`spyolo.train.energy`; unweighted; 0 without ``train.energy_weight``).
     """
 
     loss: V
@@ -72,6 +75,7 @@ class LossParts(Generic[V]):
     cls: V
     num_pos: V
     distill: V
+    energy: V
 
     @classmethod
     def from_stacked(cls, values: torch.Tensor) -> LossParts[torch.Tensor]:
@@ -135,6 +139,7 @@ class TrainStep:
         fptt: FPTT | None = None,
         state_generator: torch.Generator | None = None,
         distill: HeadDistillation | None = None,
+        energy: EnergyTerm | None = None,
     ) -> None:
         if settings.method == "fptt" and fptt is None:
             raise ValueError("method 'fptt' needs an FPTT instance")
@@ -151,6 +156,7 @@ class TrainStep:
         self.fptt = fptt
         self.state_generator = state_generator
         self.distill = distill
+        self.energy = energy
         self.params = [p for p in model.parameters() if p.requires_grad]
         steps = settings.timesteps if settings.method != "ann" else 1
         if settings.step_weighting not in STEP_WEIGHTINGS:
@@ -167,16 +173,31 @@ class TrainStep:
     def _forward_loss(
         self, model: nn.Module, images: torch.Tensor, built: YOLOTargets
     ) -> tuple[torch.Tensor, torch.Tensor, dict]:
-        """One step: ``(training loss, YOLO loss, parts)``; the first adds the distillation term."""
-        with self.runtime.autocast():
-            outs = model(images)
+        """One step: ``(training loss, YOLO loss, parts)``; the first adds the distillation and energy terms."""
+        energy = self.energy
+        if energy is not None:
+            energy.armed = True
+        try:
+            with self.runtime.autocast():
+                outs = model(images)
+        finally:
+            if energy is not None:
+                energy.armed = False
         loss, parts = self.loss_fn(outs, built)
-        if self.distill is None:
-            parts["distill"] = torch.zeros((), device=loss.device)
-            return loss, loss, parts
-        term = self.distill(outs, built.num_pos)
-        parts["distill"] = term.detach()
-        return loss + term, loss, parts
+        total = loss
+        zero = torch.zeros((), device=loss.device)
+        parts["distill"] = zero
+        if self.distill is not None:
+            term = self.distill(outs, built.num_pos)
+            parts["distill"] = term.detach()
+            total = total + term
+        parts["energy"] = zero
+        if energy is not None:
+            ratio = energy.take_ratio()
+            if ratio is not None:
+                parts["energy"] = ratio.detach()
+                total = total + energy.weight * ratio
+        return total, loss, parts
 
     def _update(self) -> None:
         if self.fptt is not None and self.settings.method == "fptt":
@@ -193,7 +214,7 @@ class TrainStep:
         """One step's parts as a device tensor in :class:`LossParts` field order."""
         return torch.stack(
             [loss.detach().float(), parts["box"].float(), parts["obj"].float(), parts["cls"].float(),
-             parts["num_pos"].float(), parts["distill"].float()]
+             parts["num_pos"].float(), parts["distill"].float(), parts["energy"].float()]
         )
 
     def _step_model(self, t: int) -> nn.Module:

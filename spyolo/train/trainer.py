@@ -331,6 +331,8 @@ class Trainer:
                         "cls": f"{mean.cls:.3f}"}
                 if p.distill is not None:
                     post["kd"] = f"{mean.distill:.3f}"
+                if p.energy is not None:
+                    post["E"] = f"{mean.energy:.3f}"
                 if self.monitor is not None:
                     post["fr"] = f"{self.monitor.mean_rate():.3f}"
                 post["lr"] = f"{p.optimizer.param_groups[0]['lr']:.2e}"
@@ -340,11 +342,12 @@ class Trainer:
             p.fptt.reset_to_average()
         elapsed = time.perf_counter() - t0
         nan = float("nan")
-        mean = (sums / n_done).to_host() if sums is not None else LossParts(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        mean = (sums / n_done).to_host() if sums is not None else LossParts(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
         return {
             "epoch": epoch + 1, "iterations": n_done, "lr": p.optimizer.param_groups[0]["lr"],
             "loss": mean.loss, "box": mean.box, "obj": mean.obj, "cls": mean.cls,
             "distill": mean.distill if p.distill is not None else nan,
+            "spike_energy": mean.energy * self.cfg.model.timesteps if p.energy is not None else nan,
             "firing_rate": self.monitor.mean_rate() if self.monitor is not None else float("nan"),
             "map_voc07": float("nan"), "map_area": float("nan"), "epoch_time_s": elapsed,
             "images_per_s": n_done * tc.batch_size / max(elapsed, 1e-9),
