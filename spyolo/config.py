@@ -281,11 +281,12 @@ class TrainConfig:
     step_weighting: str = "uniform"  # "uniform" (the release) | "linear" (t/T)
     update_every: int = 1  # FPTT: optimiser step every K timesteps
     reset_to_average: str = "epoch"  # "epoch" | "never"
-    # Distillation from a trained, frozen ANN twin (spyolo/train/distill.py): its head outputs,
+    # Distillation from a trained, frozen teacher (spyolo/train/distill.py): its head outputs,
     # computed once per batch, pull SPYv4's at every timestep; distill_weight scales the term,
     # distill_box_weight its box part; distill_feature_weight > 0 also pulls every LTC layer's synaptic
-    # current towards the teacher's pre-activation of the same layer (feature distillation). A file or
-    # the name of pretrained weights (an ANN twin: a SPYv4 teacher is refused).
+    # current towards the teacher's of the same layer (feature distillation). A file or
+    # the name of pretrained weights: an ANN twin (one pass per batch), or a SPYv4 (run over the model's
+    # timesteps, step t teaching step t: e.g. the paper's LTC model teaching a cheaper tau_mode).
     distill_from: str | None = None
     distill_weight: float = 1.0
     distill_box_weight: float = 1.0

@@ -499,7 +499,6 @@ def sources(tmp_path_factory) -> dict[str, Path]:
     ("model.init_from={truncated}", ["model.init_from", "truncated.pt", "truncated or corrupt"]),
     ("model.init_from={code}", ["model.init_from", "code.pt", "other than tensors", "never loads"]),
     ("model.init_from={nan}", ["model.init_from", "nan.pt", "NaN or infinite values"]),
-    ("train.distill_from={spyv4}", ["train.distill_from", "a SPYv4 checkpoint", "model.kind=ann"]),
     ("train.distill_from={code}", ["train.distill_from", "code.pt", "other than tensors"]),
     ("train.distill_from={ann_reordered}", ["train.distill_from", "the same classes in another order",
                                             "needs the same class list"]),

@@ -183,10 +183,10 @@ def test_release_file_as_init_from_and_distill_from(tmp_path, make_tiny_config) 
     image = torch.rand(1, 3, 64, 64)
     assert all(torch.equal(a, b) for a, b in zip(heads_over_time(model.eval(), image, 3),
                                                  heads_over_time(mapped_model(state), image, 3)))
-    # a SPYv4 teacher stays refused, with the reason
+    # as a teacher, the raw file is refused with the way to convert it (a converted checkpoint teaches)
     from spyolo.train.distill import load_teacher
 
-    with pytest.raises(ConfigError, match="the sFPTT release's SPYv4, a spiking network; the teacher must be"):
+    with pytest.raises(ConfigError, match="the sFPTT release's raw state dict.*convert it first"):
         load_teacher(path, SPYv4(num_classes=20, width=WIDTH), torch.device("cpu"))
     with pytest.raises(TransferError, match="has shape"):
         transfer_weights(SPYv4(num_classes=20, width=0.5), path)

@@ -141,7 +141,7 @@ def build_training(
         if runtime.channels_last:
             teacher = teacher.to(memory_format=torch.channels_last)
         distill = HeadDistillation(teacher, tc.distill_weight, tc.distill_box_weight, num_classes, student=core,
-                                   feature_weight=tc.distill_feature_weight)
+                                   feature_weight=tc.distill_feature_weight, timesteps=cfg.model.timesteps)
     energy = None
     if tc.energy_weight > 0:
         if spiking:

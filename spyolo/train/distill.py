@@ -1,8 +1,15 @@
-"""Distillation from a trained ANN twin: its head outputs pull SPYv4's at every timestep.
+"""Distillation from a trained teacher: its head outputs pull SPYv4's at every timestep.
 
-The teacher (a trained ANN twin, or any detector with the same heads) is frozen and runs in eval
-mode, once per batch: it is not spiking, so its output is the same for every timestep. At every
-timestep the student's (read-out) head outputs are pulled towards it, per anchor slot:
+The teacher is frozen and runs in eval mode, once per batch, before the student's time loop:
+
+* a trained ANN twin (or any non-spiking detector with the same heads) in one pass: its output
+  is the same for every timestep;
+* a trained SPYv4 (e.g. the paper's LTC model teaching a cheaper ``tau_mode``) over the student's
+  T timesteps on the same input, from reset states: step t of the student is pulled towards
+  step t of the teacher (its heads as it reads them out, its layers' synaptic currents).
+
+At every timestep the student's (read-out) head outputs are pulled towards the teacher's, per
+anchor slot:
 
 * objectness: the KL divergence between Bernoulli(sigmoid(teacher)) and Bernoulli(sigmoid(student)),
   i.e. BCE-with-logits against the teacher's probability minus the teacher's own entropy (the
@@ -16,12 +23,15 @@ sits on the scale of the YOLO loss; ``train.distill_weight`` scales it.
 
 Feature distillation (``train.distill_feature_weight`` > 0) adds a term per layer: the synaptic
 current ``I = BN(Conv(s))`` of each of SPYv4's LTC layers is pulled towards the pre-activation
-``BN(Conv(a))`` of the teacher's layer of the same name (before its LeakyReLU; both before
-``conv_up``'s upsampling), at every timestep. Each layer's squared error is divided by the
-teacher's sum of squares on the batch (a relative error, the same scale for every layer), and the
-mean over the layers is the term. The weights of both networks start equal (``model.init_from``),
-so the target asks each layer to give, from binary spikes, the current its ANN counterpart gives
-from analog activations: a local target for every layer instead of one at the heads.
+``BN(Conv(a))`` of the twin's layer of the same name (before its LeakyReLU; both before
+``conv_up``'s upsampling), at every timestep; from a SPYv4 teacher, towards the synaptic current
+of its layer of the same name at the same step (a layer that holds its current over the steps in
+evaluation, :class:`~spyolo.snn.ltc.LTCConv2d` ``hold_current``, gives its first step's). Each
+layer's squared error is divided by the teacher's sum of squares on the batch (a relative error,
+the same scale for every layer), and the mean over the layers is the term. From a twin whose
+weights start the model (``model.init_from``), the target asks each layer to give, from binary
+spikes, the current its ANN counterpart gives from analog activations: a local target for every
+layer instead of one at the heads.
 """
 
 from __future__ import annotations
@@ -140,15 +150,16 @@ def load_teacher(
 ) -> nn.Module:
     """The frozen teacher of ``path`` on ``device`` (eval mode, no gradients).
 
-    ``path`` is an ANN-twin checkpoint (``model.kind=ann``) or a Darknet YOLOv4-tiny ``.weights``
-    file (its ``.cfg`` and ``.names`` beside it, with the same stem, are used when present).
+    ``path`` is an ANN-twin checkpoint (``model.kind=ann``), a SPYv4 checkpoint (a spiking
+    teacher, run over the student's timesteps) or a Darknet YOLOv4-tiny ``.weights`` file (its
+    ``.cfg`` and ``.names`` beside it, with the same stem, are used when present).
     ``class_names`` and ``img_size`` are the dataset's and the training input size: the teacher's
     classes must be the same list; another training size is a warning.
 
     Raises:
         CheckpointError: the checkpoint cannot be read (the message starts with the key).
-        ConfigError: a spiking teacher, or heads that differ from the student's (classes, their
-            names and order, anchors, masks, centre scale).
+        ConfigError: the sFPTT release's raw state dict (convert it first), or heads that differ
+            from the student's (classes, their names and order, anchors, masks, centre scale).
     """
     key = f"train.distill_from={path}"
     if is_darknet_weights(path):
@@ -163,15 +174,11 @@ def load_teacher(
             loaded = load_model(path)
         except CheckpointError as exc:
             if is_sfptt_file(path):
-                raise ConfigError(f"{key}: the sFPTT release's SPYv4, a spiking network; the teacher must be a trained "
-                                  f"ANN twin (model.kind=ann), which gives its outputs in one step (SPYv4 can start "
-                                  f"the model instead: model.init_from)") from None
+                raise ConfigError(f"{key}: the sFPTT release's raw state dict, which holds no model settings; convert "
+                                  f"it first (spyolo convert {path} --out sfptt.pt) and give the converted checkpoint, "
+                                  f"or the name sfptt-voc") from None
             raise CheckpointError(f"train.distill_from: {exc}") from None
         teacher, teacher_names = loaded.model, loaded.class_names
-        if getattr(teacher, "is_spiking", False):
-            raise ConfigError(f"{key}: a SPYv4 checkpoint, a spiking network; the teacher must be a trained ANN twin "
-                              f"(model.kind=ann), which gives its outputs in one step (SPYv4 can start the model "
-                              f"instead: model.init_from)")
         teacher_size = loaded.config.data.img_size
         if img_size is not None and teacher_size != img_size:
             log.warning("%s: the teacher was trained at %d px, the model trains at %d px (data.img_size): its "
@@ -211,6 +218,7 @@ class HeadDistillation:
         num_classes: classes of the heads.
         student: the model being trained; needed for feature distillation.
         feature_weight: the feature term's weight (``train.distill_feature_weight``; 0: no feature term).
+        timesteps: the student's T: a spiking teacher runs that many steps per batch (an ANN one).
 
     Raises:
         ConfigError: feature distillation between models whose layers do not correspond (an event
@@ -218,14 +226,19 @@ class HeadDistillation:
     """
 
     def __init__(self, teacher: nn.Module, weight: float, box_weight: float, num_classes: int,
-                 student: nn.Module | None = None, feature_weight: float = 0.0) -> None:
+                 student: nn.Module | None = None, feature_weight: float = 0.0, timesteps: int = 1) -> None:
         self.teacher = teacher
+        self.spiking_teacher = bool(getattr(teacher, "is_spiking", False))
+        self.timesteps = int(timesteps) if self.spiking_teacher else 1
+        if self.timesteps < 1:
+            raise ValueError(f"HeadDistillation: timesteps must be >= 1, got {timesteps}")
         self.weight = float(weight)
         self.box_weight = float(box_weight)
         self.num_classes = int(num_classes)
         self.feature_weight = float(feature_weight)
-        self._targets: tuple[torch.Tensor, ...] | None = None
-        self._features: dict[str, torch.Tensor] | None = None
+        self._targets: list[tuple[torch.Tensor, ...]] = []
+        self._features: list[dict[str, torch.Tensor]] = []
+        self._step = 0
         self.teacher_taps: FeatureTaps | None = None
         self.student_taps: FeatureTaps | None = None
         if self.feature_weight > 0:
@@ -247,28 +260,44 @@ class HeadDistillation:
 
     @torch.no_grad()
     def prepare(self, images: torch.Tensor, autocast) -> None:
-        """Run the teacher on this batch (once: its output is the same at every timestep)."""
+        """Run the teacher on this batch: once (an ANN), or over the T steps from reset states (SPYv4)."""
+        from spyolo.models import timestep_input
+        from spyolo.snn import reset_states
+
         taps = self.teacher_taps
-        if taps is not None:
-            taps.armed = True
-        try:
-            with autocast:
-                self._targets = tuple(o.detach() for o in self.teacher(images))
-        finally:
+        self._targets, self._features, self._step = [], [], 0
+        if self.spiking_teacher:
+            reset_states(self.teacher)
+        features: dict[str, torch.Tensor] = {}
+        for t in range(self.timesteps):
             if taps is not None:
-                taps.armed = False
+                taps.armed = True
+            try:
+                with autocast:
+                    inputs = timestep_input(images, t) if self.spiking_teacher else images
+                    self._targets.append(tuple(o.detach() for o in self.teacher(inputs)))
+            finally:
+                if taps is not None:
+                    taps.armed = False
+            if taps is not None:
+                # a layer that held its current this step (hold_current) keeps the last one recorded
+                features = {**features, **{k: v.detach() for k, v in taps.take().items()}}
+                self._features.append(features)
         if taps is not None:
-            self._features = {k: v.detach() for k, v in taps.take().items()}
             self.student_taps.take()  # drop anything recorded outside a step
             self.student_taps.armed = True
 
     def __call__(self, student: Sequence[torch.Tensor], normaliser: torch.Tensor) -> torch.Tensor:
-        """The weighted terms for one timestep's outputs (after :meth:`prepare` for this batch)."""
-        if self._targets is None:
+        """The weighted terms for the next timestep's outputs (after :meth:`prepare` for this batch):
+        the teacher's step of the same index (a student running more steps than prepared gets the last)."""
+        if not self._targets:
             raise RuntimeError("HeadDistillation: prepare(images) must run before the time loop")
-        term = self.weight * distillation_loss(student, self._targets, self.num_classes, normaliser, self.box_weight)
+        index = min(self._step, len(self._targets) - 1)
+        self._step += 1
+        term = self.weight * distillation_loss(student, self._targets[index], self.num_classes, normaliser,
+                                               self.box_weight)
         if self.student_taps is not None:
             recorded = self.student_taps.take()
             if recorded:
-                term = term + self.feature_weight * feature_distillation_loss(recorded, self._features)
+                term = term + self.feature_weight * feature_distillation_loss(recorded, self._features[index])
         return term
