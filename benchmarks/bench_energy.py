@@ -14,10 +14,16 @@ training wall time (``table.json`` of the bench_quality folder above it, else th
 ``results.csv``'s ``epoch_time_s``). An ANN-twin run folder needs no spike statistics: its operations
 are counted from its config (:func:`spyolo.stats.count_dense_ops`).
 
+An argument may also be a row of ``bench_quality --seeds`` (a folder of ``seed<k>/`` run folders): the row
+gives the mean over its seeds of every figure, the mAP's standard deviation, and a 95% bootstrap interval of
+the mean mAP and of its ratio to the ANN-twin row (:mod:`benchmarks.quality_stats`: test images and seeds
+resampled together, the same draws for every row; it needs every seed's ``eval/records.npz``); the chart
+draws the interval as a vertical bar and the seeds' range of energy as a horizontal one.
+
 Writes into ``--out``: ``energy_table.md`` and ``energy_table.json`` (one row per run folder: variant,
 VOC2007 mAP, its ratio to the paper's LTC row, firing rate, ACs, MACs, elementwise operations, energy per
-image, energy / ANN twin, training wall time) and ``energy_vs_map.png`` (mAP against energy, the ANN twin
-marked). See docs/energy.md.
+image, energy / ANN twin, mAP / ANN twin, training wall time) and ``energy_vs_map.png`` (mAP against
+energy, the ANN twin marked). See docs/energy.md.
 """
 
 from __future__ import annotations
@@ -118,6 +124,66 @@ def read_run(run: Path) -> dict[str, Any]:
     return row
 
 
+SEED_AVERAGED = ("map_voc07", "firing_rate", "acs", "macs", "elementwise", "energy_j", "ann_energy_j",
+                 "energy_over_ann", "train_wall_s")
+"""Figures a row of several seeds gives as the mean over its seeds."""
+
+
+def seed_folders(run: Path) -> list[Path]:
+    """The ``seed<k>/`` run folders of a bench_quality row, by seed (none for a single run folder)."""
+    if not run.is_dir():
+        return []
+    found = [p for p in run.iterdir() if p.is_dir() and p.name.startswith("seed") and p.name[4:].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[4:]))
+
+
+def read_row(run: Path) -> dict[str, Any]:
+    """A table row from a run folder, or the mean over the seeds of a row folder (module docstring)."""
+    seeds = seed_folders(run)
+    if not seeds:
+        return read_run(run)
+    per_seed = [read_run(p) for p in seeds]
+    variants = {(r["variant"], r["timesteps"], r["img_size"], r["width"]) for r in per_seed}
+    if len(variants) > 1:
+        raise BenchError(f"{run}: its seed folders hold different variants ({sorted(v[0] for v in variants)})")
+    row = dict(per_seed[0])
+    row["run"] = str(run)
+    row["seeds"] = [int(p.name[4:]) for p in seeds]
+    for key in SEED_AVERAGED:
+        values = [r[key] for r in per_seed]
+        if all(v is not None for v in values):
+            row[key] = sum(values) / len(values)
+            row[f"{key}_per_seed"] = values
+    maps = row["map_voc07_per_seed"]
+    if len(maps) > 1:
+        mean = row["map_voc07"]
+        row["map_voc07_std"] = (sum((v - mean) ** 2 for v in maps) / (len(maps) - 1)) ** 0.5
+    return row
+
+
+def add_intervals(rows: list[dict[str, Any]], replicates: int = 1000) -> str | None:
+    """Bootstrap intervals of the rows' mean mAP (``map_voc07_interval``) and, with an ANN-twin row, of
+    their ratio to it (``map_over_ann_interval``), from every seed's records. Returns why none was
+    computed (a row without records, rows on other images), or None."""
+    if not any(r.get("seeds") for r in rows):
+        return "single runs: no intervals (rows of bench_quality --seeds have them)"
+    from benchmarks.quality_stats import StatsInputError, bootstrap, load_row
+
+    try:
+        boot, _ = bootstrap([load_row(r["run"]) for r in rows], replicates)
+    except StatsInputError as err:
+        return f"no intervals: {err}"
+    import numpy as np
+
+    ann = next((i for i, r in enumerate(rows) if r["kind"] == "ann"), None)
+    for i, r in enumerate(rows):
+        r["map_voc07_interval"] = [float(v) for v in np.percentile(boot[i], [2.5, 97.5])]
+        if ann is not None:
+            ratio = boot[i] / np.maximum(boot[ann], 1e-12)
+            r["map_over_ann_interval"] = [float(v) for v in np.percentile(ratio, [2.5, 97.5])]
+    return None
+
+
 def _classes_of(run: Path) -> int:
     """Number of classes of a run's checkpoint."""
     from spyolo.checkpoint import load_checkpoint
@@ -130,10 +196,13 @@ def _classes_of(run: Path) -> int:
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """``map_over_ltc`` of every row against the paper's LTC row (the first SPYv4 row of tau_mode ltc)."""
+    """``map_over_ltc`` of every row against the paper's LTC row (the first SPYv4 row of tau_mode ltc) and
+    ``map_over_ann`` against the ANN-twin row (None without one)."""
     ltc = next((r for r in rows if r["tau_mode"] == "ltc"), None)
+    ann = next((r for r in rows if r["kind"] == "ann"), None)
     for r in rows:
         r["map_over_ltc"] = (r["map_voc07"] / ltc["map_voc07"]) if ltc and ltc["map_voc07"] > 0 else None
+        r["map_over_ann"] = (r["map_voc07"] / ann["map_voc07"]) if ann and ann["map_voc07"] > 0 else None
     return ltc
 
 
@@ -150,17 +219,36 @@ def _fmt(value: float | None, scale: float = 1.0, digits: int = 2) -> str:
     return "-" if value is None else f"{scale * value:.{digits}f}"
 
 
-def markdown(rows: list[dict[str, Any]], title: str) -> str:
+def _map_cell(r: dict[str, Any]) -> str:
+    text = _fmt(r["map_voc07"], 100)
+    if r.get("map_voc07_std") is not None:
+        text += f" ± {100 * r['map_voc07_std']:.2f}"
+    if r.get("map_voc07_interval"):
+        lo, hi = r["map_voc07_interval"]
+        text += f" [{100 * lo:.2f}, {100 * hi:.2f}]"
+    return text
+
+
+def _ratio_cell(r: dict[str, Any]) -> str:
+    text = _fmt(r.get("map_over_ann"), digits=3)
+    if r.get("map_over_ann_interval") and r["kind"] != "ann":
+        lo, hi = r["map_over_ann_interval"]
+        text += f" [{lo:.3f}, {hi:.3f}]"
+    return text
+
+
+def markdown(rows: list[dict[str, Any]], title: str, note: str | None = None) -> str:
     lines = [
         f"## {title}",
         "",
-        "| variant | T | VOC2007 mAP (11-pt) % | mAP / LTC | firing rate % | ACs/img | MACs/img | elementwise/img "
-        "| energy/img (µJ) | energy / ANN twin | train wall (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| variant | T | seeds | VOC2007 mAP (11-pt) % | mAP / ANN twin | mAP / LTC | firing rate % | ACs/img "
+        "| MACs/img | elementwise/img | energy/img (µJ) | energy / ANN twin | train wall (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        seeds = ", ".join(str(k) for k in r["seeds"]) if r.get("seeds") else "1 run"
         lines.append(
-            f"| {r['variant']} | {r['timesteps']} | {_fmt(r['map_voc07'], 100)} | "
+            f"| {r['variant']} | {r['timesteps']} | {seeds} | {_map_cell(r)} | {_ratio_cell(r)} | "
             f"{_fmt(r['map_over_ltc'], digits=3)} | "
             f"{_fmt(r['firing_rate'], 100)} | {_si(r['acs'])} | {_si(r['macs'])} | {_si(r['elementwise'])} | "
             f"{_fmt(r['energy_j'], 1e6, 1)} | {_fmt(r['energy_over_ann'], digits=3)} | "
@@ -170,7 +258,11 @@ def markdown(rows: list[dict[str, Any]], title: str) -> str:
         "",
         "Energy per image over all T timesteps: ACs x 0.9 pJ + MACs x 4.6 pJ + elementwise additions x 0.9 pJ + "
         "multiplications x 3.7 pJ (45 nm, 32-bit float; Horowitz, ISSCC 2014; docs/spike_stats.md). The ANN twin: "
-        "one pass, counted the same way. mAP / LTC: against the row of the paper's neuron (tau_mode=ltc).",
+        "one pass, counted the same way. mAP / LTC: against the row of the paper's neuron (tau_mode=ltc); "
+        "mAP / ANN twin: against the ANN-twin row. A row of several seeds: means over its seeds, the mAP's "
+        "standard deviation and 95% bootstrap interval [low, high] (test images and seeds resampled together, "
+        "the same draws for every row; benchmarks/quality_stats.py).",
+        *(["", note] if note else []),
         "",
         "Run folders:",
         "",
@@ -188,13 +280,23 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
     ax = fig.add_subplot(1, 1, 1)
     for r in rows:
         energy_uj = 1e6 * r["energy_j"]
-        if r["kind"] == "ann":
-            ax.scatter([energy_uj], [100 * r["map_voc07"]], marker="*", s=160, color="tab:red", zorder=3)
-            label = "ANN twin"
-        else:
-            ax.scatter([energy_uj], [100 * r["map_voc07"]], marker="o", s=50, color="tab:blue", zorder=3)
-            label = f"{r['tau_mode']} (T={r['timesteps']})"
-        ax.annotate(label, (energy_uj, 100 * r["map_voc07"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        y = 100 * r["map_voc07"]
+        ann = r["kind"] == "ann"
+        color = "tab:red" if ann else "tab:blue"
+        yerr = xerr = None
+        if r.get("map_voc07_interval"):
+            lo, hi = (100 * v for v in r["map_voc07_interval"])
+            yerr = [[max(0.0, y - lo)], [max(0.0, hi - y)]]
+        energies = r.get("energy_j_per_seed")
+        if energies and len(energies) > 1:
+            xerr = [[energy_uj - 1e6 * min(energies)], [1e6 * max(energies) - energy_uj]]
+        if yerr is not None or xerr is not None:
+            ax.errorbar([energy_uj], [y], yerr=yerr, xerr=xerr, fmt="none", ecolor=color, alpha=0.6, capsize=3)
+        ax.scatter([energy_uj], [y], marker="*" if ann else "o", s=160 if ann else 50, color=color, zorder=3)
+        label = "ANN twin" if ann else f"{r['tau_mode']} (T={r['timesteps']})"
+        if r.get("seeds"):
+            label += f", {len(r['seeds'])} seeds"
+        ax.annotate(label, (energy_uj, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
     twin = next((r["ann_energy_j"] for r in rows if r.get("ann_energy_j")), None)
     if twin and not any(r["kind"] == "ann" for r in rows):
         ax.axvline(1e6 * twin, color="tab:red", linestyle="--", label="ANN twin energy")
@@ -210,21 +312,29 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", nargs="+", help="run folders (args.yaml, eval/metrics.json, eval/spike_stats.json)")
+    p.add_argument("runs", nargs="+", help="run folders (args.yaml, eval/metrics.json, eval/spike_stats.json), or "
+                                           "rows of bench_quality --seeds (folders of seed<k>/ run folders)")
     p.add_argument("--out", required=True, help="folder for energy_table.md/.json and energy_vs_map.png")
     p.add_argument("--title", default="Energy and accuracy of the LTC variants", help="table and chart title")
+    p.add_argument("--replicates", type=int, default=1000, help="bootstrap replicates of the intervals (default 1000)")
     args = p.parse_args(argv)
+    if args.replicates < 100:
+        print(f"bench_energy: --replicates {args.replicates}: use at least 100", file=sys.stderr)
+        return 2
     from spyolo.utils.io import atomic_write_json, atomic_write_text
 
     try:
-        rows = [read_run(Path(r)) for r in args.runs]
+        rows = [read_row(Path(r)) for r in args.runs]
     except BenchError as err:
         print(f"bench_energy: {err}", file=sys.stderr)
         return 2
     add_ratios(rows)
+    note = add_intervals(rows, args.replicates)
+    if note and any(r.get("seeds") for r in rows):
+        print(f"bench_energy: {note}", file=sys.stderr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    md = markdown(rows, args.title)
+    md = markdown(rows, args.title, note)
     atomic_write_text(out / "energy_table.md", md)
     atomic_write_json(out / "energy_table.json", {"title": args.title, "rows": rows})
     plot(rows, out / "energy_vs_map.png", args.title)

@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from benchmarks import bench_energy
@@ -78,3 +79,67 @@ def test_missing_statistics_is_one_line_exit_2(tmp_path: Path, capsys) -> None:
     assert len(err.splitlines()) == 1 and "spike_stats.json: not found" in err and "--spikes" in err
     assert bench_energy.main([str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 2
     assert "no args.yaml" in capsys.readouterr().err
+
+
+def _scored(run: Path, quality: float, rng) -> float:
+    """Write records of 12 test images where a ``quality`` share of the objects is found; return the mAP."""
+    import numpy as np
+
+    from spyolo.eval.report import write_records
+    from spyolo.eval.voc import VOCEvaluator
+
+    ev = VOCEvaluator(CLASSES)
+    for i in range(12):
+        gt = np.array([[10.0, 10.0, 40.0, 40.0], [50.0, 50.0, 90.0, 80.0]])
+        ev.add_ground_truth(f"im{i}", gt, np.array([0, 1]))
+        found = gt[rng.random(2) < quality]
+        x, y = rng.uniform(0, 50, 2)
+        det = np.concatenate([found, [[x, y, x + 20, y + 20]]])
+        ev.add_detections(f"im{i}", det, rng.random(len(det)), np.array([0] * len(found) + [1]))
+    res = ev.compute()
+    write_records(ev.records(), run / "eval" / "records.npz")
+    (run / "eval" / "metrics.json").write_text(json.dumps({"map_voc07": res["map_voc07"],
+                                                           "map_area": res["map_area"]}))
+    return res["map_voc07"]
+
+
+def test_rows_of_several_seeds_give_means_intervals_and_ratios_to_the_twin(tmp_path: Path, capsys) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    folders: dict[str, Path] = {}
+    maps: dict[str, list[float]] = {}
+    for name, cfg, quality in (("twin", _config(kind="ann"), 0.9), ("cheap", _config(tau_mode="channel"), 0.6)):
+        folders[name] = tmp_path / name
+        maps[name] = []
+        for seed in (0, 1):
+            run = _run_folder(folders[name] / f"seed{seed}", cfg, 0.0, [1.0 + seed])
+            maps[name].append(_scored(run, quality, rng))
+    (tmp_path / "cheap" / "cheap_seed0_train.log").write_text("")  # bench_quality's logs sit beside the seeds
+    out = tmp_path / "table"
+    assert bench_energy.main([str(folders["cheap"]), str(folders["twin"]), "--out", str(out),
+                              "--replicates", "200"]) == 0
+    rows = {r["kind"]: r for r in json.loads((out / "energy_table.json").read_text())["rows"]}
+    cheap, twin = rows["spyv4"], rows["ann"]
+    assert cheap["seeds"] == [0, 1] and cheap["map_voc07_per_seed"] == maps["cheap"]
+    assert cheap["map_voc07"] == pytest.approx(np.mean(maps["cheap"]))
+    assert cheap["map_voc07_std"] == pytest.approx(np.std(maps["cheap"], ddof=1))
+    assert cheap["map_over_ann"] == pytest.approx(np.mean(maps["cheap"]) / np.mean(maps["twin"]))
+    lo, hi = cheap["map_voc07_interval"]
+    assert lo <= cheap["map_voc07"] <= hi and lo < hi
+    rlo, rhi = cheap["map_over_ann_interval"]
+    assert rlo <= cheap["map_over_ann"] <= rhi
+    assert twin["map_over_ann"] == 1.0 and cheap["train_wall_s"] == pytest.approx(1.5)
+    energies = [json.loads((folders["cheap"] / f"seed{s}" / "eval" / "spike_stats.json").read_text())
+                ["totals"]["energy_j"] for s in (0, 1)]
+    assert cheap["energy_j"] == pytest.approx(np.mean(energies))
+    md = (out / "energy_table.md").read_text()
+    assert f"[{100 * lo:.2f}, {100 * hi:.2f}]" in md and "0, 1" in md
+    assert (out / "energy_vs_map.png").stat().st_size > 0
+    # a seed without records: the table still comes, and says why it has no intervals
+    (folders["twin"] / "seed1" / "eval" / "records.npz").unlink()
+    assert bench_energy.main([str(folders["cheap"]), str(folders["twin"]), "--out", str(tmp_path / "t2"),
+                              "--replicates", "200"]) == 0
+    err = capsys.readouterr().err
+    assert "no intervals" in err and "records.npz" in err
+    assert "map_voc07_interval" not in json.loads((tmp_path / "t2" / "energy_table.json").read_text())["rows"][0]
