@@ -129,17 +129,11 @@ SEED_AVERAGED = ("map_voc07", "firing_rate", "acs", "macs", "elementwise", "ener
 """Figures a row of several seeds gives as the mean over its seeds."""
 
 
-def seed_folders(run: Path) -> list[Path]:
-    """The ``seed<k>/`` run folders of a bench_quality row, by seed (none for a single run folder)."""
-    if not run.is_dir():
-        return []
-    found = [p for p in run.iterdir() if p.is_dir() and p.name.startswith("seed") and p.name[4:].isdigit()]
-    return sorted(found, key=lambda p: int(p.name[4:]))
-
-
 def read_row(run: Path) -> dict[str, Any]:
     """A table row from a run folder, or the mean over the seeds of a row folder (module docstring)."""
-    seeds = seed_folders(run)
+    from benchmarks.quality_stats import seed_folders
+
+    seeds = seed_folders(run) if run.is_dir() else []
     if not seeds:
         return read_run(run)
     per_seed = [read_run(p) for p in seeds]

@@ -79,6 +79,11 @@ def _seed_of(folder: Path) -> int | None:
     return None
 
 
+def seed_folders(folder: Path) -> list[Path]:
+    """The ``seed<k>/`` run folders of a bench_quality row, by seed (none for a single run folder)."""
+    return sorted((p for p in folder.iterdir() if p.is_dir() and _seed_of(p) is not None), key=_seed_of)
+
+
 def _load_seed(folder: Path) -> SeedRun:
     metrics = folder / "eval" / "metrics.json"
     if not metrics.is_file():
@@ -124,7 +129,7 @@ def load_row(spec: str) -> Row:
     folder = Path(path_text)
     if not folder.is_dir():
         raise StatsInputError(f"{folder}: run folder not found")
-    seeds = sorted((p for p in folder.iterdir() if p.is_dir() and _seed_of(p) is not None), key=_seed_of)
+    seeds = seed_folders(folder)
     runs = [_load_seed(p) for p in seeds] if seeds else [_load_seed(folder)]
     return Row(label or folder.name, runs)
 

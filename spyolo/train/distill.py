@@ -48,6 +48,8 @@ from spyolo.checkpoint import load_model
 from spyolo.errors import CheckpointError, ConfigError
 from spyolo.hub.convert import is_sfptt_file
 from spyolo.models.darknet import companion_names, darknet_model, is_darknet_weights, read_darknet_names
+from spyolo.models.spyv4 import timestep_input
+from spyolo.snn import reset_states
 
 log = logging.getLogger(__name__)
 
@@ -261,9 +263,6 @@ class HeadDistillation:
     @torch.no_grad()
     def prepare(self, images: torch.Tensor, autocast) -> None:
         """Run the teacher on this batch: once (an ANN), or over the T steps from reset states (SPYv4)."""
-        from spyolo.models import timestep_input
-        from spyolo.snn import reset_states
-
         taps = self.teacher_taps
         self._targets, self._features, self._step = [], [], 0
         if self.spiking_teacher:
