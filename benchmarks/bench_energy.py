@@ -17,7 +17,9 @@ are counted from its config (:func:`spyolo.stats.count_dense_ops`).
 An argument may also be a row of ``bench_quality --seeds`` (a folder of ``seed<k>/`` run folders): the row
 gives the mean over its seeds of every figure, the mAP's standard deviation, and a 95% bootstrap interval of
 the mean mAP and of its ratio to the ANN-twin row (:mod:`benchmarks.quality_stats`: test images and seeds
-resampled together, the same draws for every row; it needs every seed's ``eval/records.npz``); the chart
+resampled together; it needs every seed's ``eval/records.npz``). Rows of other seeds are compared over the
+seeds both have (a ratio's value and interval; the table names those seeds), each row's mean and interval
+cover its own seeds; the chart
 draws the interval as a vertical bar and the seeds' range of energy as a horizontal one.
 
 Writes into ``--out``: ``energy_table.md`` and ``energy_table.json`` (one row per run folder: variant,
@@ -157,25 +159,43 @@ def read_row(run: Path) -> dict[str, Any]:
 
 def add_intervals(rows: list[dict[str, Any]], replicates: int = 1000) -> str | None:
     """Bootstrap intervals of the rows' mean mAP (``map_voc07_interval``) and, with an ANN-twin row, of
-    their ratio to it (``map_over_ann_interval``), from every seed's records. Returns why none was
-    computed (a row without records, rows on other images), or None."""
+    their ratio to it (``map_over_ann_interval``), from every seed's records
+    (:func:`benchmarks.quality_stats.statistics`: a row's interval covers its own seeds, its ratio the seeds
+    it shares with the twin). Returns why none was computed (a row without records, rows on other
+    images), or None."""
     if not any(r.get("seeds") for r in rows):
         return "single runs: no intervals (rows of bench_quality --seeds have them)"
-    from benchmarks.quality_stats import StatsInputError, bootstrap, load_row
-
-    try:
-        boot, _ = bootstrap([load_row(r["run"]) for r in rows], replicates)
-    except StatsInputError as err:
-        return f"no intervals: {err}"
-    import numpy as np
+    from benchmarks.quality_stats import StatsInputError, load_row, statistics
 
     ann = next((i for i, r in enumerate(rows) if r["kind"] == "ann"), None)
-    for i, r in enumerate(rows):
-        r["map_voc07_interval"] = [float(v) for v in np.percentile(boot[i], [2.5, 97.5])]
-        if ann is not None:
-            ratio = boot[i] / np.maximum(boot[ann], 1e-12)
-            r["map_over_ann_interval"] = [float(v) for v in np.percentile(ratio, [2.5, 97.5])]
+    try:
+        loaded = [load_row(r["run"]) for r in rows]
+        for i, row in enumerate(loaded):
+            row.name = str(i)  # folders may share a name
+        missing = next((run.folder for row in loaded for run in row.runs if run.records is None), None)
+        if missing is not None:
+            raise StatsInputError(f"{missing}: no eval/records.npz (evaluate with tools/eval.py --records)")
+        stats = statistics(loaded, reference=None if ann is None else str(ann), replicates=replicates)
+    except StatsInputError as err:
+        return f"no intervals: {err}"
+    for r, entry in zip(rows, stats["rows"]):
+        r["map_voc07_interval"] = entry["map_voc07_interval"]
+        if "ratio_interval" in entry:
+            r["map_over_ann_interval"] = entry["ratio_interval"]
     return None
+
+
+def _shared_ratio(row: dict[str, Any], ref: dict[str, Any]) -> tuple[float | None, list[int] | None]:
+    """``row``'s mean mAP over ``ref``'s, both over the seeds they share; the seeds when they are not
+    all of both rows' seeds (None otherwise)."""
+    if row.get("seeds") and ref.get("seeds") and row["seeds"] != ref["seeds"]:
+        shared = [k for k in row["seeds"] if k in ref["seeds"]]
+        if not shared:
+            return None, []
+        mine = sum(row["map_voc07_per_seed"][row["seeds"].index(k)] for k in shared) / len(shared)
+        theirs = sum(ref["map_voc07_per_seed"][ref["seeds"].index(k)] for k in shared) / len(shared)
+        return (mine / theirs if theirs > 0 else None), shared
+    return (row["map_voc07"] / ref["map_voc07"] if ref["map_voc07"] > 0 else None), None
 
 
 def _classes_of(run: Path) -> int:
@@ -191,12 +211,15 @@ def _classes_of(run: Path) -> int:
 
 def add_ratios(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """``map_over_ltc`` of every row against the paper's LTC row (the first SPYv4 row of tau_mode ltc) and
-    ``map_over_ann`` against the ANN-twin row (None without one)."""
+    ``map_over_ann`` against the ANN-twin row (None without one). Rows of other seeds are compared over
+    the seeds both have (``map_over_ltc_seeds``, ``map_over_ann_seeds``)."""
     ltc = next((r for r in rows if r["tau_mode"] == "ltc"), None)
     ann = next((r for r in rows if r["kind"] == "ann"), None)
     for r in rows:
-        r["map_over_ltc"] = (r["map_voc07"] / ltc["map_voc07"]) if ltc and ltc["map_voc07"] > 0 else None
-        r["map_over_ann"] = (r["map_voc07"] / ann["map_voc07"]) if ann and ann["map_voc07"] > 0 else None
+        for key, ref in (("map_over_ltc", ltc), ("map_over_ann", ann)):
+            r[key], shared = _shared_ratio(r, ref) if ref else (None, None)
+            if shared is not None:
+                r[f"{key}_seeds"] = shared
     return ltc
 
 
@@ -223,12 +246,17 @@ def _map_cell(r: dict[str, Any]) -> str:
     return text
 
 
+def _seeds_note(r: dict[str, Any], key: str) -> str:
+    shared = r.get(f"{key}_seeds")
+    return "" if shared is None else f" (seeds {', '.join(str(k) for k in shared)})"
+
+
 def _ratio_cell(r: dict[str, Any]) -> str:
     text = _fmt(r.get("map_over_ann"), digits=3)
     if r.get("map_over_ann_interval") and r["kind"] != "ann":
         lo, hi = r["map_over_ann_interval"]
         text += f" [{lo:.3f}, {hi:.3f}]"
-    return text
+    return text + _seeds_note(r, "map_over_ann")
 
 
 def markdown(rows: list[dict[str, Any]], title: str, note: str | None = None) -> str:
@@ -243,7 +271,7 @@ def markdown(rows: list[dict[str, Any]], title: str, note: str | None = None) ->
         seeds = ", ".join(str(k) for k in r["seeds"]) if r.get("seeds") else "1 run"
         lines.append(
             f"| {r['variant']} | {r['timesteps']} | {seeds} | {_map_cell(r)} | {_ratio_cell(r)} | "
-            f"{_fmt(r['map_over_ltc'], digits=3)} | "
+            f"{_fmt(r['map_over_ltc'], digits=3)}{_seeds_note(r, 'map_over_ltc')} | "
             f"{_fmt(r['firing_rate'], 100)} | {_si(r['acs'])} | {_si(r['macs'])} | {_si(r['elementwise'])} | "
             f"{_fmt(r['energy_j'], 1e6, 1)} | {_fmt(r['energy_over_ann'], digits=3)} | "
             f"{_fmt(r['train_wall_s'], digits=0)} |"
@@ -254,8 +282,9 @@ def markdown(rows: list[dict[str, Any]], title: str, note: str | None = None) ->
         "multiplications x 3.7 pJ (45 nm, 32-bit float; Horowitz, ISSCC 2014; docs/spike_stats.md). The ANN twin: "
         "one pass, counted the same way. mAP / LTC: against the row of the paper's neuron (tau_mode=ltc); "
         "mAP / ANN twin: against the ANN-twin row. A row of several seeds: means over its seeds, the mAP's "
-        "standard deviation and 95% bootstrap interval [low, high] (test images and seeds resampled together, "
-        "the same draws for every row; benchmarks/quality_stats.py).",
+        "standard deviation and 95% bootstrap interval [low, high] (test images and seeds resampled together; "
+        "benchmarks/quality_stats.py). Rows of other seeds are compared over the seeds both have, named in "
+        "the cell; a ratio's interval pairs the two rows by seed and image.",
         *(["", note] if note else []),
         "",
         "Run folders:",
@@ -283,7 +312,7 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
             yerr = [[max(0.0, y - lo)], [max(0.0, hi - y)]]
         energies = r.get("energy_j_per_seed")
         if energies and len(energies) > 1:
-            xerr = [[energy_uj - 1e6 * min(energies)], [1e6 * max(energies) - energy_uj]]
+            xerr = [[max(0.0, energy_uj - 1e6 * min(energies))], [max(0.0, 1e6 * max(energies) - energy_uj)]]
         if yerr is not None or xerr is not None:
             ax.errorbar([energy_uj], [y], yerr=yerr, xerr=xerr, fmt="none", ecolor=color, alpha=0.6, capsize=3)
         ax.scatter([energy_uj], [y], marker="*" if ann else "o", s=160 if ann else 50, color=color, zorder=3)

@@ -38,7 +38,7 @@ from spyolo.eval.report import read_records
 from spyolo.eval.voc import map_of_images
 from spyolo.utils.io import atomic_save_figure, atomic_write_text
 
-__all__ = ["Row", "SeedRun", "bootstrap", "load_row", "main", "markdown", "plot", "statistics"]
+__all__ = ["Row", "SeedRun", "bootstrap", "load_row", "main", "markdown", "plot", "shared_means", "statistics"]
 
 BOOTSTRAP = 1000
 """Bootstrap replicates."""
@@ -191,15 +191,44 @@ def _interval(values: np.ndarray) -> list[float]:
     return [float(lo), float(hi)]
 
 
+def shared_means(row: Row, other: Row) -> tuple[float, float, list[int | None]]:
+    """The mean test mAP of ``row`` and of ``other`` over the seeds both have, and those seeds."""
+    shared = _paired_seed_positions([row, other])
+    if not shared:
+        raise StatsInputError(f"{row.name} and {other.name} share no seed ({row.seeds} / {other.seeds})")
+    return (float(np.mean([_run_of(row, s).map_voc07 for s in shared])),
+            float(np.mean([_run_of(other, s).map_voc07 for s in shared])), shared)
+
+
 def statistics(rows: list[Row], reference: str | None = None, compare: str | None = None,
                replicates: int = BOOTSTRAP) -> dict[str, Any]:
-    """The table's numbers: per row the seeds' values, mean, standard deviation and intervals."""
+    """The table's numbers: per row the seeds' values, mean, standard deviation and intervals.
+
+    When every row has the same seeds, one bootstrap draws the images and seeds for all rows (paired).
+    Otherwise each row's interval comes from its own seeds, and its ratio to ``reference`` and
+    difference to ``compare`` (value and interval) from the seeds it shares with that row
+    (``ratio_seeds``, ``difference_seeds``), so that a mean and its interval always cover the same seeds.
+    """
     names = [r.name for r in rows]
     for flag, name in (("--reference", reference), ("--compare", compare)):
         if name is not None and name not in names:
             raise StatsInputError(f"{flag} {name}: no such row (rows: {', '.join(names)})")
     have_records = all(run.records is not None for row in rows for run in row.runs)
-    boot, seeds = bootstrap(rows, replicates) if have_records else (None, _paired_seed_positions(rows))
+    same_seeds = len({tuple(r.seeds) for r in rows}) == 1
+    seeds = _paired_seed_positions(rows)
+    boot = bootstrap(rows, replicates)[0] if have_records and same_seeds else None
+    pairs: dict[tuple[int, int], np.ndarray] = {}
+
+    def own(i: int) -> np.ndarray:  # bootstrap replicates of row i's mean over its own seeds
+        return boot[i] if boot is not None else bootstrap([rows[i]], replicates)[0][0]
+
+    def pair(i: int, j: int) -> np.ndarray:  # rows i and j resampled together over their shared seeds
+        if boot is not None:
+            return boot[[i, j]]
+        if (i, j) not in pairs:
+            pairs[(i, j)] = bootstrap([rows[i], rows[j]], replicates)[0]
+        return pairs[(i, j)]
+
     out_rows = []
     for i, row in enumerate(rows):
         test = np.array([r.map_voc07 for r in row.runs])
@@ -215,28 +244,35 @@ def statistics(rows: list[Row], reference: str | None = None, compare: str | Non
             "final": {k: float(np.mean([r.final[k] for r in row.runs if k in r.final]))
                       for k in sorted({k for r in row.runs for k in r.final})},
         }
-        if boot is not None:
-            entry["map_voc07_interval"] = _interval(boot[i])
+        if have_records:
+            entry["map_voc07_interval"] = _interval(own(i))
         if reference is not None:
             j = names.index(reference)
             ref = rows[j]
-            ref_mean = float(np.mean([r.map_voc07 for r in ref.runs]))
-            entry["ratio_to_reference"] = float(test.mean() / ref_mean) if ref_mean > 0 else None
-            ref_train = [r.train_map_voc07 for r in ref.runs]
-            if train and all(v is not None for v in ref_train) and np.mean(ref_train) > 0:
-                entry["train_ratio_to_reference"] = float(np.mean(train) / np.mean(ref_train))
-            if boot is not None and ref_mean > 0:
-                entry["ratio_interval"] = _interval(boot[i] / np.maximum(boot[j], 1e-12))
+            mean, ref_mean, shared = shared_means(row, ref)
+            if not same_seeds:
+                entry["ratio_seeds"] = shared
+            entry["ratio_to_reference"] = float(mean / ref_mean) if ref_mean > 0 else None
+            train_pairs = [(_run_of(row, s).train_map_voc07, _run_of(ref, s).train_map_voc07) for s in shared]
+            if train_pairs and all(a is not None and b is not None for a, b in train_pairs):
+                ref_train = float(np.mean([b for _, b in train_pairs]))
+                if ref_train > 0:
+                    entry["train_ratio_to_reference"] = float(np.mean([a for a, _ in train_pairs]) / ref_train)
+            if have_records and ref_mean > 0:
+                both = pair(i, j)
+                entry["ratio_interval"] = _interval(both[0] / np.maximum(both[1], 1e-12))
         if compare is not None:
             j = names.index(compare)
-            paired = [s for s in seeds if s in row.seeds and s in rows[j].seeds] or seeds
-            entry["difference_to_compare"] = float(np.mean([_run_of(row, s).map_voc07 - _run_of(rows[j], s).map_voc07
-                                                             for s in paired]))
-            if boot is not None:
-                entry["difference_interval"] = _interval(boot[i] - boot[j])
+            mean, other_mean, shared = shared_means(row, rows[j])
+            if not same_seeds:
+                entry["difference_seeds"] = shared
+            entry["difference_to_compare"] = mean - other_mean
+            if have_records:
+                both = pair(i, j)
+                entry["difference_interval"] = _interval(both[0] - both[1])
         out_rows.append(entry)
     return {"rows": out_rows, "reference": reference, "compare": compare, "paired_seeds": seeds,
-            "replicates": replicates if boot is not None else 0}
+            "same_seeds": same_seeds, "replicates": replicates if have_records else 0}
 
 
 def _pct(v: float | None) -> str:
@@ -273,9 +309,20 @@ def markdown(stats: dict[str, Any], title: str = "") -> str:
             cells += [f"{100 * r['difference_to_compare']:+.2f}",
                       f"[{100 * di[0]:+.2f}, {100 * di[1]:+.2f}]" if di else "-"]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"Intervals: 95% percentile bootstrap ({stats['replicates']} replicates) resampling the test "
-              "images and the seeds together, the same draws for every row (paired); seeds paired by index: "
-              f"{', '.join('-' if s is None else str(s) for s in stats['paired_seeds'])}."]
+    if stats.get("same_seeds", True):
+        lines += ["", f"Intervals: 95% percentile bootstrap ({stats['replicates']} replicates) resampling the test "
+                  "images and the seeds together, the same draws for every row (paired); seeds paired by index: "
+                  f"{', '.join('-' if s is None else str(s) for s in stats['paired_seeds'])}."]
+    else:
+        lines += ["", f"Intervals: 95% percentile bootstrap ({stats['replicates']} replicates) resampling the test "
+                  "images and the seeds together. The rows have different seeds: each row's mean and interval "
+                  "cover its own seeds; its ratio and difference (value and interval) cover the seeds it shares "
+                  "with the other row, paired by seed and image:"]
+        for r in stats["rows"]:
+            for key, what in (("ratio_seeds", f"/ {ref}"), ("difference_seeds", f"- {cmp_}")):
+                if key in r:
+                    shared = ", ".join("-" if s is None else str(s) for s in r[key])
+                    lines.append(f"- {r['run']} {what}: seeds {shared}")
     return "\n".join(lines) + "\n"
 
 

@@ -143,3 +143,32 @@ def test_rows_of_several_seeds_give_means_intervals_and_ratios_to_the_twin(tmp_p
     err = capsys.readouterr().err
     assert "no intervals" in err and "records.npz" in err
     assert "map_voc07_interval" not in json.loads((tmp_path / "t2" / "energy_table.json").read_text())["rows"][0]
+
+
+def test_rows_of_other_seeds_are_compared_over_the_seeds_both_have(tmp_path: Path) -> None:
+    """A variant of seeds 0, 1 against a twin of seeds 0, 1, 2: each row's mean and interval cover its own
+    seeds, the ratio (value and interval) the seeds both have, and the table names them."""
+    import numpy as np
+
+    from benchmarks.quality_stats import bootstrap, load_row
+
+    rng = np.random.default_rng(1)
+    maps: dict[str, list[float]] = {}
+    for name, cfg, quality, seeds in (("twin", _config(kind="ann"), 0.9, (0, 1, 2)),
+                                      ("cheap", _config(tau_mode="channel"), 0.6, (0, 1))):
+        maps[name] = [_scored(_run_folder(tmp_path / name / f"seed{k}", cfg, 0.0, [1.0]), quality, rng)
+                      for k in seeds]
+    out = tmp_path / "table"
+    assert bench_energy.main([str(tmp_path / "cheap"), str(tmp_path / "twin"), "--out", str(out),
+                              "--replicates", "200"]) == 0
+    rows = {r["kind"]: r for r in json.loads((out / "energy_table.json").read_text())["rows"]}
+    cheap, twin = rows["spyv4"], rows["ann"]
+    assert twin["map_voc07"] == pytest.approx(np.mean(maps["twin"]))
+    assert cheap["map_over_ann"] == pytest.approx(np.mean(maps["cheap"]) / np.mean(maps["twin"][:2]))
+    assert cheap["map_over_ann_seeds"] == [0, 1] and "map_over_ann_seeds" not in twin
+    # the twin's interval is that of its own three seeds, not of the two it shares
+    own = bootstrap([load_row(str(tmp_path / "twin"))], 200)[0][0]
+    assert twin["map_voc07_interval"] == pytest.approx(list(np.percentile(own, [2.5, 97.5])))
+    lo, hi = cheap["map_over_ann_interval"]
+    assert lo <= cheap["map_over_ann"] <= hi
+    assert "(seeds 0, 1)" in (out / "energy_table.md").read_text()
